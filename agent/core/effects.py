@@ -1,0 +1,80 @@
+"""Effects returned by the core, applied by the runtime strictly in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.core.messages import CsmsResponse, OutboundReq
+
+
+@dataclass(frozen=True)
+class SetContactor:
+    connector_id: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class SetOfferedCurrent:
+    connector_id: int
+    amps: float
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Arm (or re-arm) the timer ``name``; it fires once, ``delay`` seconds from now."""
+
+    name: str
+    delay: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``req`` to the CSMS; its answer comes back as CallAnswered/CallFailed with ``ref``.
+
+    Transaction messages (see :func:`agent.core.messages.is_transaction_message`) are journaled
+    and delivered in order, at least once; the others are sent only while the link is up.
+    """
+
+    ref: str
+    req: OutboundReq
+
+
+@dataclass(frozen=True)
+class OpenTransactionQueue:
+    """Registration accepted: queued transaction messages may flow (``open=False`` holds them)."""
+
+    open: bool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to the CsmsCommand being handled."""
+
+    response: CsmsResponse
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a person watching the charger should see (indicator, log): ``kind`` is one of
+    ``accepted``, ``rejected``, ``charging``, ``finished``, ``fault``."""
+
+    connector_id: int
+    kind: str
+    detail: str = ""
+
+
+Effect = (
+    SetContactor
+    | SetOfferedCurrent
+    | StartTimer
+    | CancelTimer
+    | Send
+    | OpenTransactionQueue
+    | Reply
+    | Notice
+)

@@ -1,0 +1,105 @@
+"""Events the runtime feeds into :meth:`agent.core.station.Station.handle`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.core.messages import CsmsRequest, InboundConf
+from hal.roles import MeterReading, PilotState
+
+
+@dataclass(frozen=True)
+class Started:
+    """The agent is up; every contactor is open. The core begins registration."""
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The WebSocket to the CSMS is open."""
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The WebSocket to the CSMS closed; calls in flight have been or will be failed."""
+
+
+@dataclass(frozen=True)
+class PilotChanged:
+    connector_id: int
+    state: PilotState
+
+
+@dataclass(frozen=True)
+class TokenPresented:
+    """A card was read. The core decides which connector it is for."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class MeterSampled:
+    connector_id: int
+    reading: MeterReading
+
+
+@dataclass(frozen=True)
+class DeviceFault:
+    """A device failed (``active=True``) or recovered (``active=False``).
+
+    ``connector_id`` 0 means the whole charger (a shared reader, a shared bus).
+    """
+
+    connector_id: int
+    error_code: str
+    active: bool
+    info: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    name: str
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    """The CSMS answered the call the core sent with ``ref``."""
+
+    ref: str
+    conf: InboundConf
+
+
+@dataclass(frozen=True)
+class CallFailed:
+    """The call with ``ref`` failed: ``reason`` is "timeout", "offline" or "callerror"."""
+
+    ref: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CsmsCommand:
+    """The CSMS sent a command; the core answers with a :class:`agent.core.effects.Reply`."""
+
+    request: CsmsRequest
+
+
+@dataclass(frozen=True)
+class ShutdownRequested:
+    """SIGTERM or an ordered stop: open every contactor and end transactions by policy."""
+
+
+Event = (
+    Started
+    | LinkUp
+    | LinkDown
+    | PilotChanged
+    | TokenPresented
+    | MeterSampled
+    | DeviceFault
+    | TimerFired
+    | CallAnswered
+    | CallFailed
+    | CsmsCommand
+    | ShutdownRequested
+)

@@ -1,0 +1,86 @@
+"""Version-neutral vocabulary of the core: time, statuses, authorization, stop reasons.
+
+The string values are OCPP 1.6 spellings because 1.6 has the richest status set; the 2.0.1
+adapter maps them onto its own enumerations.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Now:
+    """The moment an event is handled: ``mono`` (seconds, monotonic) for timers, ``utc`` for stamps."""
+
+    mono: float
+    utc: datetime
+
+
+class ConnectorStatus(enum.StrEnum):
+    AVAILABLE = "Available"
+    PREPARING = "Preparing"
+    CHARGING = "Charging"
+    SUSPENDED_EV = "SuspendedEV"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    FINISHING = "Finishing"
+    RESERVED = "Reserved"
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
+
+
+class ErrorCode(enum.StrEnum):
+    NO_ERROR = "NoError"
+    CONNECTOR_LOCK_FAILURE = "ConnectorLockFailure"
+    EV_COMMUNICATION_ERROR = "EVCommunicationError"
+    GROUND_FAILURE = "GroundFailure"
+    HIGH_TEMPERATURE = "HighTemperature"
+    INTERNAL_ERROR = "InternalError"
+    OTHER_ERROR = "OtherError"
+    POWER_METER_FAILURE = "PowerMeterFailure"
+    POWER_SWITCH_FAILURE = "PowerSwitchFailure"
+    READER_FAILURE = "ReaderFailure"
+
+
+class AuthStatus(enum.StrEnum):
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+    CONCURRENT_TX = "ConcurrentTx"
+
+
+class RegistrationStatus(enum.StrEnum):
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+class StopReason(enum.StrEnum):
+    LOCAL = "Local"
+    REMOTE = "Remote"
+    EV_DISCONNECTED = "EVDisconnected"
+    POWER_LOSS = "PowerLoss"
+    HARD_RESET = "HardReset"
+    SOFT_RESET = "SoftReset"
+    DE_AUTHORIZED = "DeAuthorized"
+    EMERGENCY_STOP = "EmergencyStop"
+    REBOOT = "Reboot"
+    UNLOCK_COMMAND = "UnlockCommand"
+    OTHER = "Other"
+
+
+class RequestStatus(enum.StrEnum):
+    """Answer to a CSMS command (RemoteStart, RemoteStop, ...)."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+
+
+@dataclass(frozen=True)
+class IdTagInfo:
+    status: AuthStatus
+    parent_id_tag: str | None = None
+    expiry: datetime | None = None

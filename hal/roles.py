@@ -1,0 +1,119 @@
+"""The hardware roles the agent drives, as protocols, and the values they exchange.
+
+Value types here are plain, immutable and free of I/O, so that ``agent.core`` may import them.
+Every driver in ``hal`` satisfies exactly one role; the composition root picks drivers by name.
+
+Threading contract: callbacks registered with ``on_change``/``on_token`` may run on a driver's
+own thread. Safety actions (opening the contactor) happen there; everything else must be
+handed to the event loop by the receiver (``loop.call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class PilotState(enum.Enum):
+    """IEC 61851-1 control pilot state as seen by the EVSE."""
+
+    A = "A"  # no EV
+    B = "B"  # EV connected, not ready
+    C = "C"  # EV ready, charging allowed
+    D = "D"  # EV ready, ventilation required
+    E = "E"  # CP shorted to PE / EVSE off: error
+    F = "F"  # EVSE not available, or diode check failed
+
+    @property
+    def plugged(self) -> bool:
+        """True when an EV is connected (B, C or D)."""
+        return self in (PilotState.B, PilotState.C, PilotState.D)
+
+    @property
+    def wants_energy(self) -> bool:
+        """True when the EV asks for power (C or D): the only states the contactor may be closed in."""
+        return self in (PilotState.C, PilotState.D)
+
+    @property
+    def is_error(self) -> bool:
+        return self in (PilotState.E, PilotState.F)
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    """One consistent sample of an energy meter.
+
+    ``energy_wh`` is the import energy register, the only field every meter has; the others
+    are None when the meter or its register map lacks them. Per-phase tuples are (L1, L2, L3).
+    """
+
+    energy_wh: float
+    power_w: float | None = None
+    voltage_v: tuple[float, float, float] | None = None
+    current_a: tuple[float, float, float] | None = None
+    frequency_hz: float | None = None
+
+
+TokenCallback = Callable[[str], None]
+PilotCallback = Callable[[PilotState], None]
+
+
+@runtime_checkable
+class Contactor(Protocol):
+    """The power switch of one connector. Starts open; ``close()`` of the driver opens it."""
+
+    def set_closed(self, closed: bool) -> None:
+        """Command the contactor. Opening never fails and never blocks on I/O."""
+
+    @property
+    def commanded_closed(self) -> bool:
+        """What the contactor was last told to be."""
+
+    @property
+    def feedback_closed(self) -> bool | None:
+        """What the auxiliary contact says, or None when no feedback input is wired."""
+
+    def close(self) -> None:
+        """Open the contactor and release the pins. Idempotent."""
+
+
+@runtime_checkable
+class ControlPilot(Protocol):
+    """The control pilot of one connector: EV state in, offered current out."""
+
+    async def start(self, on_change: PilotCallback) -> None:
+        """Begin watching the pilot; ``on_change`` runs on the driver's thread for every new state."""
+
+    @property
+    def state(self) -> PilotState:
+        """The last state read."""
+
+    async def set_offered_current(self, amps: float) -> None:
+        """Offer ``amps`` to the EV (0 means no charging: PWM off / state x1)."""
+
+    async def aclose(self) -> None:
+        """Stop watching and withdraw the offer. Idempotent."""
+
+
+@runtime_checkable
+class EnergyMeter(Protocol):
+    """An energy meter read on demand."""
+
+    async def read(self) -> MeterReading:
+        """Read one sample; raises :class:`hal.errors.MeterError` when the meter fails."""
+
+    async def aclose(self) -> None:
+        """Release the bus. Idempotent."""
+
+
+@runtime_checkable
+class TokenReader(Protocol):
+    """An identification reader that reports each presentation of a token once."""
+
+    async def start(self, on_token: TokenCallback) -> None:
+        """Begin reading; ``on_token`` gets the UID as uppercase hex (at most 20 chars)."""
+
+    async def aclose(self) -> None:
+        """Stop reading and release the port. Idempotent."""
