@@ -20,6 +20,21 @@ class SetOfferedCurrent:
 
 
 @dataclass(frozen=True)
+class ReadMeter:
+    """Read the connector's meter now; the answer comes back as MeterSampled or MeterReadFailed."""
+
+    connector_id: int
+
+
+@dataclass(frozen=True)
+class SaveSetting:
+    """A configuration key changed: persist it so it survives a restart."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
 class StartTimer:
     """Arm (or re-arm) the timer ``name``; it fires once, ``delay`` seconds from now."""
 
@@ -71,6 +86,8 @@ class Notice:
 Effect = (
     SetContactor
     | SetOfferedCurrent
+    | ReadMeter
+    | SaveSetting
     | StartTimer
     | CancelTimer
     | Send

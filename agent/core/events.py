@@ -43,6 +43,14 @@ class MeterSampled:
 
 
 @dataclass(frozen=True)
+class MeterReadFailed:
+    """A ReadMeter effect could not be served."""
+
+    connector_id: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class DeviceFault:
     """A device failed (``active=True``) or recovered (``active=False``).
 
@@ -96,6 +104,7 @@ Event = (
     | PilotChanged
     | TokenPresented
     | MeterSampled
+    | MeterReadFailed
     | DeviceFault
     | TimerFired
     | CallAnswered

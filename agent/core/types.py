@@ -13,7 +13,7 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class Now:
-    """The moment an event is handled: ``mono`` (seconds, monotonic) for timers, ``utc`` for stamps."""
+    """When an event is handled: ``mono`` (monotonic seconds) for timers, ``utc`` for stamps."""
 
     mono: float
     utc: datetime

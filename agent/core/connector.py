@@ -1,0 +1,123 @@
+"""One connector: its lifecycle, the facts beside it, and what follows from them.
+
+The status reported to the CSMS and the contactor command are *derived* here, each in one
+function, from the lifecycle phase and the facts. Nothing else decides either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agent.core.lifecycle import Lifecycle, Phase
+from agent.core.types import ConnectorStatus, ErrorCode, StopReason
+from hal.roles import MeterReading, PilotState
+
+
+@dataclass
+class Transaction:
+    """An open transaction as the core knows it.
+
+    ``tx_ref`` is ours from the start; ``transaction_id`` is the CSMS's, known once
+    StartTransaction.conf arrives. ``stopping`` holds the reason once a stop was decided and
+    the final meter read is awaited.
+    """
+
+    tx_ref: int
+    id_tag: str
+    started_mono: float
+    parent_id_tag: str | None = None
+    meter_start_wh: int | None = None
+    started_at: datetime | None = None
+    transaction_id: int | None = None
+    energy_allowed: bool = True
+    stopping: StopReason | None = None
+    stop_id_tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """An accepted token waiting for its transaction to start."""
+
+    id_tag: str
+    parent_id_tag: str | None = None
+
+
+@dataclass
+class Connector:
+    connector_id: int
+    max_current: float
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    pilot: PilotState = PilotState.A
+    operative: bool = True
+    pending_inoperative: bool = False
+    faults: dict[str, str | None] = field(default_factory=dict)  # error code -> info
+    authorization: Authorization | None = None
+    transaction: Transaction | None = None
+    last_reading: MeterReading | None = None
+    reported: tuple[ConnectorStatus, ErrorCode] | None = None
+
+    @property
+    def phase(self) -> Phase:
+        return self.lifecycle.phase
+
+    @property
+    def error_code(self) -> ErrorCode:
+        if not self.faults:
+            return ErrorCode.NO_ERROR
+        return ErrorCode(sorted(self.faults)[0])
+
+    @property
+    def faulted(self) -> bool:
+        return bool(self.faults)
+
+    @property
+    def free(self) -> bool:
+        """Can take a new session right now (remote start, card first)."""
+        return self.operative and not self.faulted and self.phase in (Phase.IDLE, Phase.PLUGGED)
+
+
+def contactor_wanted(connector: Connector) -> bool:
+    """The contactor may be closed only for an open, energy-allowed transaction on an
+    operative, fault-free connector whose EV asks for power (DESIGN.md, Safety)."""
+    tx = connector.transaction
+    return (
+        connector.phase is Phase.TRANSACTION
+        and tx is not None
+        and tx.energy_allowed
+        and tx.stopping is None
+        and tx.meter_start_wh is not None
+        and not connector.faulted
+        and connector.pilot.wants_energy
+    )
+
+
+def offered_current(connector: Connector) -> float:
+    """What the pilot offers: the connector's maximum during a live transaction, else nothing."""
+    tx = connector.transaction
+    live = (
+        connector.phase is Phase.TRANSACTION
+        and tx is not None
+        and tx.energy_allowed
+        and tx.stopping is None
+        and not connector.faulted
+    )
+    return connector.max_current if live else 0.0
+
+
+def status_of(connector: Connector, contactor_closed: bool) -> ConnectorStatus:
+    """The one place a connector's OCPP status comes from."""
+    if connector.faulted:
+        return ConnectorStatus.FAULTED
+    phase = connector.phase
+    if phase is Phase.TRANSACTION:
+        if connector.pilot.wants_energy:
+            return ConnectorStatus.CHARGING if contactor_closed else ConnectorStatus.SUSPENDED_EVSE
+        return ConnectorStatus.SUSPENDED_EV
+    if not connector.operative:
+        return ConnectorStatus.UNAVAILABLE
+    if phase in (Phase.PLUGGED, Phase.AUTHORIZED):
+        return ConnectorStatus.PREPARING
+    if phase is Phase.FINISHING:
+        return ConnectorStatus.FINISHING
+    return ConnectorStatus.AVAILABLE

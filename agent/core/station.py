@@ -1,0 +1,734 @@
+"""The charging station: the core's one entry point.
+
+``Station.handle(event, now)`` takes one event and returns the effects to apply, in order.
+It owns the connectors, registration, heartbeats, the routing of tokens and CSMS commands.
+It reads no clock (``now`` is given), does no I/O, and asks for ids through ``ids``.
+
+After every event, :meth:`Station._reconcile` derives each connector's contactor command,
+offered current and status from its state and emits only what changed, so no handler can
+forget to open a contactor or report a status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.core import effects as fx
+from agent.core import events as ev
+from agent.core import messages as msg
+from agent.core.connector import (
+    Authorization,
+    Connector,
+    Transaction,
+    contactor_wanted,
+    offered_current,
+    status_of,
+)
+from agent.core.lifecycle import Phase
+from agent.core.settings import Settings, Value, render
+from agent.core.types import (
+    AuthStatus,
+    ConnectorStatus,
+    ErrorCode,
+    IdTagInfo,
+    Now,
+    RegistrationStatus,
+    RequestStatus,
+    StopReason,
+)
+from hal.roles import MeterReading, PilotState
+
+log = logging.getLogger(__name__)
+
+BOOT_RETRY_DEFAULT = 60  # seconds, when the CSMS gives interval 0 for Pending/Rejected
+BOOT_RETRY_AFTER_FAILURE = 30
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    connector_id: int
+    max_current: float
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    vendor: str
+    model: str
+    connectors: tuple[ConnectorConfig, ...]
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    free_vend_id_tag: str | None = None  # None: tokens are authorized through OCPP
+
+
+@dataclass(frozen=True)
+class IdSource:
+    """Where the core gets fresh ids: message refs and transaction refs."""
+
+    next_ref: Callable[[], str]
+    next_tx_ref: Callable[[], int]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What a call in flight was for."""
+
+    kind: str  # boot | heartbeat | status | authorize | start | meter | stop
+    connector_id: int = 0
+    id_tag: str = ""
+    purpose: str = ""  # authorize: connector | floating | parent_stop | remote
+    tx_ref: int = 0
+
+
+@dataclass
+class _Registration:
+    status: RegistrationStatus | None = None
+    link_up: bool = False
+    booting: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is RegistrationStatus.ACCEPTED
+
+
+@dataclass
+class _Outputs:
+    """What the core last commanded per connector, to emit changes only."""
+
+    contactor: dict[int, bool] = field(default_factory=dict)
+    offer: dict[int, float] = field(default_factory=dict)
+    station_reported: ConnectorStatus | None = None
+
+
+class Station:
+    def __init__(self, config: StationConfig, settings: Settings, ids: IdSource) -> None:
+        self.config = config
+        self.settings = settings
+        self._ids = ids
+        self.connectors = {
+            c.connector_id: Connector(c.connector_id, c.max_current) for c in config.connectors
+        }
+        self.registration = _Registration()
+        self._outputs = _Outputs()
+        self._pending: dict[str, _Pending] = {}
+        self._reads: dict[int, list[str]] = {}
+        self._floating: Authorization | None = None
+        self._shutting_down = False
+        self._out: list[fx.Effect] = []
+        self._now: Now | None = None
+        settings.subscribe(self._setting_changed)
+
+    # --- the entry point -------------------------------------------------------------
+
+    def handle(self, event: ev.Event, now: Now) -> list[fx.Effect]:
+        """Apply one event; return the effects, to be applied in order."""
+        self._out = []
+        self._now = now
+        self._dispatch(event)
+        self._reconcile()
+        out, self._out = self._out, []
+        return out
+
+    def _dispatch(self, event: ev.Event) -> None:
+        match event:
+            case ev.Started():
+                self._on_started()
+            case ev.LinkUp():
+                self._on_link_up()
+            case ev.LinkDown():
+                self._on_link_down()
+            case ev.PilotChanged(connector_id=cid, state=state):
+                self._on_pilot(self.connectors[cid], state)
+            case ev.TokenPresented(id_tag=id_tag):
+                self._on_token(id_tag)
+            case ev.MeterSampled(connector_id=cid, reading=reading):
+                self._on_reading(self.connectors[cid], reading)
+            case ev.MeterReadFailed(connector_id=cid, detail=detail):
+                self._on_read_failed(self.connectors[cid], detail)
+            case ev.DeviceFault():
+                self._on_fault(event)
+            case ev.TimerFired(name=name):
+                self._on_timer(name)
+            case ev.CallAnswered(ref=ref, conf=conf):
+                self._on_answer(ref, conf)
+            case ev.CallFailed(ref=ref, reason=reason):
+                self._on_call_failed(ref, reason)
+            case ev.CsmsCommand(request=request):
+                self._emit(fx.Reply(self._on_command(request)))
+            case ev.ShutdownRequested():
+                self._on_shutdown()
+
+    # --- helpers ---------------------------------------------------------------------
+
+    @property
+    def now(self) -> Now:
+        assert self._now is not None, "handle() sets now"
+        return self._now
+
+    def _emit(self, effect: fx.Effect) -> None:
+        self._out.append(effect)
+
+    def _send(self, req: msg.OutboundReq, pending: _Pending) -> str:
+        ref = self._ids.next_ref()
+        self._pending[ref] = pending
+        self._emit(fx.Send(ref, req))
+        return ref
+
+    def _read_meter(self, connector: Connector, purpose: str) -> None:
+        purposes = self._reads.setdefault(connector.connector_id, [])
+        if not purposes:
+            self._emit(fx.ReadMeter(connector.connector_id))
+        if purpose not in purposes:
+            purposes.append(purpose)
+
+    def _notice(self, connector_id: int, kind: str, detail: str = "") -> None:
+        self._emit(fx.Notice(connector_id, kind, detail))
+
+    # --- registration and the link ---------------------------------------------------
+
+    def _on_started(self) -> None:
+        for cid in self.connectors:
+            self._emit(fx.SetContactor(cid, False))
+            self._outputs.contactor[cid] = False
+            self._emit(fx.SetOfferedCurrent(cid, 0.0))
+            self._outputs.offer[cid] = 0.0
+        self._emit(fx.OpenTransactionQueue(False))
+
+    def _on_link_up(self) -> None:
+        self.registration.link_up = True
+        if self.registration.accepted:
+            self._report_all_statuses()
+            self._arm_heartbeat()
+        else:
+            self._boot()
+
+    def _on_link_down(self) -> None:
+        self.registration.link_up = False
+        self.registration.booting = False
+        for connector in self.connectors.values():
+            connector.reported = None  # report the current state again after reconnect
+        self._outputs.station_reported = None
+        self._emit(fx.CancelTimer("heartbeat"))
+
+    def _boot(self) -> None:
+        if self.registration.booting or not self.registration.link_up:
+            return
+        self.registration.booting = True
+        req = msg.BootNotificationReq(
+            vendor=self.config.vendor,
+            model=self.config.model,
+            serial_number=self.config.serial_number,
+            firmware_version=self.config.firmware_version,
+        )
+        self._send(req, _Pending("boot"))
+
+    def _on_boot_answer(self, conf: msg.BootNotificationConf) -> None:
+        self.registration.booting = False
+        self.registration.status = conf.status
+        if conf.status is RegistrationStatus.ACCEPTED:
+            if conf.interval > 0:
+                self.settings.restore("HeartbeatInterval", conf.interval)
+            self._emit(fx.OpenTransactionQueue(True))
+            self._report_all_statuses()
+            self._arm_heartbeat()
+            return
+        # TC_001/TC_002: send nothing else and boot again only after the given interval.
+        self._emit(fx.StartTimer("boot", float(conf.interval or BOOT_RETRY_DEFAULT)))
+
+    def _arm_heartbeat(self) -> None:
+        interval = self.settings.int("HeartbeatInterval")
+        if interval > 0:
+            self._emit(fx.StartTimer("heartbeat", float(interval)))
+        else:
+            self._emit(fx.CancelTimer("heartbeat"))
+
+    def _on_heartbeat_timer(self) -> None:
+        if self.registration.accepted and self.registration.link_up:
+            self._send(msg.HeartbeatReq(), _Pending("heartbeat"))
+        self._arm_heartbeat()
+
+    def _setting_changed(self, name: str, value: Value) -> None:
+        self._emit(fx.SaveSetting(name, render(value)))
+        if name == "HeartbeatInterval" and self.registration.accepted:
+            self._arm_heartbeat()
+
+    # --- status reporting ------------------------------------------------------------
+
+    def _report_all_statuses(self) -> None:
+        self._outputs.station_reported = None
+        for connector in self.connectors.values():
+            connector.reported = None
+
+    def _station_status(self) -> ConnectorStatus:
+        if all(not c.operative for c in self.connectors.values()):
+            return ConnectorStatus.UNAVAILABLE
+        return ConnectorStatus.AVAILABLE
+
+    def _status_notification(
+        self, connector_id: int, status: ConnectorStatus, error: ErrorCode, info: str | None
+    ) -> None:
+        req = msg.StatusNotificationReq(
+            connector_id=connector_id,
+            status=status,
+            error_code=error,
+            timestamp=self.now.utc,
+            info=info,
+        )
+        self._send(req, _Pending("status", connector_id))
+
+    def _reconcile(self) -> None:
+        for cid, connector in self.connectors.items():
+            self._reconcile_outputs(cid, connector)
+        if not (self.registration.accepted and self.registration.link_up):
+            return
+        station = self._station_status()
+        if station is not self._outputs.station_reported:
+            self._outputs.station_reported = station
+            self._status_notification(0, station, ErrorCode.NO_ERROR, None)
+        for cid, connector in self.connectors.items():
+            self._reconcile_status(cid, connector)
+
+    def _reconcile_outputs(self, cid: int, connector: Connector) -> None:
+        wanted = contactor_wanted(connector) and not self._shutting_down
+        if self._outputs.contactor.get(cid) is not wanted:
+            self._outputs.contactor[cid] = wanted
+            self._emit(fx.SetContactor(cid, wanted))
+        offer = 0.0 if self._shutting_down else offered_current(connector)
+        if self._outputs.offer.get(cid) != offer:
+            self._outputs.offer[cid] = offer
+            self._emit(fx.SetOfferedCurrent(cid, offer))
+
+    def _reconcile_status(self, cid: int, connector: Connector) -> None:
+        status = self.status(cid)
+        current = (status, connector.error_code)
+        if connector.reported != current:
+            connector.reported = current
+            info = next(iter(connector.faults.values()), None) if connector.faults else None
+            self._status_notification(cid, status, connector.error_code, info)
+
+    def status(self, connector_id: int) -> ConnectorStatus:
+        """The connector's OCPP status right now."""
+        connector = self.connectors[connector_id]
+        tx = connector.transaction
+        if tx is not None and tx.stopping is not None and not connector.faulted:
+            return ConnectorStatus.FINISHING
+        return status_of(connector, self._outputs.contactor.get(connector_id, False))
+
+    # --- the pilot -------------------------------------------------------------------
+
+    def _on_pilot(self, connector: Connector, state: PilotState) -> None:
+        old = connector.pilot
+        connector.pilot = state
+        self._track_pilot_fault(connector, state)
+        if state.plugged and not old.plugged:
+            self._on_plug(connector)
+        elif state is PilotState.A and old is not PilotState.A:
+            self._on_unplug(connector)
+
+    def _track_pilot_fault(self, connector: Connector, state: PilotState) -> None:
+        code = ErrorCode.EV_COMMUNICATION_ERROR.value
+        if state.is_error:
+            connector.faults[code] = f"control pilot in state {state.value}"
+        else:
+            connector.faults.pop(code, None)
+
+    def _on_plug(self, connector: Connector) -> None:
+        self._emit(fx.CancelTimer(f"connection:{connector.connector_id}"))
+        phase = connector.phase
+        if phase is Phase.AUTHORIZED:
+            auth = connector.authorization
+            connector.lifecycle.fire("plug")
+            assert auth is not None
+            self._begin_transaction(connector, auth)
+            return
+        if not connector.lifecycle.fire("plug"):
+            return
+        auth = self._claim_authorization(connector)
+        if auth is not None:
+            self._authorize(connector, auth)
+
+    def _claim_authorization(self, connector: Connector) -> Authorization | None:
+        """A token presented before this plug-in, or the free-vend tag, if any applies."""
+        if not (connector.operative and not connector.faulted and not self._shutting_down):
+            return None
+        if self._floating is not None:
+            auth, self._floating = self._floating, None
+            self._emit(fx.CancelTimer("connection:0"))
+            return auth
+        if self.config.free_vend_id_tag is not None:
+            return Authorization(self.config.free_vend_id_tag)
+        return None
+
+    def _on_unplug(self, connector: Connector) -> None:
+        tx = connector.transaction
+        if tx is not None and tx.stopping is None:
+            if self.settings.bool("StopTransactionOnEVSideDisconnect"):
+                self._stop(connector, StopReason.EV_DISCONNECTED)
+            return  # TC_005_3: otherwise the transaction stays open, SuspendedEV
+        if tx is None:
+            connector.lifecycle.fire("unplug")
+            self._apply_pending_availability(connector)
+
+    # --- tokens and authorization ----------------------------------------------------
+
+    def _on_token(self, id_tag: str) -> None:
+        if self._shutting_down:
+            return
+        owner = self._transaction_of(id_tag)
+        if owner is not None:
+            self._stop(owner, StopReason.LOCAL, id_tag)
+            return
+        target = self._token_target()
+        if target is not None:
+            self._request_authorization(id_tag, "connector", target)
+        elif any(c.transaction and c.transaction.parent_id_tag for c in self.connectors.values()):
+            self._request_authorization(id_tag, "parent_stop", 0)
+        else:
+            self._notice(0, "rejected", "no connector can take this card now")
+
+    def _transaction_of(self, id_tag: str) -> Connector | None:
+        for connector in self.connectors.values():
+            tx = connector.transaction
+            if tx is not None and tx.stopping is None and tx.id_tag.lower() == id_tag.lower():
+                return connector
+        return None
+
+    def _token_target(self) -> int | None:
+        """Plug first: the connector waiting for a card. Card first: the only connector, or 0,
+        meaning the authorization floats until the next plug-in (DESIGN.md, token reader)."""
+        usable = [c for c in self.connectors.values() if c.free and not self._shutting_down]
+        waiting = [c for c in usable if c.phase is Phase.PLUGGED]
+        if waiting:
+            return waiting[0].connector_id
+        idle = [c for c in usable if c.phase is Phase.IDLE]
+        if not idle:
+            return None
+        return idle[0].connector_id if len(self.connectors) == 1 else 0
+
+    def _request_authorization(self, id_tag: str, purpose: str, connector_id: int) -> None:
+        if self.config.free_vend_id_tag is not None and purpose != "parent_stop":
+            self._grant(id_tag, None, purpose, connector_id)
+            return
+        self._send(msg.AuthorizeReq(id_tag), _Pending("authorize", connector_id, id_tag, purpose))
+
+    def _on_authorize_answer(self, pending: _Pending, info: IdTagInfo) -> None:
+        if info.status is not AuthStatus.ACCEPTED:
+            self._notice(pending.connector_id, "rejected", f"{pending.id_tag}: {info.status}")
+            return
+        if pending.purpose == "parent_stop":
+            self._stop_by_parent(pending.id_tag, info.parent_id_tag)
+            return
+        self._grant(pending.id_tag, info.parent_id_tag, pending.purpose, pending.connector_id)
+
+    def _grant(self, id_tag: str, parent: str | None, purpose: str, connector_id: int) -> None:
+        auth = Authorization(id_tag, parent)
+        if connector_id == 0:
+            self._floating = auth
+            self._emit(fx.StartTimer("connection:0", float(self.settings.int("ConnectionTimeOut"))))
+            self._notice(0, "accepted", id_tag)
+            return
+        connector = self.connectors[connector_id]
+        if not connector.free or connector.phase not in (Phase.IDLE, Phase.PLUGGED):
+            self._notice(connector_id, "rejected", "connector no longer free")
+            return
+        self._authorize(connector, auth)
+
+    def _authorize(self, connector: Connector, auth: Authorization) -> None:
+        self._notice(connector.connector_id, "accepted", auth.id_tag)
+        if connector.phase is Phase.PLUGGED:
+            connector.lifecycle.fire("authorize")
+            self._begin_transaction(connector, auth)
+            return
+        connector.lifecycle.fire("authorize")
+        connector.authorization = auth
+        timeout = float(self.settings.int("ConnectionTimeOut"))
+        self._emit(fx.StartTimer(f"connection:{connector.connector_id}", timeout))
+
+    def _stop_by_parent(self, id_tag: str, parent: str | None) -> None:
+        """TC_069: a different token of the same group may stop the transaction."""
+        for connector in self.connectors.values():
+            tx = connector.transaction
+            if tx is None or tx.stopping is not None or not tx.parent_id_tag or not parent:
+                continue
+            if tx.parent_id_tag.lower() == parent.lower():
+                self._stop(connector, StopReason.LOCAL, id_tag)
+                return
+        self._notice(0, "rejected", f"{id_tag}: no transaction of its group")
+
+    def _on_connection_timeout(self, connector_id: int) -> None:
+        if connector_id == 0:
+            self._floating = None
+            return
+        connector = self.connectors[connector_id]
+        if connector.lifecycle.fire("expire"):
+            connector.authorization = None
+            self._apply_pending_availability(connector)
+
+    # --- transactions ----------------------------------------------------------------
+
+    def _begin_transaction(self, connector: Connector, auth: Authorization) -> None:
+        connector.authorization = None
+        connector.transaction = Transaction(
+            tx_ref=self._ids.next_tx_ref(),
+            id_tag=auth.id_tag,
+            parent_id_tag=auth.parent_id_tag,
+            started_mono=self.now.mono,
+        )
+        self._read_meter(connector, "start")
+
+    def _start_transaction(self, connector: Connector, energy_wh: float) -> None:
+        tx = connector.transaction
+        assert tx is not None
+        tx.meter_start_wh = int(energy_wh)
+        tx.started_at = self.now.utc
+        req = msg.StartTransactionReq(
+            tx_ref=tx.tx_ref,
+            connector_id=connector.connector_id,
+            id_tag=tx.id_tag,
+            meter_start_wh=tx.meter_start_wh,
+            timestamp=tx.started_at,
+        )
+        self._send(req, _Pending("start", connector.connector_id, tx.id_tag, tx_ref=tx.tx_ref))
+        self._arm_sampling(connector)
+        self._notice(connector.connector_id, "charging", tx.id_tag)
+
+    def _arm_sampling(self, connector: Connector) -> None:
+        interval = self.settings.int("MeterValueSampleInterval")
+        if interval > 0:
+            self._emit(fx.StartTimer(f"sample:{connector.connector_id}", float(interval)))
+
+    def _on_sample_timer(self, connector: Connector) -> None:
+        tx = connector.transaction
+        if tx is None or tx.stopping is not None:
+            return
+        self._read_meter(connector, "sample")
+        self._arm_sampling(connector)
+
+    def _send_sample(self, connector: Connector, reading: MeterReading) -> None:
+        tx = connector.transaction
+        if tx is None:
+            return
+        sample = meter_sample(reading, self.settings.csl("MeterValuesSampledData"), self.now)
+        req = msg.MeterValuesReq(connector.connector_id, tx.tx_ref, (sample,))
+        self._send(req, _Pending("meter", connector.connector_id, tx_ref=tx.tx_ref))
+
+    def _stop(self, connector: Connector, reason: StopReason, id_tag: str | None = None) -> None:
+        tx = connector.transaction
+        if tx is None or tx.stopping is not None:
+            return
+        tx.stopping = reason
+        tx.stop_id_tag = id_tag
+        self._emit(fx.CancelTimer(f"sample:{connector.connector_id}"))
+        self._read_meter(connector, "stop")
+
+    def _finish_transaction(self, connector: Connector, energy_wh: float) -> None:
+        tx = connector.transaction
+        assert tx is not None and tx.stopping is not None
+        meter_stop = max(int(energy_wh), tx.meter_start_wh or 0)
+        req = msg.StopTransactionReq(
+            tx_ref=tx.tx_ref,
+            meter_stop_wh=meter_stop,
+            timestamp=self.now.utc,
+            reason=tx.stopping,
+            id_tag=tx.stop_id_tag,
+        )
+        self._send(req, _Pending("stop", connector.connector_id, tx.id_tag, tx_ref=tx.tx_ref))
+        connector.transaction = None
+        connector.lifecycle.fire("end")
+        if not connector.pilot.plugged:
+            connector.lifecycle.fire("unplug")
+        energy = meter_stop - (tx.meter_start_wh or 0)
+        self._notice(connector.connector_id, "finished", f"{energy} Wh")
+        self._apply_pending_availability(connector)
+
+    def _on_start_answer(self, pending: _Pending, conf: msg.StartTransactionConf) -> None:
+        connector = self.connectors[pending.connector_id]
+        tx = connector.transaction
+        if tx is None or tx.tx_ref != pending.tx_ref:
+            return  # already stopped; the delivery layer keeps the id for the stop message
+        tx.transaction_id = conf.transaction_id
+        if conf.id_tag_info.parent_id_tag:
+            tx.parent_id_tag = conf.id_tag_info.parent_id_tag
+        if conf.id_tag_info.status is AuthStatus.ACCEPTED:
+            return
+        if self.settings.bool("StopTransactionOnInvalidId"):
+            self._stop(connector, StopReason.DE_AUTHORIZED)
+        else:
+            tx.energy_allowed = False  # SuspendedEVSE until the EV leaves
+
+    # --- the meter -------------------------------------------------------------------
+
+    def _on_reading(self, connector: Connector, reading: MeterReading) -> None:
+        connector.last_reading = reading
+        self._serve_reads(connector, reading.energy_wh, reading)
+
+    def _on_read_failed(self, connector: Connector, detail: str) -> None:
+        log.warning("connector %s: meter read failed: %s", connector.connector_id, detail)
+        last = connector.last_reading
+        tx = connector.transaction
+        fallback = last.energy_wh if last else float(tx.meter_start_wh or 0) if tx else 0.0
+        self._serve_reads(connector, fallback, None)
+
+    def _serve_reads(
+        self, connector: Connector, energy_wh: float, reading: MeterReading | None
+    ) -> None:
+        purposes = self._reads.pop(connector.connector_id, [])
+        tx = connector.transaction
+        if "start" in purposes and tx is not None and tx.meter_start_wh is None:
+            self._start_transaction(connector, energy_wh)
+        if "sample" in purposes and reading is not None:
+            self._send_sample(connector, reading)
+        if "stop" in purposes and connector.transaction is not None:
+            self._finish_transaction(connector, energy_wh)
+
+    # --- faults ----------------------------------------------------------------------
+
+    def _on_fault(self, event: ev.DeviceFault) -> None:
+        targets = self.connectors.values() if event.connector_id == 0 else [
+            self.connectors[event.connector_id]
+        ]
+        for connector in targets:
+            if event.active:
+                connector.faults[event.error_code] = event.info
+            else:
+                connector.faults.pop(event.error_code, None)
+
+    # --- timers ----------------------------------------------------------------------
+
+    def _on_timer(self, name: str) -> None:
+        kind, _, arg = name.partition(":")
+        if kind == "heartbeat":
+            self._on_heartbeat_timer()
+        elif kind == "boot":
+            self._boot()
+        elif kind == "connection":
+            self._on_connection_timeout(int(arg))
+        elif kind == "sample":
+            self._on_sample_timer(self.connectors[int(arg)])
+
+    # --- answers to our calls --------------------------------------------------------
+
+    def _on_answer(self, ref: str, conf: msg.InboundConf) -> None:
+        pending = self._pending.pop(ref, None)
+        if pending is None:
+            return
+        match conf:
+            case msg.BootNotificationConf():
+                self._on_boot_answer(conf)
+            case msg.AuthorizeConf(id_tag_info=info):
+                self._on_authorize_answer(pending, info)
+            case msg.StartTransactionConf():
+                self._on_start_answer(pending, conf)
+
+    def _on_call_failed(self, ref: str, reason: str) -> None:
+        pending = self._pending.pop(ref, None)
+        if pending is None:
+            return
+        if pending.kind == "boot":
+            self.registration.booting = False
+            self._emit(fx.StartTimer("boot", float(BOOT_RETRY_AFTER_FAILURE)))
+        elif pending.kind == "authorize":
+            self._notice(pending.connector_id, "rejected", f"{pending.id_tag}: CSMS {reason}")
+
+    # --- commands from the CSMS ------------------------------------------------------
+
+    def _on_command(self, request: msg.CsmsRequest) -> msg.CsmsResponse:
+        match request:
+            case msg.CsmsRemoteStart():
+                return msg.CommandResult(self._remote_start(request))
+            case msg.CsmsRemoteStop(transaction_id=transaction_id):
+                return msg.CommandResult(self._remote_stop(transaction_id))
+            case msg.CsmsGetConfiguration(keys=keys):
+                return self._get_configuration(keys)
+            case msg.CsmsChangeConfiguration(key=key, value=value):
+                return msg.ChangeConfigurationResult(self._change_configuration(key, value))
+
+    def _remote_start(self, request: msg.CsmsRemoteStart) -> RequestStatus:
+        connector = self._remote_start_target(request.connector_id)
+        if connector is None or self._shutting_down:
+            return RequestStatus.REJECTED
+        if self.settings.bool("AuthorizeRemoteTxRequests"):
+            pending = _Pending("authorize", connector.connector_id, request.id_tag, "remote")
+            self._send(msg.AuthorizeReq(request.id_tag), pending)
+        else:
+            self._authorize(connector, Authorization(request.id_tag))
+        return RequestStatus.ACCEPTED
+
+    def _remote_start_target(self, connector_id: int | None) -> Connector | None:
+        if connector_id is None:
+            free = sorted(
+                (c for c in self.connectors.values() if c.free),
+                key=lambda c: (c.phase is not Phase.PLUGGED, c.connector_id),
+            )
+            return free[0] if free else None
+        connector = self.connectors.get(connector_id)  # TC_027: connectorId 0 is not one
+        return connector if connector is not None and connector.free else None
+
+    def _remote_stop(self, transaction_id: int) -> RequestStatus:
+        for connector in self.connectors.values():
+            tx = connector.transaction
+            if tx is not None and tx.transaction_id == transaction_id and tx.stopping is None:
+                self._stop(connector, StopReason.REMOTE)
+                return RequestStatus.ACCEPTED
+        return RequestStatus.REJECTED  # TC_028, and a stop of a stopped transaction
+
+    def _get_configuration(self, keys: tuple[str, ...]) -> msg.GetConfigurationResult:
+        names = keys or self.settings.names()
+        entries: list[msg.ConfigurationEntry] = []
+        unknown: list[str] = []
+        for name in names:
+            try:
+                value = render(self.settings.get(name))
+            except KeyError:
+                unknown.append(name)
+                continue
+            entries.append(msg.ConfigurationEntry(name, value, self.settings.is_readonly(name)))
+        return msg.GetConfigurationResult(tuple(entries), tuple(unknown))
+
+    def _change_configuration(self, key: str, value: str) -> str:
+        try:
+            self.settings.change(key, value)
+        except KeyError:
+            return "NotSupported"
+        except (PermissionError, ValueError):
+            return "Rejected"
+        return "Accepted"
+
+    # --- availability and shutdown ---------------------------------------------------
+
+    def _apply_pending_availability(self, connector: Connector) -> None:
+        if connector.pending_inoperative and connector.transaction is None:
+            connector.operative = False
+            connector.pending_inoperative = False
+
+    def _on_shutdown(self) -> None:
+        self._shutting_down = True
+        for connector in self.connectors.values():
+            self._stop(connector, StopReason.REBOOT)
+
+
+def meter_sample(reading: MeterReading, measurands: tuple[str, ...], now: Now,
+                 context: str = "Sample.Periodic") -> msg.MeterSample:
+    """The measurands asked for, taken from one reading, in OCPP units."""
+    values: list[msg.SampledValue] = []
+    for measurand in measurands:
+        values.extend(_sampled(measurand, reading))
+    if not values:
+        values.append(msg.SampledValue("Energy.Active.Import.Register", reading.energy_wh, "Wh"))
+    return msg.MeterSample(now.utc, tuple(values), context)
+
+
+def _sampled(measurand: str, reading: MeterReading) -> list[msg.SampledValue]:
+    phases = ("L1", "L2", "L3")
+    if measurand == "Energy.Active.Import.Register":
+        return [msg.SampledValue(measurand, reading.energy_wh, "Wh")]
+    if measurand == "Power.Active.Import" and reading.power_w is not None:
+        return [msg.SampledValue(measurand, reading.power_w, "W")]
+    if measurand == "Frequency" and reading.frequency_hz is not None:
+        return [msg.SampledValue(measurand, reading.frequency_hz, "Hz")]
+    per_phase = {"Current.Import": (reading.current_a, "A"), "Voltage": (reading.voltage_v, "V")}
+    values, unit = per_phase.get(measurand, (None, ""))
+    if values is None:
+        return []
+    return [msg.SampledValue(measurand, v, unit, p) for v, p in zip(values, phases, strict=True)]
