@@ -1,0 +1,878 @@
+"""The agent's configuration: one TOML file, validated once at start.
+
+:func:`load_config` and :func:`parse_config` return a frozen :class:`Config`, or raise
+:class:`ConfigError` listing *every* problem at once, one per line. Each line names the dotted
+key (``connector[1].meter.device_id``; arrays of tables count from 1 in file order), what was
+given and what is allowed, so a user fixes the whole file in one pass.
+
+The schema is declared once, as :class:`Key` and :class:`Table` specs below. The validator and
+:func:`describe_schema` (the reference table in the README) both read it; a unit test keeps the
+specs and the dataclasses in step. Checks that span keys (unique pins and Modbus addresses, bus
+references, connector numbering) run after the per-key checks, on whatever was valid.
+
+``[ocpp]`` holds seeds only: the store copies them on first start and the CSMS may change them
+later (:meth:`OcppConfig.configuration_keys` gives their OCPP 1.6 names and string values).
+The CSMS password never appears in an error message or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+__all__ = [
+    "AuthorizationConfig",
+    "BusConfig",
+    "ChargerConfig",
+    "Config",
+    "ConfigError",
+    "ConnectorConfig",
+    "ContactorConfig",
+    "CsmsConfig",
+    "GpioConfig",
+    "LogConfig",
+    "MeterConfig",
+    "OcppConfig",
+    "PilotConfig",
+    "ReaderConfig",
+    "describe_schema",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable, not TOML, or breaks the schema.
+
+    ``problems`` holds one line per problem, each starting with the dotted key it concerns;
+    ``str()`` gives them one per line, each prefixed with ``source`` (the file name).
+    """
+
+    def __init__(self, problems: Sequence[str], source: str = "<string>") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        super().__init__("\n".join(f"{source}: {problem}" for problem in self.problems))
+
+
+# --- the result --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargerConfig:
+    id: str
+    vendor: str
+    model: str
+    serial_number: str | None
+    firmware_version: str | None
+    state_dir: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsmsConfig:
+    url: str
+    password: str | None = field(repr=False)
+    ocpp_version: str
+    call_timeout: float
+    reconnect_min: float
+    reconnect_max: float
+    ping_interval: int
+    use_proxy: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class OcppConfig:
+    heartbeat_interval: int
+    meter_value_sample_interval: int
+    connection_timeout: int
+    clock_aligned_data_interval: int
+    meter_values_sampled_data: tuple[str, ...]
+    authorize_remote_tx_requests: bool
+    minimum_status_duration: int
+    stop_transaction_on_ev_side_disconnect: bool
+    local_pre_authorize: bool
+    local_authorize_offline: bool
+    authorization_cache_enabled: bool
+    allow_offline_tx_for_unknown_id: bool
+
+    def configuration_keys(self) -> dict[str, str]:
+        """The seeds as OCPP 1.6 configuration keys and values (``"HeartbeatInterval": "300"``)."""
+        return {key.ocpp_key: _ocpp_value(getattr(self, key.name)) for key in _OCPP.keys}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthorizationConfig:
+    mode: str
+    free_id_tag: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpioConfig:
+    pin_factory: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BusConfig:
+    name: str
+    type: str
+    port: str | None
+    baudrate: int
+    parity: str
+    stopbits: int
+    host: str | None
+    tcp_port: int
+    timeout: float
+    retries: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContactorConfig:
+    pin: int
+    active_high: bool
+    feedback_pin: int | None
+    feedback_active_high: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PilotConfig:
+    driver: str
+    bus: str
+    device_id: int
+    poll_interval: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeterConfig:
+    driver: str
+    bus: str
+    device_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorConfig:
+    id: int
+    max_current: int
+    phases: int
+    contactor: ContactorConfig
+    pilot: PilotConfig
+    meter: MeterConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReaderConfig:
+    driver: str
+    port: str | None
+    baudrate: int
+    id_format: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogConfig:
+    level: str
+    ocpp_frames: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole, validated configuration. Build it with :func:`load_config`."""
+
+    charger: ChargerConfig
+    csms: CsmsConfig
+    ocpp: OcppConfig
+    authorization: AuthorizationConfig
+    gpio: GpioConfig
+    buses: tuple[BusConfig, ...]
+    connectors: tuple[ConnectorConfig, ...]
+    reader: ReaderConfig
+    log: LogConfig
+
+    @property
+    def csms_endpoint(self) -> str:
+        """The URL the charger connects to: ``csms.url`` with the charger id appended."""
+        return f"{self.csms.url.rstrip('/')}/{self.charger.id}"
+
+    def bus(self, name: str) -> BusConfig:
+        """The ``[[bus]]`` called ``name`` (validation guarantees every reference exists)."""
+        return next(bus for bus in self.buses if bus.name == name)
+
+
+# --- the schema language -----------------------------------------------------------------------
+
+
+class _Required(enum.Enum):
+    TOKEN = "required"
+
+
+REQUIRED: Final = _Required.TOKEN
+
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One TOML key: type, default (or :data:`REQUIRED`), what is allowed, a one-line doc.
+
+    ``span`` is an inclusive range for numbers and a length range for strings. ``check`` returns
+    a problem text or None and ``rule`` says in the docs what it allows. ``convert`` turns the
+    valid TOML value into the dataclass value. Optional keys have ``default=None``.
+    """
+
+    name: str
+    kind: type[object]
+    doc: str
+    default: object = REQUIRED
+    span: tuple[float, float] | None = None
+    choices: tuple[object, ...] = ()
+    unit: str = ""
+    check: Check | None = None
+    rule: str = ""
+    convert: Callable[[Any], object] | None = None
+    secret: bool = False
+    ocpp_key: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A TOML table (``count`` None) or array of tables (``count`` = allowed number of entries).
+
+    ``attr`` is the field on the parent dataclass; ``target`` builds the dataclass from values.
+    """
+
+    name: str
+    target: Callable[..., object]
+    keys: tuple[Key, ...] = ()
+    tables: tuple[Table, ...] = ()
+    count: tuple[int, int] | None = None
+    attr: str = ""
+
+    @property
+    def field_name(self) -> str:
+        return self.attr or self.name
+
+
+# --- checks used by the schema -----------------------------------------------------------------
+
+MEASURANDS: Final = (
+    "Energy.Active.Import.Register",
+    "Power.Active.Import",
+    "Current.Import",
+    "Voltage",
+    "Frequency",
+    "Current.Offered",
+)
+PIN_FACTORIES: Final = ("lgpio", "rpigpio", "pigpio", "native", "mock", "evsim")
+METER_DRIVERS: Final = ("sdm630", "sdm120", "sdm72", "abb-b23", "em340")
+BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+_ID_CHAR = re.compile(r"[A-Za-z0-9._:-]")
+
+
+def _charge_point_id_problem(value: str) -> str | None:
+    if set(value) <= {"."}:
+        return f"{_show(value)} is a relative path segment, not an id"
+    bad = sorted({char for char in value if not _ID_CHAR.fullmatch(char)})
+    if not bad:
+        return None
+    shown = " ".join(repr(char) for char in bad)
+    return (
+        f"{_show(value)} contains {shown}; the id goes into the URL path, "
+        "so use only letters A-Z a-z, digits and . _ : -"
+    )
+
+
+def _ws_url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return f"{_show(url)} is not a valid URL"
+    if "@" in parts.netloc:  # never echo credentials
+        return "must not contain a user name or password; set csms.password instead"
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return f"{_show(url)} must start with ws:// or wss:// followed by a host"
+    if parts.query or parts.fragment:
+        return f"{_show(url)} must not have a query or fragment; the charger id is appended to it"
+    return None
+
+
+def _serial_port_problem(port: str) -> str | None:
+    if port.startswith("/") or "://" in port:
+        return None
+    return (
+        f"{_show(port)} is neither a device path (/dev/ttyUSB0) "
+        "nor a pyserial URL (socket://127.0.0.1:8402)"
+    )
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(","))
+
+
+def _measurands_problem(text: str) -> str | None:
+    items = _split_list(text)
+    unknown = [item for item in items if item not in MEASURANDS]
+    if unknown:
+        shown = ", ".join(repr(item) for item in unknown)
+        verb = "is" if len(unknown) == 1 else "are"
+        return f"{shown} {verb} not allowed; choose each item from: {', '.join(MEASURANDS)}"
+    if len(set(items)) < len(items):
+        return f"{_show(text)} names a measurand twice"
+    return None
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+_SECONDS = "seconds"
+_BCM = "BCM GPIO number"
+_MODBUS_ID = "Modbus address"
+_PORT_RULE = "device path or pyserial URL"
+
+_CHARGER = Table("charger", ChargerConfig, keys=(
+    Key("id", str, "OCPP charge point id; appended to csms.url as the last path segment",
+        span=(1, 48), check=_charge_point_id_problem, rule="letters, digits and `. _ : -`"),
+    Key("vendor", str, "chargePointVendor in BootNotification (OCPP 1.6 CiString20)",
+        default="evse-agent", span=(1, 20)),
+    Key("model", str, "chargePointModel in BootNotification (CiString20)",
+        default="Pi-AC", span=(1, 20)),
+    Key("serial_number", str, "chargePointSerialNumber in BootNotification (CiString25)",
+        default=None, span=(1, 25)),
+    Key("firmware_version", str, "firmwareVersion in BootNotification (CiString50)",
+        default=None, span=(1, 50)),
+    Key("state_dir", str, "directory of the agent's database; relative to the working directory",
+        default="/var/lib/evse-agent", span=(1, 4096), convert=Path),
+))
+
+_CSMS = Table("csms", CsmsConfig, keys=(
+    Key("url", str, "CSMS WebSocket URL; the charger id is appended as a path segment",
+        span=(1, 512), check=_ws_url_problem, rule="`ws://…` or `wss://…`, no user info"),
+    Key("password", str, "HTTP Basic auth password (AuthorizationKey); never printed",
+        default=None, span=(8, 40), secret=True),
+    Key("ocpp_version", str, "OCPP version spoken to the CSMS", default="1.6", choices=("1.6",)),
+    Key("call_timeout", float, "how long to wait for the CSMS to answer a call",
+        default=30.0, span=(1, 300), unit=_SECONDS),
+    Key("reconnect_min", float, "first reconnect delay; doubles up to reconnect_max",
+        default=1.0, span=(0.1, 60), unit=_SECONDS),
+    Key("reconnect_max", float, "longest reconnect delay",
+        default=60.0, span=(1, 3600), unit=_SECONDS),
+    Key("ping_interval", int, "WebSocket ping interval; 0 turns pings off",
+        default=30, span=(0, 3600), unit=_SECONDS),
+    Key("use_proxy", bool, "connect through the proxy named in the environment", default=False),
+))
+
+_OCPP = Table("ocpp", OcppConfig, keys=(
+    Key("heartbeat_interval", int, "seed of HeartbeatInterval",
+        default=300, span=(0, 86400), unit=_SECONDS, ocpp_key="HeartbeatInterval"),
+    Key("meter_value_sample_interval", int, "seed of MeterValueSampleInterval; 0 = off",
+        default=60, span=(0, 3600), unit=_SECONDS, ocpp_key="MeterValueSampleInterval"),
+    Key("connection_timeout", int, "seed of ConnectionTimeOut (plug-in to authorization)",
+        default=60, span=(10, 600), unit=_SECONDS, ocpp_key="ConnectionTimeOut"),
+    Key("clock_aligned_data_interval", int, "seed of ClockAlignedDataInterval; 0 = off",
+        default=0, span=(0, 86400), unit=_SECONDS, ocpp_key="ClockAlignedDataInterval"),
+    Key("meter_values_sampled_data", str, "seed of MeterValuesSampledData (comma-separated)",
+        default="Energy.Active.Import.Register,Power.Active.Import",
+        check=_measurands_problem, rule="each of: " + ", ".join(f"`{m}`" for m in MEASURANDS),
+        convert=_split_list, ocpp_key="MeterValuesSampledData"),
+    Key("authorize_remote_tx_requests", bool, "seed of AuthorizeRemoteTxRequests",
+        default=True, ocpp_key="AuthorizeRemoteTxRequests"),
+    Key("minimum_status_duration", int, "seed of MinimumStatusDuration",
+        default=0, span=(0, 3600), unit=_SECONDS, ocpp_key="MinimumStatusDuration"),
+    Key("stop_transaction_on_ev_side_disconnect", bool,
+        "seed of StopTransactionOnEVSideDisconnect",
+        default=True, ocpp_key="StopTransactionOnEVSideDisconnect"),
+    Key("local_pre_authorize", bool, "seed of LocalPreAuthorize",
+        default=False, ocpp_key="LocalPreAuthorize"),
+    Key("local_authorize_offline", bool, "seed of LocalAuthorizeOffline",
+        default=True, ocpp_key="LocalAuthorizeOffline"),
+    Key("authorization_cache_enabled", bool, "seed of AuthorizationCacheEnabled",
+        default=True, ocpp_key="AuthorizationCacheEnabled"),
+    Key("allow_offline_tx_for_unknown_id", bool, "seed of AllowOfflineTxForUnknownId",
+        default=False, ocpp_key="AllowOfflineTxForUnknownId"),
+))
+
+_AUTHORIZATION = Table("authorization", AuthorizationConfig, keys=(
+    Key("mode", str, "ocpp: tokens are authorized through OCPP; free: every EV may charge",
+        default="ocpp", choices=("ocpp", "free")),
+    Key("free_id_tag", str, "idTag of the sessions started in free mode (CiString20)",
+        default="FREEVEND", span=(1, 20)),
+))
+
+_GPIO = Table("gpio", GpioConfig, keys=(
+    Key("pin_factory", str, "gpiozero pin factory; unset = gpiozero's default",
+        default=None, choices=PIN_FACTORIES),
+))
+
+_BUS = Table("bus", BusConfig, count=(0, 8), attr="buses", keys=(
+    Key("name", str, "name the connectors use to refer to this bus; unique", span=(1, 32)),
+    Key("type", str, "Modbus RTU over a serial line, or Modbus TCP",
+        default="rtu", choices=("rtu", "tcp")),
+    Key("port", str, "serial port of an rtu bus (required for rtu)",
+        default=None, span=(1, 4096), check=_serial_port_problem, rule=_PORT_RULE),
+    Key("baudrate", int, "serial speed of an rtu bus", default=9600, choices=BAUDRATES),
+    Key("parity", str, "serial parity of an rtu bus", default="N", choices=("N", "E", "O")),
+    Key("stopbits", int, "serial stop bits of an rtu bus", default=1, choices=(1, 2)),
+    Key("host", str, "host name or address of a tcp bus (required for tcp)",
+        default=None, span=(1, 253)),
+    Key("tcp_port", int, "TCP port of a tcp bus", default=502, span=(1, 65535)),
+    Key("timeout", float, "how long to wait for a device to answer",
+        default=0.5, span=(0.05, 10), unit=_SECONDS),
+    Key("retries", int, "how often to repeat a request that got no answer",
+        default=1, span=(0, 5)),
+))
+
+_CONTACTOR = Table("contactor", ContactorConfig, keys=(
+    Key("pin", int, "GPIO that drives the contactor (relay)", span=(0, 27), unit=_BCM),
+    Key("active_high", bool, "true when a high level closes the contactor", default=True),
+    Key("feedback_pin", int, "GPIO reading the contactor's auxiliary contact; unset = none",
+        default=None, span=(0, 27), unit=_BCM),
+    Key("feedback_active_high", bool, "true when a high level means closed", default=True),
+))
+
+_PILOT = Table("pilot", PilotConfig, keys=(
+    Key("driver", str, "control pilot hardware", default="evse-board", choices=("evse-board",)),
+    Key("bus", str, "name of the [[bus]] the EVSE board is on", span=(1, 32)),
+    Key("device_id", int, "Modbus address of the EVSE board",
+        default=1, span=(1, 247), unit=_MODBUS_ID),
+    Key("poll_interval", float, "how often the pilot state is read",
+        default=0.05, span=(0.01, 1.0), unit=_SECONDS),
+))
+
+_METER = Table("meter", MeterConfig, keys=(
+    Key("driver", str, "energy meter model", choices=METER_DRIVERS),
+    Key("bus", str, "name of the [[bus]] the meter is on", span=(1, 32)),
+    Key("device_id", int, "Modbus address of the meter",
+        default=2, span=(1, 247), unit=_MODBUS_ID),
+))
+
+_CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors",
+                   tables=(_CONTACTOR, _PILOT, _METER), keys=(
+    Key("id", int, "OCPP connector id; connectors are numbered 1..N in file order",
+        span=(1, 8)),
+    Key("max_current", int, "most current the connector may offer (cable, breaker)",
+        default=16, span=(6, 80), unit="amps"),
+    Key("phases", int, "phases wired to the connector", default=3, choices=(1, 3)),
+))
+
+_READER = Table("reader", ReaderConfig, keys=(
+    Key("driver", str, "token reader hardware; one reader serves all connectors",
+        default="none", choices=("none", "rdm6300")),
+    Key("port", str, "serial port of the reader (required unless driver is none)",
+        default=None, span=(1, 4096), check=_serial_port_problem, rule=_PORT_RULE),
+    Key("baudrate", int, "serial speed of the reader", default=9600, choices=BAUDRATES),
+    Key("id_format", str,
+        "idTag format: hex = card number in hex, hex10 = all 10 hex digits read, "
+        "decimal = card number in decimal",
+        default="hex", choices=("hex", "hex10", "decimal")),
+))
+
+_LOG = Table("log", LogConfig, keys=(
+    Key("level", str, "log level of the agent", default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Key("ocpp_frames", bool, "log every OCPP frame sent and received", default=True),
+))
+
+_ROOT = Table("", Config, tables=(
+    _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _LOG,
+))
+
+
+# --- showing values ----------------------------------------------------------------------------
+
+_KIND_NAMES: Final[dict[type[object], str]] = {
+    str: "string", int: "integer", float: "float", bool: "boolean",
+}
+_EXPECTED: Final[dict[type[object], str]] = {
+    str: "a string", int: "an integer", float: "a number", bool: "a boolean (true or false)",
+}
+
+
+def _show(value: object) -> str:
+    """A value as a user would write it, shortened: ``'rdm'``, ``16``, ``true``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plain(value: object) -> str:
+    return value if isinstance(value, str) else _show(value)
+
+
+def _describe(value: object, secret: bool = False) -> str:
+    """What TOML type a value has, with the value unless it is secret: ``string '16'``."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    kind = _KIND_NAMES.get(type(value), "date/time")
+    return kind if secret else f"{kind} {_show(value)}"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _ocpp_value(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return _show(value) if isinstance(value, bool) else str(value)
+
+
+# --- checking one value ------------------------------------------------------------------------
+
+
+def _has_kind(kind: type[object], value: object) -> bool:
+    if isinstance(value, bool):  # bool is an int in Python, not in TOML
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _type_problem(key: Key, value: object) -> str | None:
+    if _has_kind(key.kind, value):
+        return None
+    return f"expected {_EXPECTED[key.kind]}, got {_describe(value, key.secret)}"
+
+
+def _choice_problem(key: Key, value: object) -> str | None:
+    if not key.choices or value in key.choices:
+        return None
+    allowed = ", ".join(_plain(choice) for choice in key.choices)
+    return f"{_show(value)} is not allowed; choose one of: {allowed}"
+
+
+def _span_problem(key: Key, value: Any) -> str | None:
+    if key.span is None:
+        return None
+    low, high = key.span
+    allowed = f"allowed {_number(low)}..{_number(high)}"
+    if isinstance(value, str):
+        if low <= len(value) <= high:
+            return None
+        given = f"{len(value)} characters given" if key.secret else (
+            f"{_show(value)} has {len(value)} characters")
+        return f"{given}; {allowed} characters"
+    if low <= value <= high:
+        return None
+    unit = f" ({key.unit})" if key.unit else ""
+    return f"{_show(value)} is out of range; {allowed}{unit}"
+
+
+def _value_problem(key: Key, value: object) -> str | None:
+    problem = _type_problem(key, value) or _choice_problem(key, value)
+    problem = problem or _span_problem(key, value)
+    if problem is None and key.check is not None:
+        problem = key.check(value)
+    return problem
+
+
+def _convert(key: Key, value: Any) -> object:
+    if value is None:
+        return None
+    if key.kind is float:
+        value = float(value)
+    return key.convert(value) if key.convert else value
+
+
+# --- reading tables ----------------------------------------------------------------------------
+
+Values = dict[str, Any]
+
+
+class _Problems:
+    """Collects ``path: problem`` lines in the order they are found."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, problem: str) -> None:
+        self.lines.append(f"{path}: {problem}" if path else problem)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _header(table: Table, header: str) -> str:
+    return f"[[{header}]]" if table.count is not None else f"[{header}]"
+
+
+def _reject_unknown(
+    table: Table, raw: Mapping[str, object], path: str, header: str, problems: _Problems
+) -> None:
+    allowed = [key.name for key in table.keys] + [sub.name for sub in table.tables]
+    if header:
+        what, where = "key", f"allowed keys in {_header(table, header)}: {', '.join(allowed)}"
+    else:
+        shown = ", ".join(_header(sub, sub.name) for sub in table.tables)
+        what, where = "section", f"allowed sections: {shown}"
+    for name in raw:
+        if name not in allowed:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.add(_join(path, name), f"unknown {what}{hint}; {where}")
+
+
+def _read_key(key: Key, raw: Mapping[str, object], path: str, problems: _Problems) -> Values:
+    """``{name: value}`` for a valid or defaulted key, ``{}`` after reporting a problem."""
+    if key.name not in raw:
+        if key.default is REQUIRED:
+            problems.add(path, f"missing; this key is required ({key.doc})")
+            return {}
+        return {key.name: _convert(key, key.default)}
+    problem = _value_problem(key, raw[key.name])
+    if problem is not None:
+        problems.add(path, problem)
+        return {}
+    return {key.name: _convert(key, raw[key.name])}
+
+
+def _read_table(
+    table: Table, raw: Mapping[str, object], path: str, header: str, problems: _Problems
+) -> Values:
+    _reject_unknown(table, raw, path, header, problems)
+    values: Values = {}
+    for key in table.keys:
+        values.update(_read_key(key, raw, _join(path, key.name), problems))
+    for sub in table.tables:
+        sub_path, sub_header = _join(path, sub.name), _join(header, sub.name)
+        values[sub.field_name] = _read_sub(sub, raw.get(sub.name), sub_path, sub_header, problems)
+    return values
+
+
+def _read_sub(
+    table: Table, raw: object, path: str, header: str, problems: _Problems
+) -> Values | list[Values]:
+    if table.count is not None:
+        return _read_array(table, raw, path, header, problems)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected a table ({_header(table, header)}), got {_describe(raw)}")
+        return {}
+    return _read_table(table, raw, path, header, problems)
+
+
+def _read_array(
+    table: Table, raw: object, path: str, header: str, problems: _Problems
+) -> list[Values]:
+    items = [] if raw is None else raw
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        shown = _header(table, header)
+        problems.add(path, f"expected an array of tables ({shown}), got {_describe(raw)}")
+        return []
+    assert table.count is not None
+    low, high = table.count
+    if not low <= len(items) <= high:
+        problems.add(path, f"{len(items)} [[{header}]] given; allowed {low}..{high}")
+    return [
+        _read_table(table, item, f"{path}[{number}]", header, problems)
+        for number, item in enumerate(items, 1)
+    ]
+
+
+# --- checks across keys ------------------------------------------------------------------------
+
+
+def _check_reconnect(csms: Values, problems: _Problems) -> None:
+    low, high = csms.get("reconnect_min"), csms.get("reconnect_max")
+    if low is not None and high is not None and low > high:
+        problems.add("csms.reconnect_min", f"{_show(low)} is greater than csms.reconnect_max "
+                     f"({_show(high)}); the delay grows from min to max")
+
+
+def _check_buses(buses: list[Values], problems: _Problems) -> None:
+    first_use: dict[str, str] = {}
+    for number, bus in enumerate(buses, 1):
+        path = f"bus[{number}]"
+        name = bus.get("name")
+        if name in first_use:
+            problems.add(f"{path}.name", f"{_show(name)} is already used by {first_use[name]}; "
+                         "bus names must be unique")
+        elif name is not None:
+            first_use[name] = path
+        needed = {"rtu": "port", "tcp": "host"}.get(bus.get("type", ""))
+        if needed is not None and needed in bus and bus[needed] is None:
+            problems.add(f"{path}.{needed}", f"missing; required when type = {bus['type']!r}")
+
+
+def _check_connector_ids(connectors: list[Values], problems: _Problems) -> None:
+    for number, connector in enumerate(connectors, 1):
+        given = connector.get("id")
+        if given is not None and given != number:
+            problems.add(f"connector[{number}].id", f"{given} is out of order; connector ids "
+                         f"must be 1..N in file order, so this one must be {number}")
+
+
+def _device_uses(connectors: list[Values], *roles: str) -> list[tuple[str, Values]]:
+    """``(path, values)`` of each valid ``roles`` sub-table, connector by connector."""
+    return [
+        (f"connector[{number}].{role}", connector[role])
+        for number, connector in enumerate(connectors, 1)
+        for role in roles
+        if role in connector
+    ]
+
+
+def _check_bus_references(
+    connectors: list[Values], buses: list[Values], problems: _Problems
+) -> None:
+    names = list(dict.fromkeys(bus["name"] for bus in buses if "name" in bus))
+    defined = f"defined buses: {', '.join(names)}" if names else "no [[bus]] is defined"
+    for path, device in _device_uses(connectors, "pilot", "meter"):
+        if "bus" in device and device["bus"] not in names:
+            problems.add(f"{path}.bus", f"{_show(device['bus'])} is not a defined bus; {defined}")
+
+
+def _check_pins(connectors: list[Values], problems: _Problems) -> None:
+    first_use: dict[int, str] = {}
+    for path, contactor in _device_uses(connectors, "contactor"):
+        for name in ("pin", "feedback_pin"):
+            pin = contactor.get(name)
+            if pin is None:
+                continue
+            if pin in first_use:
+                problems.add(f"{path}.{name}", f"GPIO{pin} is already used by "
+                             f"{first_use[pin]}; each GPIO pin may have one job only")
+            else:
+                first_use[pin] = f"{path}.{name}"
+
+
+def _check_modbus_addresses(connectors: list[Values], problems: _Problems) -> None:
+    first_use: dict[tuple[str, int], str] = {}
+    for path, device in _device_uses(connectors, "pilot", "meter"):
+        if "bus" not in device or "device_id" not in device:
+            continue
+        address = (device["bus"], device["device_id"])
+        if address in first_use:
+            problems.add(f"{path}.device_id", f"device {address[1]} on bus {address[0]!r} is "
+                         f"already used by {first_use[address]}; give each device on a bus "
+                         "its own Modbus address")
+        else:
+            first_use[address] = f"{path}.device_id"
+
+
+def _check_serial_ports(values: Values, problems: _Problems) -> None:
+    uses = [(f"bus[{n}].port", bus.get("port")) for n, bus in enumerate(values["buses"], 1)]
+    reader = values["reader"]
+    if reader.get("driver", "none") != "none":
+        uses.append(("reader.port", reader.get("port")))
+        if "port" in reader and reader["port"] is None:
+            problems.add("reader.port", f"missing; required when driver = {reader['driver']!r}")
+    first_use: dict[str, str] = {}
+    for path, port in uses:
+        if port is not None and port in first_use:
+            problems.add(path, f"{_show(port)} is already used by {first_use[port]}")
+        elif port is not None:
+            first_use[port] = path
+
+
+def _check_across(values: Values, problems: _Problems) -> None:
+    connectors, buses = values["connectors"], values["buses"]
+    _check_reconnect(values["csms"], problems)
+    _check_buses(buses, problems)
+    _check_connector_ids(connectors, problems)
+    _check_bus_references(connectors, buses, problems)
+    _check_pins(connectors, problems)
+    _check_modbus_addresses(connectors, problems)
+    _check_serial_ports(values, problems)
+
+
+# --- building the result -----------------------------------------------------------------------
+
+
+def _build(table: Table, values: Values) -> object:
+    arguments = {key.name: values[key.name] for key in table.keys}
+    for sub in table.tables:
+        raw = values[sub.field_name]
+        if sub.count is None:
+            arguments[sub.field_name] = _build(sub, raw)
+        else:
+            arguments[sub.field_name] = tuple(_build(sub, item) for item in raw)
+    return table.target(**arguments)
+
+
+# --- public entry points -----------------------------------------------------------------------
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate TOML ``text``; ``source`` names it in messages. Raises :class:`ConfigError`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], source) from None
+    problems = _Problems()
+    values = _read_table(_ROOT, raw, "", "", problems)
+    _check_across(values, problems)
+    if problems.lines:
+        raise ConfigError(problems.lines, source)
+    config = _build(_ROOT, values)
+    assert isinstance(config, Config)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the UTF-8 TOML file at ``path``. Raises :class:`ConfigError`."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"], source) from None
+    return parse_config(text, source)
+
+
+# --- documentation -----------------------------------------------------------------------------
+
+
+def _doc_default(key: Key) -> str:
+    if key.default is REQUIRED:
+        return "**required**"
+    if key.default is None:
+        return "unset"
+    if isinstance(key.default, str):
+        return f'`"{key.default}"`'
+    return f"`{_show(key.default)}`"
+
+
+def _doc_allowed(key: Key) -> str:
+    parts = []
+    if key.choices:
+        parts.append(", ".join(f"`{_plain(choice)}`" for choice in key.choices))
+    if key.span is not None:
+        low, high = (_number(bound) for bound in key.span)
+        unit = "characters" if key.kind is str else key.unit
+        parts.append(f"{low}..{high} {unit}".rstrip())
+    if key.rule:
+        parts.append(key.rule)
+    if key.kind is bool:
+        parts.append("`true`, `false`")
+    return "; ".join(parts)
+
+
+def _doc_rows(table: Table, path: str) -> list[str]:
+    rows = []
+    for key in table.keys:
+        cells = (f"`{_join(path, key.name)}`", _KIND_NAMES[key.kind], _doc_default(key),
+                 _doc_allowed(key), key.doc)
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    for sub in table.tables:
+        sub_path = _join(path, sub.name) + ("[]" if sub.count is not None else "")
+        rows.extend(_doc_rows(sub, sub_path))
+    return rows
+
+
+def describe_schema() -> str:
+    """Every key as a Markdown table: key, type, default, allowed values, description.
+
+    ``bus[]`` and ``connector[]`` are arrays of tables (``[[bus]]``, 0..8 entries;
+    ``[[connector]]``, 1..8 entries).
+    """
+    head = ["| key | type | default | allowed | description |", "| --- | --- | --- | --- | --- |"]
+    return "\n".join(head + _doc_rows(_ROOT, "")) + "\n"
