@@ -1,0 +1,137 @@
+"""The WebSocket link to the CSMS: connect, keep alive, reconnect, and carry calls.
+
+One :class:`Link` keeps at most one session open. It reconnects with exponential back-off
+and jitter for as long as the agent runs, detects a dead peer with WebSocket pings, and
+resolves a call in flight when the socket dies (:class:`LinkLost`) instead of leaving it to
+the response timeout. The link state is reported through ``on_state`` and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, WebSocketException
+
+from agent.core import messages as msg
+from agent.csms.errors import LinkLost
+from agent.csms.v16 import SUBPROTOCOL, ChargePoint16, CommandHandler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    url: str  # ws:// or wss:// base URL; the charge point id is appended
+    charge_point_id: str
+    password: str | None = None
+    call_timeout: float = 30.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    ping_interval: float = 30.0  # 0 = off
+    use_proxy: bool = False
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url.rstrip('/')}/{self.charge_point_id}"
+
+
+def basic_auth_header(charge_point_id: str, password: str) -> dict[str, str]:
+    """OCPP 1.6 security profile 1/2: HTTP Basic with the charge point id as user."""
+    token = base64.b64encode(f"{charge_point_id}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+class Link:
+    def __init__(self, settings: LinkSettings, commands: CommandHandler,
+                 on_state: Callable[[bool], None]) -> None:
+        self._settings = settings
+        self._commands = commands
+        self._on_state = on_state
+        self._session: ChargePoint16 | None = None
+        self._closed: asyncio.Event | None = None
+
+    @property
+    def up(self) -> bool:
+        return self._session is not None
+
+    async def run(self) -> None:
+        """Connect and reconnect forever; cancel the task to stop."""
+        delay = self._settings.reconnect_min
+        while True:
+            try:
+                await self._session_once()
+                delay = self._settings.reconnect_min
+            except (OSError, InvalidHandshake, WebSocketException, TimeoutError) as error:
+                log.warning("link: cannot reach %s: %s", self._settings.endpoint, error)
+            pause = delay * random.uniform(0.5, 1.0)  # jitter: chargers of a site spread out
+            log.info("link: reconnecting in %.1fs", pause)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, self._settings.reconnect_max)
+
+    async def _session_once(self) -> None:
+        async with connect(self._settings.endpoint, **self._connect_options()) as ws:
+            if ws.subprotocol != SUBPROTOCOL:
+                log.error("link: CSMS did not accept subprotocol %s", SUBPROTOCOL)
+                return
+            await self._serve(ws)
+
+    def _connect_options(self) -> dict[str, Any]:
+        s = self._settings
+        ping = s.ping_interval or None
+        options: dict[str, Any] = {
+            "subprotocols": [SUBPROTOCOL],
+            "open_timeout": 10,
+            "ping_interval": ping,
+            "ping_timeout": ping,
+            "close_timeout": 5,
+            "max_size": 1 << 20,
+            "proxy": True if s.use_proxy else None,
+        }
+        if s.password:
+            options["additional_headers"] = basic_auth_header(s.charge_point_id, s.password)
+        if s.endpoint.startswith("wss://"):
+            options["ssl"] = ssl.create_default_context()
+        return options
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        session = ChargePoint16(self._settings.charge_point_id, ws, self._commands,
+                                self._settings.call_timeout)
+        self._session, self._closed = session, asyncio.Event()
+        log.info("link: connected to %s", self._settings.endpoint)
+        self._on_state(True)
+        try:
+            await session.start()
+        except WebSocketException as error:
+            log.warning("link: connection lost: %s", error)
+        finally:
+            self._session = None
+            self._closed.set()
+            self._on_state(False)
+
+    async def send(self, ref: str, req: msg.OutboundReq,
+                   transaction_id: int | None) -> msg.InboundConf:
+        """Make one call; raises LinkLost if the link is down or drops before the answer."""
+        session, closed = self._session, self._closed
+        if session is None or closed is None:
+            raise LinkLost("not connected")
+        call = asyncio.ensure_future(session.send(req, ref, transaction_id))
+        dropped = asyncio.ensure_future(closed.wait())
+        try:
+            await asyncio.wait({call, dropped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dropped.cancel()
+        if not call.done():
+            call.cancel()
+            raise LinkLost("connection lost during the call")
+        try:
+            return call.result()
+        except WebSocketException as error:
+            raise LinkLost(str(error)) from error

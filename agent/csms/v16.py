@@ -1,0 +1,238 @@
+"""OCPP 1.6J: a thin translation between the core's neutral messages and the ``ocpp`` library.
+
+This module is the only place that knows 1.6 names. It turns :mod:`agent.core.messages`
+requests into ``ocpp.v16.call`` payloads, the answers back into neutral confirmations, and
+CSMS commands (``@on`` handlers) into :class:`agent.core.messages.CsmsRequest` values that the
+runtime hands to the core. Schema validation, routing and CALLERRORs for unknown actions are
+the library's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from ocpp.exceptions import OCPPError
+from ocpp.routing import on as _on
+from ocpp.v16 import ChargePoint as _OcppChargePoint
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    ChargePointErrorCode,
+    ChargePointStatus,
+    ConfigurationStatus,
+    Reason,
+    RemoteStartStopStatus,
+)
+
+from agent.core import messages as msg
+from agent.core.types import AuthStatus, IdTagInfo
+from agent.core.types import RegistrationStatus as CoreRegistration
+from agent.csms.errors import CallRejected
+
+SUBPROTOCOL = "ocpp1.6"
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse]
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def on(action: Action) -> Callable[[_Handler], _Handler]:
+    """``ocpp.routing.on`` with a type (the library is untyped)."""
+    return cast(Callable[[_Handler], _Handler], _on(action))
+
+
+def timestamp(moment: datetime) -> str:
+    """OCPP timestamps: UTC with an explicit Z, millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- outbound requests ----------------------------------------------------------------------
+
+_PHASE_NAMES = {"Voltage": {"L1": "L1-N", "L2": "L2-N", "L3": "L3-N"}}
+
+
+def _sampled_value(value: msg.SampledValue, context: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "value": f"{value.value:.3f}".rstrip("0").rstrip("."),
+        "context": context,
+        "measurand": value.measurand,
+        "location": "Outlet",
+    }
+    if value.unit in ("Wh", "W", "A", "V"):
+        out["unit"] = value.unit
+    if value.phase:
+        out["phase"] = _PHASE_NAMES.get(value.measurand, {}).get(value.phase, value.phase)
+    return out
+
+
+def meter_value(sample: msg.MeterSample) -> dict[str, Any]:
+    return {
+        "timestamp": timestamp(sample.timestamp),
+        "sampled_value": [_sampled_value(v, sample.context) for v in sample.values],
+    }
+
+
+def to_call(req: msg.OutboundReq, transaction_id: int | None = None) -> Any:
+    """The ``ocpp.v16.call`` payload for ``req``; transaction messages need ``transaction_id``."""
+    match req:
+        case msg.BootNotificationReq():
+            return call.BootNotification(
+                charge_point_model=req.model,
+                charge_point_vendor=req.vendor,
+                charge_point_serial_number=req.serial_number,
+                firmware_version=req.firmware_version,
+            )
+        case msg.HeartbeatReq():
+            return call.Heartbeat()
+        case msg.StatusNotificationReq():
+            return call.StatusNotification(
+                connector_id=req.connector_id,
+                error_code=ChargePointErrorCode(req.error_code.value),
+                status=ChargePointStatus(req.status.value),
+                timestamp=timestamp(req.timestamp),
+                info=req.info[:50] if req.info else None,
+                vendor_error_code=req.vendor_error_code,
+            )
+        case msg.AuthorizeReq():
+            return call.Authorize(id_tag=req.id_tag)
+    return _transaction_call(req, transaction_id)
+
+
+def _transaction_call(req: msg.OutboundReq, transaction_id: int | None) -> Any:
+    match req:
+        case msg.StartTransactionReq():
+            return call.StartTransaction(
+                connector_id=req.connector_id,
+                id_tag=req.id_tag,
+                meter_start=req.meter_start_wh,
+                timestamp=timestamp(req.timestamp),
+                reservation_id=req.reservation_id,
+            )
+        case msg.MeterValuesReq():
+            return call.MeterValues(
+                connector_id=req.connector_id,
+                meter_value=[meter_value(s) for s in req.samples],
+                transaction_id=transaction_id,
+            )
+        case msg.StopTransactionReq():
+            assert transaction_id is not None, "StopTransaction needs the CSMS transactionId"
+            return call.StopTransaction(
+                meter_stop=req.meter_stop_wh,
+                timestamp=timestamp(req.timestamp),
+                transaction_id=transaction_id,
+                reason=Reason(req.reason.value),
+                id_tag=req.id_tag,
+                transaction_data=[meter_value(s) for s in req.transaction_data] or None,
+            )
+    raise TypeError(f"no OCPP 1.6 message for {type(req).__name__}")
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+def id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo:
+    raw = raw or {}
+    return IdTagInfo(
+        status=AuthStatus(raw.get("status", AuthorizationStatus.invalid)),
+        parent_id_tag=raw.get("parent_id_tag"),
+        expiry=parse_timestamp(raw.get("expiry_date")),
+    )
+
+
+def from_result(result: Any) -> msg.InboundConf:
+    """The neutral confirmation for an ``ocpp.v16.call_result`` payload."""
+    match result:
+        case call_result.BootNotification():
+            return msg.BootNotificationConf(
+                status=CoreRegistration(result.status),
+                interval=int(result.interval),
+                current_time=parse_timestamp(result.current_time),
+            )
+        case call_result.Heartbeat():
+            return msg.HeartbeatConf(parse_timestamp(result.current_time))
+        case call_result.Authorize():
+            return msg.AuthorizeConf(id_tag_info(result.id_tag_info))
+        case call_result.StartTransaction():
+            return msg.StartTransactionConf(
+                int(result.transaction_id), id_tag_info(result.id_tag_info)
+            )
+        case call_result.StopTransaction():
+            info = result.id_tag_info
+            return msg.StopTransactionConf(id_tag_info(info) if info else None)
+    return msg.EmptyConf()
+
+
+# --- the charge point session -------------------------------------------------------------
+
+
+class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
+    """One OCPP 1.6J session over an open WebSocket.
+
+    ``commands`` receives each CSMS command as a neutral request and returns the neutral
+    response synchronously; it must not await (the library's receive loop is blocked while a
+    handler runs, see hardware.md §9.1).
+    """
+
+    def __init__(self, charge_point_id: str, connection: Any, commands: CommandHandler,
+                 response_timeout: float) -> None:
+        super().__init__(charge_point_id, connection, response_timeout=response_timeout,
+                         logger=logging.getLogger("agent.ocpp"))
+        self._commands = commands
+
+    async def send(self, req: msg.OutboundReq, ref: str,
+                   transaction_id: int | None = None) -> msg.InboundConf:
+        """Send one call and return its confirmation.
+
+        Raises :class:`CallRejected` for a CALLERROR and :class:`TimeoutError` when the CSMS
+        stays silent for the response timeout.
+        """
+        try:
+            result = await self.call(to_call(req, transaction_id), suppress=False, unique_id=ref)
+        except OCPPError as error:
+            raise CallRejected(type(error).__name__, str(error)) from error
+        return from_result(result)
+
+    @on(Action.remote_start_transaction)
+    def _on_remote_start(self, id_tag: str, connector_id: int | None = None,
+                         **_: Any) -> Any:
+        response = self._commands(msg.CsmsRemoteStart(id_tag, connector_id))
+        assert isinstance(response, msg.CommandResult)
+        return call_result.RemoteStartTransaction(RemoteStartStopStatus(response.status.value))
+
+    @on(Action.remote_stop_transaction)
+    def _on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
+        response = self._commands(msg.CsmsRemoteStop(transaction_id))
+        assert isinstance(response, msg.CommandResult)
+        return call_result.RemoteStopTransaction(RemoteStartStopStatus(response.status.value))
+
+    @on(Action.get_configuration)
+    def _on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+        response = self._commands(msg.CsmsGetConfiguration(tuple(key or ())))
+        assert isinstance(response, msg.GetConfigurationResult)
+        entries = [
+            {"key": e.key, "readonly": e.readonly, "value": e.value}
+            for e in response.entries
+        ]
+        return call_result.GetConfiguration(
+            configuration_key=entries or None, unknown_key=list(response.unknown_keys) or None
+        )
+
+    @on(Action.change_configuration)
+    def _on_change_configuration(self, key: str, value: str, **_: Any) -> Any:
+        response = self._commands(msg.CsmsChangeConfiguration(key, value))
+        assert isinstance(response, msg.ChangeConfigurationResult)
+        return call_result.ChangeConfiguration(ConfigurationStatus(response.status))

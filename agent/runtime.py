@@ -1,0 +1,208 @@
+"""The asyncio shell around the core: events in from hardware, timers and the CSMS; effects out.
+
+Every event goes through :meth:`Runtime.post`, from any thread; the core handles them one at a
+time on the event loop and the effects are applied strictly in order. Effects never block the
+loop: contactor commands are immediate (and pass the HAL interlock), device I/O and calls to
+the CSMS run as tasks whose results come back as events.
+
+Safety does not wait for this loop: the pilot driver's thread calls the interlock, which opens
+the contactor, *before* the change is posted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent import clock
+from agent.core import effects as fx
+from agent.core import events as ev
+from agent.core import messages as msg
+from agent.core.station import Station
+from agent.outbox import Outbox
+from hal.errors import DeviceError
+from hal.interlock import SafetyInterlock
+from hal.roles import ControlPilot, EnergyMeter, PilotState, TokenReader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConnectorHardware:
+    """The devices of one connector. The interlock wraps the contactor."""
+
+    interlock: SafetyInterlock
+    pilot: ControlPilot
+    meter: EnergyMeter
+    offer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Runtime:
+    def __init__(self, station: Station, hardware: dict[int, ConnectorHardware],
+                 reader: TokenReader | None, outbox_factory: Callable[["Runtime"], Outbox]) -> None:
+        self.station = station
+        self.hardware = hardware
+        self.reader = reader
+        self.outbox = outbox_factory(self)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handling = False
+        self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
+
+    # --- feeding the core ---------------------------------------------------------------
+
+    def post(self, event: ev.Event) -> None:
+        """Queue an event for the core; safe from any thread."""
+        loop = self._loop
+        assert loop is not None, "start() first"
+        loop.call_soon_threadsafe(self._handle, event)
+
+    def command(self, request: msg.CsmsRequest) -> msg.CsmsResponse:
+        """Handle a CSMS command now (on the loop) and return the core's answer."""
+        effects = self._handle(ev.CsmsCommand(request))
+        replies = [e.response for e in effects if isinstance(e, fx.Reply)]
+        assert len(replies) == 1, "the core answers every command exactly once"
+        return replies[0]
+
+    def _handle(self, event: ev.Event) -> list[fx.Effect]:
+        assert not self._handling, "the core is not re-entrant"
+        self._handling = True
+        try:
+            effects = self.station.handle(event, clock.now())
+        finally:
+            self._handling = False
+        for listener in self.listeners:
+            listener(event, effects)
+        for effect in effects:
+            self._apply(effect)
+        return effects
+
+    # --- applying effects ---------------------------------------------------------------
+
+    def _apply(self, effect: fx.Effect) -> None:
+        match effect:
+            case fx.SetContactor(connector_id=cid, closed=closed):
+                granted = self.hardware[cid].interlock.request(closed)
+                if closed and not granted:
+                    log.info("connector %s: close refused by the interlock", cid)
+            case fx.SetOfferedCurrent(connector_id=cid, amps=amps):
+                self._spawn(self._set_offer(cid, amps))
+            case fx.ReadMeter(connector_id=cid):
+                self._spawn(self._read_meter(cid))
+            case fx.StartTimer(name=name, delay=delay):
+                self._start_timer(name, delay)
+            case fx.CancelTimer(name=name):
+                handle = self._timers.pop(name, None)
+                if handle:
+                    handle.cancel()
+            case fx.Send(ref=ref, req=req):
+                self.outbox.put(ref, req)
+            case fx.OpenTransactionQueue(open=open_):
+                self.outbox.set_gate(open_)
+            case fx.Notice(connector_id=cid, kind=kind, detail=detail):
+                log.info("connector %s: %s %s", cid, kind, detail)
+            case fx.SaveSetting(name=name, value=value):
+                log.info("configuration: %s = %s", name, value)
+            case fx.Reply():
+                pass  # returned by command()
+
+    def _spawn(self, coro: "asyncio.Future[None] | asyncio.Task[None] | object") -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_timer(self, name: str, delay: float) -> None:
+        old = self._timers.pop(name, None)
+        if old:
+            old.cancel()
+        loop = self._loop
+        assert loop is not None
+        self._timers[name] = loop.call_later(delay, self._fire, name)
+
+    def _fire(self, name: str) -> None:
+        self._timers.pop(name, None)
+        self._handle(ev.TimerFired(name))
+
+    async def _set_offer(self, cid: int, amps: float) -> None:
+        hw = self.hardware[cid]
+        async with hw.offer_lock:  # FIFO: offers reach the pilot in the order decided
+            try:
+                await hw.pilot.set_offered_current(amps)
+            except DeviceError as error:
+                log.warning("connector %s: cannot set the offered current: %s", cid, error)
+
+    async def _read_meter(self, cid: int) -> None:
+        try:
+            reading = await self.hardware[cid].meter.read()
+        except DeviceError as error:
+            self._handle(ev.MeterReadFailed(cid, str(error)))
+            return
+        self._handle(ev.MeterSampled(cid, reading))
+
+    # --- hardware callbacks (driver threads) ----------------------------------------------
+
+    def _pilot_callback(self, cid: int) -> Callable[[PilotState], None]:
+        interlock = self.hardware[cid].interlock
+
+        def on_change(state: PilotState) -> None:
+            interlock.on_pilot(state)  # safety first, on this thread
+            self.post(ev.PilotChanged(cid, state))
+
+        return on_change
+
+    def _on_token(self, id_tag: str) -> None:
+        self.post(ev.TokenPresented(id_tag))
+
+    def on_link_state(self, up: bool) -> None:
+        """Called by the link on the loop."""
+        self.outbox.set_link(up)
+        self._handle(ev.LinkUp() if up else ev.LinkDown())
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open everything safe, then start the devices and the core."""
+        self._loop = asyncio.get_running_loop()
+        for hw in self.hardware.values():
+            hw.interlock.force_open(False)
+        self._handle(ev.Started())
+        for cid, hw in self.hardware.items():
+            await hw.pilot.start(self._pilot_callback(cid))
+        if self.reader is not None:
+            await self.reader.start(self._on_token)
+        self._spawn(self.outbox.run())
+
+    async def shutdown(self, drain_timeout: float) -> None:
+        """Contactors open first; transactions end by policy; the backlog gets a last chance."""
+        for hw in self.hardware.values():
+            hw.interlock.force_open(True)
+        self._handle(ev.ShutdownRequested())
+        await self._drain(drain_timeout)
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._close_devices()
+
+    async def _drain(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and (self._reads_pending() or self.outbox.backlog):
+            await asyncio.sleep(0.05)
+        if self.outbox.backlog:
+            log.warning("shutdown: %d transaction messages not delivered", self.outbox.backlog)
+
+    def _reads_pending(self) -> bool:
+        return any(c.transaction is not None for c in self.station.connectors.values())
+
+    async def _close_devices(self) -> None:
+        if self.reader is not None:
+            await self.reader.aclose()
+        for hw in self.hardware.values():
+            hw.interlock.force_open(True)
+            await hw.pilot.aclose()
+            await hw.meter.aclose()
