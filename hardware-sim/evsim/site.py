@@ -1,0 +1,142 @@
+"""A whole simulated site on loopback: the world (devices, EV, bench API) and a local CSMS.
+
+Used by the demo and by the integration tests. It also writes the agent configuration that
+points the agent's real drivers at this site's wires, so the agent runs unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from evsim.csms import Csms
+from evsim.world_config import Address, ConnectorConfig, WorldConfig
+from evsim.world_server import WorldServer
+
+CHARGER_ID = "SIM-0001"
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class SiteOptions:
+    connectors: int = 1
+    sample_interval: int = 10
+    heartbeat_interval: int = 60
+    connection_timeout: int = 60
+    max_current: int = 16
+    ocpp_frames: bool = True
+    extra_ocpp: str = ""  # more lines for the [ocpp] table
+
+
+class SimSite:
+    """``async with SimSite(workdir) as site:`` starts a CSMS and a world on free ports."""
+
+    def __init__(self, workdir: Path, options: SiteOptions | None = None) -> None:
+        self.workdir = workdir
+        self.options = options or SiteOptions()
+        self.csms = Csms()
+        self.world_server = WorldServer(self._world_config())
+        self._stack = contextlib.AsyncExitStack()
+
+    def _world_config(self) -> WorldConfig:
+        connectors = [ConnectorConfig.for_id(i) for i in range(1, self.options.connectors + 1)]
+        return WorldConfig(
+            bench=Address("127.0.0.1", 0),
+            pin_bus=Address("127.0.0.1", 0),
+            bus=Address("127.0.0.1", free_port()),
+            reader_link=self.workdir / "reader",
+            state_file=self.workdir / "world.json",
+            connectors=connectors,
+        )
+
+    async def __aenter__(self) -> SimSite:
+        await self._stack.enter_async_context(self.csms)
+        await self._stack.enter_async_context(self.world_server)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._stack.aclose()
+
+    @property
+    def bench_url(self) -> str:
+        return self.world_server.bench_url
+
+    @property
+    def pin_bus(self) -> str:
+        return str(self.world_server.pin_bus_address)
+
+    def agent_config(self) -> str:
+        """The agent's TOML for this site."""
+        o = self.options
+        connectors = "\n".join(self._connector_toml(c) for c in self.world_server.config.connectors)
+        return f"""\
+[charger]
+id = "{CHARGER_ID}"
+state_dir = "{self.workdir / 'state'}"
+
+[csms]
+url = "{self.csms.url}"
+reconnect_min = 0.2
+reconnect_max = 2.0
+
+[ocpp]
+heartbeat_interval = {o.heartbeat_interval}
+meter_value_sample_interval = {o.sample_interval}
+connection_timeout = {o.connection_timeout}
+{o.extra_ocpp}
+
+[gpio]
+pin_factory = "evsim"
+
+[[bus]]
+name = "rs485"
+type = "rtu"
+port = "{self.world_server.bus_port}"
+baudrate = 9600
+timeout = 0.5
+
+{connectors}
+
+[reader]
+driver = "rdm6300"
+port = "{self.world_server.reader_port}"
+
+[log]
+level = "INFO"
+ocpp_frames = {'true' if o.ocpp_frames else 'false'}
+"""
+
+    def _connector_toml(self, c: ConnectorConfig) -> str:
+        feedback = f"feedback_pin = {c.feedback_pin}\n" if c.feedback_pin is not None else ""
+        return f"""\
+[[connector]]
+id = {c.id}
+max_current = {self.options.max_current}
+phases = {c.phases}
+[connector.contactor]
+pin = {c.relay_pin}
+{feedback}[connector.pilot]
+driver = "evse-board"
+bus = "rs485"
+device_id = {c.evse_board_id}
+poll_interval = 0.02
+[connector.meter]
+driver = "{c.meter_model}"
+bus = "rs485"
+device_id = {c.meter_id}
+"""
+
+    def write_agent_config(self) -> Path:
+        path = self.workdir / "agent.toml"
+        path.write_text(self.agent_config())
+        return path

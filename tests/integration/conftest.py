@@ -1,0 +1,97 @@
+"""Fixtures for whole-agent tests: a simulated site on loopback and the agent running in it.
+
+The agent runs in the test's event loop with its real drivers; the world's devices speak
+Modbus RTU, RDM6300 frames on a pty and the pin bus, and the CSMS validates every frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.app import Hardware, build
+from agent.config import parse_config
+from agent.runtime import Runtime
+from evsim.bench_client import BenchClient
+from evsim.site import SimSite, SiteOptions
+
+
+class Bench:
+    """The bench control API, called off the event loop."""
+
+    def __init__(self, url: str) -> None:
+        self.client = BenchClient(url)
+
+    async def __call__(self, verb: str, *args: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.client, verb), *args)
+
+    async def connector(self, connector_id: int = 1) -> dict[str, Any]:
+        state: dict[str, Any] = await asyncio.to_thread(self.client.connector, connector_id)
+        return state
+
+    async def relay_closed(self, connector_id: int = 1) -> bool:
+        return bool((await self.connector(connector_id))["contactor"]["relay_closed"])
+
+    async def until_relay(self, closed: bool, connector_id: int = 1, timeout: float = 5.0) -> None:
+        """Wait for the world to see the relay in the given position (it crosses the pin bus)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self.relay_closed(connector_id) is not closed:
+            if loop.time() > deadline:
+                raise TimeoutError(f"relay of connector {connector_id} never became {closed}")
+            await asyncio.sleep(0.02)
+
+
+class RunningAgent:
+    def __init__(self, site: SimSite) -> None:
+        self.config = parse_config(site.agent_config(), "site")
+        self.hardware = Hardware(self.config)
+        self.runtime: Runtime
+        self.runtime, self.link = build(self.config, self.hardware)
+        self._link_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.runtime.start()
+        self._link_task = asyncio.create_task(self.link.run())
+
+    async def stop(self) -> None:
+        await self.runtime.shutdown(5.0)
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
+        self.hardware.close()
+
+
+@pytest.fixture
+def site_options() -> SiteOptions:
+    return SiteOptions(sample_interval=1)
+
+
+@pytest.fixture
+async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               site_options: SiteOptions) -> AsyncIterator[SimSite]:
+    async with SimSite(tmp_path, site_options) as running:
+        monkeypatch.setenv("EVSIM_PIN_BUS", running.pin_bus)
+        yield running
+
+
+@pytest.fixture
+def bench(site: SimSite) -> Bench:
+    return Bench(site.bench_url)
+
+
+@pytest.fixture
+async def agent(site: SimSite) -> AsyncIterator[RunningAgent]:
+    running = RunningAgent(site)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+    assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"
