@@ -28,7 +28,7 @@ class SafetyInterlock:
         return self._pilot
 
     def on_pilot(self, state: PilotState) -> None:
-        """Record a new pilot state; open the contactor at once if the EV no longer asks for power."""
+        """Record a new pilot state; open the contactor at once unless the EV asks for power."""
         with self._lock:
             self._pilot = state
             if not state.wants_energy:

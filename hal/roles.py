@@ -33,7 +33,7 @@ class PilotState(enum.Enum):
 
     @property
     def wants_energy(self) -> bool:
-        """True when the EV asks for power (C or D): the only states the contactor may be closed in."""
+        """True when the EV asks for power (C or D): the only states the contactor may close in."""
         return self in (PilotState.C, PilotState.D)
 
     @property
@@ -84,7 +84,7 @@ class ControlPilot(Protocol):
     """The control pilot of one connector: EV state in, offered current out."""
 
     async def start(self, on_change: PilotCallback) -> None:
-        """Begin watching the pilot; ``on_change`` runs on the driver's thread for every new state."""
+        """Begin watching; ``on_change`` runs on the driver's thread for every new state."""
 
     @property
     def state(self) -> PilotState:

@@ -1,0 +1,95 @@
+"""The one module that touches gpiozero: pin factories by name and typed digital pins.
+
+gpiozero is untyped; everything the HAL needs from it is re-exported here behind small
+protocols so that drivers stay ``mypy --strict`` clean and can be read without gpiozero's docs.
+
+Pin factories are chosen by name through gpiozero's ``gpiozero_pin_factories`` entry points
+(``lgpio``, ``rpigpio``, ``pigpio``, ``native``, ``mock``, and any a package registers, such as
+the simulator's ``evsim``). Drivers receive the factory; nothing here sets gpiozero's global
+``Device.pin_factory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from gpiozero import DigitalInputDevice, OutputDevice
+
+from hal.errors import ConfigurationError
+
+PinFactory = Any  # a gpiozero.Factory instance; gpiozero ships no type information
+Pin = int | str  # BCM number or a gpiozero pin name such as "GPIO17" / "BOARD11"
+ENTRY_POINT_GROUP = "gpiozero_pin_factories"
+
+
+class DigitalOutput(Protocol):
+    """A gpiozero OutputDevice as the HAL uses it."""
+
+    @property
+    def value(self) -> int: ...
+
+    def on(self) -> None: ...
+
+    def off(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DigitalInput(Protocol):
+    """A gpiozero DigitalInputDevice as the HAL uses it."""
+
+    @property
+    def is_active(self) -> bool: ...
+
+    when_activated: Callable[[], None] | None
+    when_deactivated: Callable[[], None] | None
+
+    def close(self) -> None: ...
+
+
+def make_pin_factory(name: str | None) -> PinFactory | None:
+    """A new pin factory registered under ``name`` (exact, then lower-case), like gpiozero.
+
+    ``None`` returns None, which drivers pass on so that gpiozero uses its default factory
+    (``GPIOZERO_PIN_FACTORY`` or lgpio → rpigpio → pigpio → native). An unknown name raises
+    :class:`ConfigurationError` listing the known ones.
+    """
+    if name is None:
+        return None
+    group = entry_points(group=ENTRY_POINT_GROUP)
+    for candidate in (name, name.lower()):
+        for ep in group:
+            if ep.name == candidate:
+                return ep.load()()
+    known = ", ".join(sorted({ep.name for ep in group}))
+    raise ConfigurationError(f"unknown gpiozero pin factory {name!r} (known: {known})")
+
+
+def digital_output(
+    pin: Pin, *, active_high: bool = True, pin_factory: PinFactory | None = None
+) -> DigitalOutput:
+    """An output that starts inactive (off) whatever the wiring polarity."""
+    device: DigitalOutput = OutputDevice(
+        pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+    )
+    return device
+
+
+def digital_input(
+    pin: Pin,
+    *,
+    active_high: bool = True,
+    bounce_time: float | None = None,
+    pin_factory: PinFactory | None = None,
+) -> DigitalInput:
+    """An input with an external pull resistor (no internal pull), active as ``active_high``."""
+    device: DigitalInput = DigitalInputDevice(
+        pin,
+        pull_up=None,
+        active_state=active_high,
+        bounce_time=bounce_time,
+        pin_factory=pin_factory,
+    )
+    return device

@@ -1,0 +1,168 @@
+"""Control pilot delegated to an openWB "EVSE DIN / EVSE WB" board over Modbus RTU.
+
+The board generates the PWM, reads the pilot and drops its own relay output on a fault; the
+agent polls the vehicle state and writes the offered current (hardware.md §1.5a):
+
+- holding register 1000: configured current in A, 0 = no charging (written with FC16);
+- holding register 1002: vehicle state 1 = A, 2 = B, 3 = C, 4 = D, 5 = failure (diode check).
+
+A board that stops answering is as good as a pilot in state E: after ``failure_threshold``
+polls in a row fail, the driver reports E through ``on_change`` (so the interlock opens the
+contactor on the polling thread) and the error through ``on_failure``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Callable
+
+from hal.errors import ConfigurationError, PilotError
+from hal.modbus_bus import ModbusBus
+from hal.roles import PilotCallback, PilotState
+
+logger = logging.getLogger(__name__)
+
+REG_CONFIGURED_CURRENT = 1000
+REG_VEHICLE_STATE = 1002
+MIN_CURRENT_A = 6  # IEC 61851-1: below 6 A the EV may not charge, so 0 is written instead
+MAX_CURRENT_A = 80
+
+VEHICLE_STATES = {
+    1: PilotState.A,
+    2: PilotState.B,
+    3: PilotState.C,
+    4: PilotState.D,
+    5: PilotState.F,  # the board's "failure", e.g. diode check failed
+}
+
+FailureCallback = Callable[[BaseException | None], None]
+
+
+def offered_register_value(amps: float) -> int:
+    """The register 1000 value for an offer: whole amps rounded down, 0 below 6 A, max 80 A."""
+    if math.isnan(amps) or amps < 0:
+        raise ConfigurationError(f"offered current must be >= 0 A, not {amps}")
+    whole = min(math.floor(amps), MAX_CURRENT_A)
+    return whole if whole >= MIN_CURRENT_A else 0
+
+
+class EvseBoardPilot:
+    """The pilot of one connector as seen through an EVSE board at ``device_id`` on ``bus``.
+
+    ``on_change`` (given to :meth:`start`) and ``on_failure`` run on the polling thread and
+    must not block. ``on_failure(exc)`` fires once when the board is declared lost and
+    ``on_failure(None)`` once when it answers again. The bus is shared and not closed here.
+    """
+
+    def __init__(
+        self,
+        bus: ModbusBus,
+        device_id: int = 1,
+        poll_interval: float = 0.05,
+        *,
+        failure_threshold: int = 3,
+        on_failure: FailureCallback | None = None,
+    ) -> None:
+        if poll_interval <= 0 or failure_threshold < 1:
+            raise ConfigurationError("need poll_interval > 0 and failure_threshold >= 1")
+        self._bus = bus
+        self._device_id = device_id
+        self._poll_interval = poll_interval
+        self._failure_threshold = failure_threshold
+        self._on_failure = on_failure
+        self._on_change: PilotCallback | None = None
+        self._reported: PilotState | None = None
+        self._failures = 0
+        self._lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def state(self) -> PilotState:
+        """The last state reported to ``on_change``; E before the board first answered."""
+        return self._reported or PilotState.E
+
+    async def start(self, on_change: PilotCallback) -> None:
+        """Start the polling thread; it reports the first state it reads, then every change."""
+        if self._thread is not None or self._closed:
+            raise RuntimeError("EvseBoardPilot.start() called twice or after aclose()")
+        self._on_change = on_change
+        self._thread = threading.Thread(
+            target=self._run, name=f"evse-board-{self._device_id}", daemon=True
+        )
+        self._thread.start()
+
+    async def set_offered_current(self, amps: float) -> None:
+        """Write the offer to register 1000; raises PilotError if the board does not take it."""
+        value = offered_register_value(amps)
+        await self._bus.awrite_registers(
+            self._device_id, REG_CONFIGURED_CURRENT, [value], error=PilotError
+        )
+        logger.debug("EVSE board %s: offering %s A", self._device_id, value)
+
+    async def aclose(self) -> None:
+        """Stop polling and write 0 A (best effort: a silent board is only logged). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        try:
+            await self.set_offered_current(0)
+        except PilotError as exc:
+            logger.warning("EVSE board %s: could not withdraw the offer: %s", self._device_id, exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._poll_once()
+            self._stop.wait(self._poll_interval)
+
+    def _poll_once(self) -> None:
+        try:
+            state = self._read_state()
+        except PilotError as exc:
+            self._failed(exc)
+            return
+        self._failures = 0
+        if self._lost:
+            self._lost = False
+            logger.info("EVSE board %s answers again", self._device_id)
+            self._call(self._on_failure, None)
+        self._report(state)
+
+    def _read_state(self) -> PilotState:
+        (code,) = self._bus.read_holding_registers(
+            self._device_id, REG_VEHICLE_STATE, 1, error=PilotError
+        )
+        try:
+            return VEHICLE_STATES[code]
+        except KeyError:
+            raise PilotError(f"EVSE board {self._device_id}: vehicle state {code}?") from None
+
+    def _failed(self, exc: PilotError) -> None:
+        self._failures += 1
+        if self._lost or self._failures < self._failure_threshold:
+            return
+        self._lost = True
+        logger.error("EVSE board %s lost after %s polls: %s", self._device_id, self._failures, exc)
+        self._report(PilotState.E)
+        self._call(self._on_failure, exc)
+
+    def _report(self, state: PilotState) -> None:
+        if state is self._reported:
+            return
+        self._reported = state
+        self._call(self._on_change, state)
+
+    def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(arg)
+        except Exception:
+            logger.exception("EVSE board %s: callback %r failed", self._device_id, callback)
