@@ -2,16 +2,19 @@
 
 Two lanes:
 
-* transaction messages (StartTransaction, MeterValues of a transaction, StopTransaction) are
-  kept in order and delivered at least once: a CALLERROR or a timeout is retried after
-  ``attempt x TransactionMessageRetryInterval`` up to ``TransactionMessageAttempts`` times; a
-  lost link is not an attempt, the message simply waits. The CSMS's transactionId from
-  StartTransaction.conf is substituted into the messages of that transaction as they go out.
-* everything else is sent only while the link is up; what cannot be sent fails at once with
-  ``CallFailed("offline")`` so the core can fall back (offline authorization, re-boot).
+* the ordered lane keeps everything that describes what happened, in the order it happened:
+  transaction messages (StartTransaction, MeterValues of a transaction, StopTransaction) and
+  StatusNotifications. Transaction messages are delivered at least once: a CALLERROR or a
+  timeout is retried after ``attempt x TransactionMessageRetryInterval`` up to
+  ``TransactionMessageAttempts`` times; a lost link is not an attempt, the message waits. The
+  CSMS's transactionId from StartTransaction.conf is substituted into the later messages of
+  that transaction as they go out. Transaction messages wait for registration (the gate).
+* the urgent lane (BootNotification, Authorize, Heartbeat, ...) jumps ahead, so a card is
+  authorized promptly even while a long backlog of meter values is being replayed.
 
-Messages of the second lane go before the first, so a card is authorized promptly even while a
-long backlog of meter values is being replayed.
+Anything that is not a transaction message is sent only while the link is up; what cannot be
+sent fails at once with ``CallFailed("offline")`` so the core can fall back (offline
+authorization, re-boot) and re-report its current status after reconnecting.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ class Outbox:
         self._report = report
         self._settings = settings
         self._clock = clock
-        self._transactions: deque[_Item] = deque()
-        self._others: deque[_Item] = deque()
+        self._ordered: deque[_Item] = deque()
+        self._urgent: deque[_Item] = deque()
         self._tx_ids: dict[int, int] = {}
         self._link_up = False
         self._gate_open = False
@@ -59,19 +62,24 @@ class Outbox:
     def put(self, ref: str, req: msg.OutboundReq) -> None:
         item = _Item(ref, req)
         if msg.is_transaction_message(req):
-            self._transactions.append(item)
-        elif self._link_up:
-            self._others.append(item)
-        else:
+            self._ordered.append(item)
+        elif not self._link_up:
             self._fail(item, "offline")
             return
+        elif isinstance(req, msg.StatusNotificationReq):
+            self._ordered.append(item)
+        else:
+            self._urgent.append(item)
         self._wakeup.set()
 
     def set_link(self, up: bool) -> None:
         self._link_up = up
         if not up:
-            while self._others:
-                self._fail(self._others.popleft(), "offline")
+            while self._urgent:
+                self._fail(self._urgent.popleft(), "offline")
+            for item in [i for i in self._ordered if not msg.is_transaction_message(i.req)]:
+                self._ordered.remove(item)
+                self._fail(item, "offline")
         self._wakeup.set()
 
     def set_gate(self, open_: bool) -> None:
@@ -81,7 +89,7 @@ class Outbox:
     @property
     def backlog(self) -> int:
         """Transaction messages not yet confirmed by the CSMS."""
-        return len(self._transactions)
+        return sum(1 for item in self._ordered if msg.is_transaction_message(item.req))
 
     def transaction_id(self, tx_ref: int) -> int | None:
         return self._tx_ids.get(tx_ref)
@@ -105,20 +113,22 @@ class Outbox:
             pass
 
     def _next_retry_delay(self) -> float | None:
-        if not (self._link_up and self._gate_open and self._transactions):
+        if not (self._link_up and self._gate_open and self._ordered):
             return None
-        return max(0.0, self._transactions[0].not_before - self._clock())
+        return max(0.0, self._ordered[0].not_before - self._clock())
 
     def _next(self) -> _Item | None:
+        """The urgent lane first; then the head of the ordered lane once it is due."""
         if not self._link_up:
             return None
-        if self._others:
-            return self._others.popleft()
-        if self._gate_open and self._transactions:
-            head = self._transactions[0]
-            if head.not_before <= self._clock():
-                return head
-        return None
+        if self._urgent:
+            return self._urgent.popleft()
+        if not self._ordered:
+            return None
+        head = self._ordered[0]
+        if msg.is_transaction_message(head.req) and not self._gate_open:
+            return None
+        return head if head.not_before <= self._clock() else None
 
     async def _deliver_one(self, item: _Item) -> None:
         transactional = msg.is_transaction_message(item.req)
@@ -126,14 +136,14 @@ class Outbox:
             conf = await self._deliver(item.ref, item.req, self._transaction_id_for(item.req))
         except LinkLost:
             if not transactional:
+                self._discard(item)
                 self._fail(item, "offline")
             return  # a transaction message stays at the head, unattempted
         except (CallRejected, TimeoutError) as error:
             reason = "timeout" if isinstance(error, TimeoutError) else "callerror"
             self._on_error(item, transactional, reason, str(error))
             return
-        if transactional:
-            self._transactions.popleft()
+        self._discard(item)
         if isinstance(item.req, msg.StartTransactionReq) and isinstance(
             conf, msg.StartTransactionConf
         ):
@@ -145,8 +155,13 @@ class Outbox:
             return self._tx_ids.get(req.tx_ref)
         return None
 
+    def _discard(self, item: _Item) -> None:
+        if self._ordered and self._ordered[0] is item:
+            self._ordered.popleft()
+
     def _on_error(self, item: _Item, transactional: bool, reason: str, detail: str) -> None:
         if not transactional:
+            self._discard(item)
             self._fail(item, reason, detail)
             return
         item.attempts += 1
@@ -154,7 +169,7 @@ class Outbox:
         if item.attempts >= limit:
             log.error("dropping %s after %d attempts: %s", type(item.req).__name__,
                       item.attempts, detail)
-            self._transactions.popleft()
+            self._discard(item)
             self._fail(item, reason, detail)
             return
         delay = item.attempts * self._settings.int("TransactionMessageRetryInterval")

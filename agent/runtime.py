@@ -41,7 +41,7 @@ class ConnectorHardware:
 
 class Runtime:
     def __init__(self, station: Station, hardware: dict[int, ConnectorHardware],
-                 reader: TokenReader | None, outbox_factory: Callable[["Runtime"], Outbox]) -> None:
+                 reader: TokenReader | None, outbox_factory: Callable[[Runtime], Outbox]) -> None:
         self.station = station
         self.hardware = hardware
         self.reader = reader
@@ -109,7 +109,7 @@ class Runtime:
             case fx.Reply():
                 pass  # returned by command()
 
-    def _spawn(self, coro: "asyncio.Future[None] | asyncio.Task[None] | object") -> None:
+    def _spawn(self, coro: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -175,12 +175,12 @@ class Runtime:
             await self.reader.start(self._on_token)
         self._spawn(self.outbox.run())
 
-    async def shutdown(self, drain_timeout: float) -> None:
+    async def shutdown(self, drain_seconds: float) -> None:
         """Contactors open first; transactions end by policy; the backlog gets a last chance."""
         for hw in self.hardware.values():
             hw.interlock.force_open(True)
         self._handle(ev.ShutdownRequested())
-        await self._drain(drain_timeout)
+        await self._drain(drain_seconds)
         for timer in self._timers.values():
             timer.cancel()
         for task in list(self._tasks):
@@ -188,10 +188,14 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_devices()
 
-    async def _drain(self, timeout: float) -> None:
+    async def _drain(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and (self._reads_pending() or self.outbox.backlog):
+        deadline = loop.time() + seconds
+        # Two sources of truth (the core's transactions, the outbox) and a hard deadline:
+        # polling them is simpler than wiring an event through both.
+        while loop.time() < deadline and (  # noqa: ASYNC110
+            self._reads_pending() or self.outbox.backlog
+        ):
             await asyncio.sleep(0.05)
         if self.outbox.backlog:
             log.warning("shutdown: %d transaction messages not delivered", self.outbox.backlog)

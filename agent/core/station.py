@@ -311,8 +311,11 @@ class Station:
         """The connector's OCPP status right now."""
         connector = self.connectors[connector_id]
         tx = connector.transaction
-        if tx is not None and tx.stopping is not None and not connector.faulted:
-            return ConnectorStatus.FINISHING
+        if tx is not None and not connector.faulted:
+            if tx.stopping is not None:
+                return ConnectorStatus.FINISHING
+            if tx.meter_start_wh is None:
+                return ConnectorStatus.PREPARING  # the transaction is still being started
         return status_of(connector, self._outputs.contactor.get(connector_id, False))
 
     # --- the pilot -------------------------------------------------------------------

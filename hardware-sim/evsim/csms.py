@@ -258,7 +258,7 @@ class Csms:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], object], within: float = 10.0) -> Any:
         """Wait until ``predicate()`` is truthy; return its value. Raises TimeoutError."""
         async def waiter() -> Any:
             async with self._changed:
@@ -266,15 +266,15 @@ class Csms:
                     await self._changed.wait()
                 return result
 
-        return await asyncio.wait_for(waiter(), timeout)
+        return await asyncio.wait_for(waiter(), within)
 
-    async def wait_for_action(self, action: str, count: int = 1, timeout: float = 10.0) -> Frame:
+    async def wait_for_action(self, action: str, count: int = 1, within: float = 10.0) -> Frame:
         """Wait for the ``count``-th call ``action`` from the charger; return that frame."""
         def found() -> Frame | None:
             calls = self.calls(action)
             return calls[count - 1] if len(calls) >= count else None
 
-        result: Frame = await self.wait_for(found, timeout)
+        result: Frame = await self.wait_for(found, within)
         return result
 
     def calls(self, action: str | None = None) -> list[Frame]:

@@ -37,10 +37,10 @@ class Bench:
     async def relay_closed(self, connector_id: int = 1) -> bool:
         return bool((await self.connector(connector_id))["contactor"]["relay_closed"])
 
-    async def until_relay(self, closed: bool, connector_id: int = 1, timeout: float = 5.0) -> None:
+    async def until_relay(self, closed: bool, connector_id: int = 1, within: float = 5.0) -> None:
         """Wait for the world to see the relay in the given position (it crosses the pin bus)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while await self.relay_closed(connector_id) is not closed:
             if loop.time() > deadline:
                 raise TimeoutError(f"relay of connector {connector_id} never became {closed}")
