@@ -1,0 +1,128 @@
+"""The ``evsim`` command: run a simulated world, drive it from a shell, run the demo.
+
+::
+
+    evsim world [--config FILE]             serve the world until SIGINT/SIGTERM
+    evsim bench [--url URL] state           print the site as JSON
+    evsim bench plug N | unplug N
+    evsim bench ev N B|C
+    evsim bench draw N AMPS|none
+    evsim bench card UID                    UID = 8 hex chars, e.g. 00A1B2C3
+    evsim demo ...                          see evsim.demo
+
+Exit status: 0 done, 1 the bench API refused or is unreachable, 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evsim.bench_client import DEFAULT_URL, BenchClient, BenchError, JsonObject
+from evsim.world_config import WorldConfig, WorldConfigError, load_world_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --- evsim demo: owned by evsim/demo.py; everything after "demo" is its own argv. ---
+    if args[:1] == ["demo"]:
+        # Imported lazily: the demo (evsim/demo.py) pulls in more than the simulator needs.
+        demo = importlib.import_module("evsim.demo")
+        return int(demo.main(args[1:]) or 0)
+    # --- end of evsim demo ---
+    parsed = _parser().parse_args(args)
+    if parsed.command == "world":
+        return _world(parsed)
+    return _bench(parsed)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evsim", description="evse-agent hardware simulator")
+    commands = parser.add_subparsers(dest="command", required=True)
+    world = commands.add_parser("world", help="run the simulated charger site")
+    world.add_argument("--config", type=Path, help="world TOML (default: built-in defaults)")
+    world.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    bench = commands.add_parser("bench", help="drive a running world through its bench API")
+    bench.add_argument("--url", default=DEFAULT_URL, help=f"bench API (default {DEFAULT_URL})")
+    verbs = bench.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("state", help="print the whole site")
+    for name in ("plug", "unplug"):
+        verbs.add_parser(name, help=f"{name} the EV").add_argument("connector", type=int)
+    ev = verbs.add_parser("ev", help="set the EV's pilot state")
+    ev.add_argument("connector", type=int)
+    ev.add_argument("state", choices=["B", "C"])
+    draw = verbs.add_parser("draw", help="cap the EV's draw (A per phase) or 'none'")
+    draw.add_argument("connector", type=int)
+    draw.add_argument("amps", type=_amps)
+    verbs.add_parser("card", help="present a card").add_argument("uid")
+    return parser
+
+
+def _amps(text: str) -> float | None:
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'none'") from None
+
+
+def _bench(args: argparse.Namespace) -> int:
+    client = BenchClient(args.url)
+    try:
+        answer = _bench_call(client, args)
+    except BenchError as exc:
+        print(f"evsim bench: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _bench_call(client: BenchClient, args: argparse.Namespace) -> JsonObject:
+    verb = args.verb
+    if verb == "state":
+        return client.state()
+    if verb == "plug":
+        return client.plug(args.connector)
+    if verb == "unplug":
+        return client.unplug(args.connector)
+    if verb == "ev":
+        return client.ev_state(args.connector, args.state)
+    if verb == "draw":
+        return client.draw(args.connector, args.amps)
+    return client.present_card(args.uid)
+
+
+def _world(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_world_config(args.config) if args.config else WorldConfig()
+        config.validate()
+    except (OSError, WorldConfigError) as exc:
+        print(f"evsim world: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve_world(config))
+    return 0
+
+
+async def _serve_world(config: WorldConfig) -> None:
+    from evsim.world_server import WorldServer  # lazy: pymodbus is slow to import
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with WorldServer(config) as server:
+        for name, where in server.describe().items():
+            print(f"{name:>10}: {where}", flush=True)
+        await stop.wait()
+        print("stopping", flush=True)

@@ -1,0 +1,187 @@
+"""The simulated site's configuration: dataclasses, built in code or loaded from a small TOML.
+
+::
+
+    state_file = "/tmp/evse-sim/world.json"   # optional: the world's state survives restarts
+    reader_link = "/tmp/evse-sim/reader"      # symlink to the RDM6300 pty ("" = none)
+
+    [bench]
+    listen = "127.0.0.1:8400"
+    [pin_bus]
+    listen = "127.0.0.1:8401"
+    [bus]
+    transport = "rtu-tcp"                     # "rtu-tcp", "tcp" or "pty"
+    listen = "127.0.0.1:8402"                 # ignored for "pty"
+    link = ""                                 # for "pty": symlink to the bus tty
+
+    [[connectors]]
+    id = 1                                    # everything else defaults from the id
+
+Connector N defaults to EVSE board id 2N-1, meter id 2N and the relay/feedback pins in
+:data:`DEFAULT_PINS`. Port 0 means "any free port"; the servers report what they bound.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+ContactorFault = Literal["welded", "stuck_open"]
+CONTACTOR_FAULTS: tuple[str, ...] = ("welded", "stuck_open")
+BUS_TRANSPORTS: tuple[str, ...] = ("rtu-tcp", "tcp", "pty")
+
+# BCM (relay, feedback) pins per connector id, as wired on the reference board.
+DEFAULT_PINS: dict[int, tuple[int, int]] = {1: (17, 27), 2: (22, 23), 3: (24, 25), 4: (5, 6)}
+
+
+class WorldConfigError(ValueError):
+    """The world configuration cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Address:
+    """A loopback TCP listen address; port 0 asks the OS for a free port."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise WorldConfigError(f"address {text!r} is not HOST:PORT")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
+class ConnectorConfig:
+    """One connector's wiring and the EV that will be plugged into it.
+
+    ``relay_active_high``/``feedback_active_high`` say which pin level means "closed", to
+    match an agent configured for active-low relay boards or pulled-up feedback contacts.
+    ``feedback_pin`` None means no auxiliary contact is wired.
+    """
+
+    id: int
+    relay_pin: int
+    feedback_pin: int | None
+    evse_board_id: int
+    meter_id: int
+    meter_model: str = "sdm630"
+    phases: int = 3
+    initial_energy_kwh: float = 1234.5
+    ev_max_current: float = 32.0
+    relay_active_high: bool = True
+    feedback_active_high: bool = True
+    contactor_fault: ContactorFault | None = None
+
+    @classmethod
+    def for_id(cls, connector_id: int, **overrides: Any) -> ConnectorConfig:
+        """Connector ``connector_id`` with the default ids and pins, then ``overrides``."""
+        relay, feedback = DEFAULT_PINS.get(connector_id, (None, None))
+        values: dict[str, Any] = {
+            "relay_pin": relay,
+            "feedback_pin": feedback,
+            "evse_board_id": 2 * connector_id - 1,
+            "meter_id": 2 * connector_id,
+        }
+        values.update(overrides)
+        if values["relay_pin"] is None:
+            raise WorldConfigError(f"connector {connector_id}: relay_pin has no default; set it")
+        config = cls(id=connector_id, **values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("relay_pin", "evse_board_id", "meter_id"):
+            if not _is_int(getattr(self, name)):
+                raise WorldConfigError(f"connector {self.id}: {name} must be an integer")
+        if self.feedback_pin is not None and not _is_int(self.feedback_pin):
+            raise WorldConfigError(f"connector {self.id}: feedback_pin must be an integer or false")
+        if self.phases not in (1, 3):
+            raise WorldConfigError(f"connector {self.id}: phases must be 1 or 3")
+        if self.contactor_fault is not None and self.contactor_fault not in CONTACTOR_FAULTS:
+            raise WorldConfigError(f"connector {self.id}: contactor_fault must be one of "
+                                   f"{', '.join(CONTACTOR_FAULTS)} or absent")
+
+
+@dataclass
+class WorldConfig:
+    """Everything :class:`evsim.world_server.WorldServer` starts.
+
+    The defaults match examples/sim-world.toml and the agent's examples/sim.toml.
+    """
+
+    bench: Address = field(default_factory=lambda: Address("127.0.0.1", 8400))
+    pin_bus: Address = field(default_factory=lambda: Address("127.0.0.1", 8401))
+    bus_transport: str = "rtu-tcp"
+    bus: Address = field(default_factory=lambda: Address("127.0.0.1", 8402))
+    bus_link: Path | None = None
+    reader_link: Path | None = Path("/tmp/evse-sim/reader")
+    state_file: Path | None = None
+    connectors: list[ConnectorConfig] = field(default_factory=lambda: [ConnectorConfig.for_id(1)])
+    tick_s: float = 0.1
+
+    def validate(self) -> None:
+        if self.bus_transport not in BUS_TRANSPORTS:
+            raise WorldConfigError(f"bus.transport must be one of {', '.join(BUS_TRANSPORTS)}")
+        ids = [c.id for c in self.connectors]
+        if not ids or len(set(ids)) != len(ids):
+            raise WorldConfigError("connectors: ids must be present and unique")
+        for connector in self.connectors:
+            connector.validate()
+
+
+def load_world_config(path: Path) -> WorldConfig:
+    """Read a world TOML; raises :class:`WorldConfigError` naming the bad setting."""
+    with path.open("rb") as file:
+        try:
+            data = tomllib.load(file)
+        except tomllib.TOMLDecodeError as exc:
+            raise WorldConfigError(f"{path}: {exc}") from exc
+    return world_config_from_dict(data)
+
+
+def world_config_from_dict(data: dict[str, Any]) -> WorldConfig:
+    bench, pin_bus, bus = data.get("bench", {}), data.get("pin_bus", {}), data.get("bus", {})
+    config = WorldConfig(
+        bench=Address.parse(bench.get("listen", "127.0.0.1:8400")),
+        pin_bus=Address.parse(pin_bus.get("listen", "127.0.0.1:8401")),
+        bus_transport=bus.get("transport", "rtu-tcp"),
+        bus=Address.parse(bus.get("listen", "127.0.0.1:8402")),
+        bus_link=_optional_path(bus.get("link")),
+        reader_link=_optional_path(data.get("reader_link", "/tmp/evse-sim/reader")),
+        state_file=_optional_path(data.get("state_file")),
+        connectors=[_connector(entry) for entry in data.get("connectors", [{"id": 1}])],
+    )
+    config.validate()
+    return config
+
+
+def _connector(entry: dict[str, Any]) -> ConnectorConfig:
+    known = {f.name for f in fields(ConnectorConfig)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise WorldConfigError(f"connectors: unknown setting(s) {', '.join(unknown)}")
+    if not isinstance(entry.get("id"), int):
+        raise WorldConfigError("connectors: every connector needs an integer id")
+    rest = {k: v for k, v in entry.items() if k != "id"}
+    if rest.get("feedback_pin") is False:  # TOML has no null: false means "not wired"
+        rest["feedback_pin"] = None
+    try:
+        return ConnectorConfig.for_id(entry["id"], **rest)
+    except TypeError as exc:
+        raise WorldConfigError(f"connector {entry['id']}: {exc}") from exc
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None

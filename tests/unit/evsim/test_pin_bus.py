@@ -1,0 +1,32 @@
+"""The pin bus line protocol."""
+
+from __future__ import annotations
+
+import pytest
+
+from evsim.pin_bus import PinBusError, format_in, format_out, parse_line
+
+
+@pytest.mark.parametrize(
+    ("level", "line"),
+    [(1.0, b"OUT 17 1\n"), (0.0, b"OUT 17 0\n"), (True, b"OUT 17 1\n"),
+     (0.26, b"OUT 17 0.2600\n"), (None, b"OUT 17 Z\n")],
+)
+def test_out_lines_round_trip(level: float | None, line: bytes) -> None:
+    assert format_out(17, level) == line
+    verb, pin, parsed = parse_line(line)
+    assert (verb, pin) == ("OUT", 17)
+    assert parsed == (None if level is None else pytest.approx(float(level)))
+
+
+def test_in_lines() -> None:
+    assert format_in(27, True) == b"IN 27 1\n"
+    assert parse_line(b"IN 27 0\r\n") == ("IN", 27, 0.0)
+
+
+@pytest.mark.parametrize(
+    "line", [b"", b"HELLO\n", b"OUT x 1\n", b"OUT 17\n", b"OUT 17 2\n", b"IN 27 Z\n", b"OUT 1 on\n"]
+)
+def test_malformed_lines_are_refused(line: bytes) -> None:
+    with pytest.raises(PinBusError):
+        parse_line(line)

@@ -1,0 +1,50 @@
+"""The world TOML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evsim.world_config import Address, WorldConfigError, load_world_config, world_config_from_dict
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "sim-world.toml"
+
+
+def test_the_example_matches_the_agents_sim_config() -> None:
+    config = load_world_config(EXAMPLE)
+    assert config.bench == Address("127.0.0.1", 8400)
+    assert config.pin_bus == Address("127.0.0.1", 8401)
+    assert (config.bus_transport, config.bus) == ("rtu-tcp", Address("127.0.0.1", 8402))
+    assert config.reader_link == Path("/tmp/evse-sim/reader")
+    (connector,) = config.connectors
+    assert (connector.relay_pin, connector.feedback_pin) == (17, 27)
+    assert (connector.evse_board_id, connector.meter_id) == (1, 2)
+
+
+def test_an_empty_file_is_one_default_connector() -> None:
+    (connector,) = world_config_from_dict({}).connectors
+    assert connector.id == 1 and connector.initial_energy_kwh == 1234.5
+
+
+def test_feedback_false_means_not_wired() -> None:
+    config = world_config_from_dict({"connectors": [{"id": 1, "feedback_pin": False}]})
+    assert config.connectors[0].feedback_pin is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"bench": {"listen": "8400"}}, "HOST:PORT"),
+        ({"bus": {"transport": "carrier-pigeon"}}, "bus.transport"),
+        ({"connectors": [{"id": 1}, {"id": 1}]}, "unique"),
+        ({"connectors": [{"id": 1, "colour": "red"}]}, "colour"),
+        ({"connectors": [{"id": 9}]}, "relay_pin"),
+        ({"connectors": [{"id": 1, "phases": 2}]}, "phases"),
+        ({"connectors": [{"id": 1, "contactor_fault": "melted"}]}, "contactor_fault"),
+        ({"connectors": [{"id": 1, "relay_pin": "17"}]}, "relay_pin"),
+    ],
+)
+def test_bad_settings_are_named(data: dict[str, object], message: str) -> None:
+    with pytest.raises(WorldConfigError, match=message):
+        world_config_from_dict(data)
