@@ -8,6 +8,7 @@
     evsim bench ev N B|C
     evsim bench draw N AMPS|none
     evsim bench card UID                    UID = 8 hex chars, e.g. 00A1B2C3
+    evsim csms [--port 9000]                a local CSMS that prints every OCPP message
     evsim demo ...                          see evsim.demo
 
 Exit status: 0 done, 1 the bench API refused or is unreachable, 2 bad usage or config.
@@ -40,7 +41,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parsed = _parser().parse_args(args)
     if parsed.command == "world":
         return _world(parsed)
+    if parsed.command == "csms":
+        return asyncio.run(_csms(parsed.host, parsed.port))
     return _bench(parsed)
+
+
+async def _csms(host: str, port: int) -> int:
+    from evsim.csms import Csms
+    from evsim.demo import FlowPrinter
+
+    async with Csms(host, port) as csms:
+        FlowPrinter(csms)
+        print(f"CSMS listening on {csms.url}/<charger id>; Ctrl-C to stop", flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     world = commands.add_parser("world", help="run the simulated charger site")
     world.add_argument("--config", type=Path, help="world TOML (default: built-in defaults)")
     world.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    csms = commands.add_parser("csms", help="run a local CSMS that prints every OCPP message")
+    csms.add_argument("--host", default="127.0.0.1")
+    csms.add_argument("--port", type=int, default=9000)
     bench = commands.add_parser("bench", help="drive a running world through its bench API")
     bench.add_argument("--url", default=DEFAULT_URL, help=f"bench API (default {DEFAULT_URL})")
     verbs = bench.add_subparsers(dest="verb", required=True)
