@@ -136,7 +136,7 @@ def build(config: Config, hardware: Hardware) -> tuple[Runtime, Link]:
                       runtime.post, station.settings, lambda: clock.now().mono)
 
     runtime = Runtime(station, devices, hardware.reader(), outbox)
-    link = Link(link_settings(config), runtime.command, runtime.on_link_state)
+    link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied)
     link_holder.append(link)
     return runtime, link
 

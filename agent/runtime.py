@@ -22,6 +22,7 @@ from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.station import Station
 from agent.outbox import Outbox
+from agent.persistence import MemoryPersistence, Persistence
 from hal.errors import DeviceError
 from hal.interlock import SafetyInterlock
 from hal.roles import ControlPilot, EnergyMeter, PilotState, TokenReader
@@ -41,8 +42,10 @@ class ConnectorHardware:
 
 class Runtime:
     def __init__(self, station: Station, hardware: dict[int, ConnectorHardware],
-                 reader: TokenReader | None, outbox_factory: Callable[[Runtime], Outbox]) -> None:
+                 reader: TokenReader | None, outbox_factory: Callable[[Runtime], Outbox],
+                 persistence: Persistence | None = None) -> None:
         self.station = station
+        self.persistence: Persistence = persistence or MemoryPersistence()
         self.hardware = hardware
         self.reader = reader
         self.outbox = outbox_factory(self)
@@ -50,7 +53,10 @@ class Runtime:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._handling = False
+        self._deferred: list[fx.Send] | None = None
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
+        self.on_reboot: Callable[[bool], None] = lambda hard: log.warning(
+            "reset requested (%s) but no reboot handler is set", "hard" if hard else "soft")
 
     # --- feeding the core ---------------------------------------------------------------
 
@@ -61,11 +67,21 @@ class Runtime:
         loop.call_soon_threadsafe(self._handle, event)
 
     def command(self, request: msg.CsmsRequest) -> msg.CsmsResponse:
-        """Handle a CSMS command now (on the loop) and return the core's answer."""
+        """Handle a CSMS command now (on the loop) and return the core's answer.
+
+        What the command makes the core send waits until :meth:`replied`: the CSMS hears the
+        answer first (TriggerMessage, TC_054)."""
+        self._deferred = self._deferred if self._deferred is not None else []
         effects = self._handle(ev.CsmsCommand(request))
         replies = [e.response for e in effects if isinstance(e, fx.Reply)]
         assert len(replies) == 1, "the core answers every command exactly once"
         return replies[0]
+
+    def replied(self) -> None:
+        """The reply to a CSMS call went out: release the messages held back meanwhile."""
+        deferred, self._deferred = self._deferred or [], None
+        for send in deferred:
+            self.outbox.put(send.ref, send.req)
 
     def _handle(self, event: ev.Event) -> list[fx.Effect]:
         assert not self._handling, "the core is not re-entrant"
@@ -99,13 +115,25 @@ class Runtime:
                 if handle:
                     handle.cancel()
             case fx.Send(ref=ref, req=req):
-                self.outbox.put(ref, req)
+                if self._deferred is not None:
+                    self._deferred.append(effect)
+                else:
+                    self.outbox.put(ref, req)
             case fx.OpenTransactionQueue(open=open_):
                 self.outbox.set_gate(open_)
             case fx.Notice(connector_id=cid, kind=kind, detail=detail):
                 log.info("connector %s: %s %s", cid, kind, detail)
             case fx.SaveSetting(name=name, value=value):
                 log.info("configuration: %s = %s", name, value)
+                self.persistence.save_setting(name, value)
+            case fx.SaveAvailability(connector_id=cid, operative=operative):
+                self.persistence.save_availability(cid, operative)
+            case fx.CacheIdTag(id_tag=id_tag, info=info):
+                self.persistence.cache_id_tag(id_tag, info)
+            case fx.Reboot(hard=hard):
+                loop = self._loop
+                assert loop is not None
+                loop.call_soon(self.on_reboot, hard)
             case fx.Reply():
                 pass  # returned by command()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.core.lifecycle import Lifecycle, Phase
+from agent.core.messages import MeterSample
 from agent.core.types import ConnectorStatus, ErrorCode, StopReason
 from hal.roles import MeterReading, PilotState
 
@@ -33,6 +34,8 @@ class Transaction:
     energy_allowed: bool = True
     stopping: StopReason | None = None
     stop_id_tag: str | None = None
+    transaction_data: list[MeterSample] = field(default_factory=list)
+    awaiting_ev: bool = True  # started, and the EV has not yet asked for power
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.messages import CsmsResponse, OutboundReq
+from agent.core.types import IdTagInfo
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,29 @@ class SaveSetting:
 
     name: str
     value: str
+
+
+@dataclass(frozen=True)
+class SaveAvailability:
+    """A connector's availability changed (0 = the whole charger): persist it."""
+
+    connector_id: int
+    operative: bool
+
+
+@dataclass(frozen=True)
+class CacheIdTag:
+    """Remember the CSMS's latest word on an idTag (``info`` None: forget everything)."""
+
+    id_tag: str | None
+    info: IdTagInfo | None
+
+
+@dataclass(frozen=True)
+class Reboot:
+    """Restart the agent once the queue has drained (Reset.req): ``hard`` is a Hard reset."""
+
+    hard: bool
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,9 @@ Effect = (
     | SetOfferedCurrent
     | ReadMeter
     | SaveSetting
+    | SaveAvailability
+    | CacheIdTag
+    | Reboot
     | StartTimer
     | CancelTimer
     | Send

@@ -95,6 +95,16 @@ class StopTransactionReq:
     transaction_data: tuple[MeterSample, ...] = ()
 
 
+@dataclass(frozen=True)
+class DiagnosticsStatusReq:
+    status: str = "Idle"
+
+
+@dataclass(frozen=True)
+class FirmwareStatusReq:
+    status: str = "Idle"
+
+
 OutboundReq = (
     BootNotificationReq
     | HeartbeatReq
@@ -103,6 +113,8 @@ OutboundReq = (
     | StartTransactionReq
     | MeterValuesReq
     | StopTransactionReq
+    | DiagnosticsStatusReq
+    | FirmwareStatusReq
 )
 
 TRANSACTION_MESSAGES = (StartTransactionReq, MeterValuesReq, StopTransactionReq)
@@ -175,6 +187,40 @@ class CsmsRemoteStop:
 
 
 @dataclass(frozen=True)
+class CsmsChangeAvailability:
+    connector_id: int
+    operative: bool
+
+
+@dataclass(frozen=True)
+class CsmsReset:
+    hard: bool
+
+
+@dataclass(frozen=True)
+class CsmsUnlockConnector:
+    connector_id: int
+
+
+@dataclass(frozen=True)
+class CsmsTriggerMessage:
+    message: str  # the OCPP 1.6 MessageTrigger name, e.g. "StatusNotification"
+    connector_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CsmsClearCache:
+    pass
+
+
+@dataclass(frozen=True)
+class CsmsDataTransfer:
+    vendor_id: str
+    message_id: str | None = None
+    data: str | None = None
+
+
+@dataclass(frozen=True)
 class CsmsGetConfiguration:
     keys: tuple[str, ...] = ()
 
@@ -208,5 +254,24 @@ class CommandResult:
     status: RequestStatus
 
 
-CsmsRequest = CsmsRemoteStart | CsmsRemoteStop | CsmsGetConfiguration | CsmsChangeConfiguration
-CsmsResponse = CommandResult | GetConfigurationResult | ChangeConfigurationResult
+@dataclass(frozen=True)
+class StatusResult:
+    """An answer whose status is not just Accepted/Rejected (Scheduled, Unlocked,
+    NotSupported, NotImplemented, UnknownVendorId, ...), in OCPP 1.6 spelling."""
+
+    status: str
+
+
+CsmsRequest = (
+    CsmsRemoteStart
+    | CsmsRemoteStop
+    | CsmsGetConfiguration
+    | CsmsChangeConfiguration
+    | CsmsChangeAvailability
+    | CsmsReset
+    | CsmsUnlockConnector
+    | CsmsTriggerMessage
+    | CsmsClearCache
+    | CsmsDataTransfer
+)
+CsmsResponse = CommandResult | StatusResult | GetConfigurationResult | ChangeConfigurationResult

@@ -110,7 +110,7 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("StopTransactionOnInvalidId", bool, True),
         KeySpec("StopTxnAlignedData", str, "", csl_items=measurands),
         KeySpec("StopTxnSampledData", str, "", csl_items=measurands),
-        KeySpec("SupportedFeatureProfiles", str, "Core", readonly=True),
+        KeySpec("SupportedFeatureProfiles", str, "Core,RemoteTrigger", readonly=True),
         KeySpec("TransactionMessageAttempts", int, 5, minimum=1, maximum=100),
         KeySpec("TransactionMessageRetryInterval", int, 30, minimum=1, maximum=3600),
         KeySpec("UnlockConnectorOnEVSideDisconnect", bool, True),

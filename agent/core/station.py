@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
+from agent.core.authorization import AuthorizationCache, local_decision
 from agent.core.connector import (
     Authorization,
     Connector,
@@ -27,6 +28,7 @@ from agent.core.connector import (
     status_of,
 )
 from agent.core.lifecycle import Phase
+from agent.core.metering import meter_sample, seconds_to_next_aligned
 from agent.core.settings import Settings, Value, render
 from agent.core.types import (
     AuthStatus,
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 
 BOOT_RETRY_DEFAULT = 60  # seconds, when the CSMS gives interval 0 for Pending/Rejected
 BOOT_RETRY_AFTER_FAILURE = 30
+EV_RESPONSE_GRACE = 5.0  # s an EV gets to answer the first offer before it counts as SuspendedEV
+MAX_TRANSACTION_DATA = 500  # samples kept for StopTransaction.transactionData
+TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
+               "Heartbeat", "MeterValues", "StatusNotification")
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class Station:
         self._reads: dict[int, list[str]] = {}
         self._floating: Authorization | None = None
         self._shutting_down = False
+        self.cache = AuthorizationCache()
         self._out: list[fx.Effect] = []
         self._now: Now | None = None
         settings.subscribe(self._setting_changed)
@@ -232,6 +239,7 @@ class Station:
             self._emit(fx.OpenTransactionQueue(True))
             self._report_all_statuses()
             self._arm_heartbeat()
+            self._arm_aligned()
             return
         # TC_001/TC_002: send nothing else and boot again only after the given interval.
         self._emit(fx.StartTimer("boot", float(conf.interval or BOOT_RETRY_DEFAULT)))
@@ -252,6 +260,8 @@ class Station:
         self._emit(fx.SaveSetting(name, render(value)))
         if name == "HeartbeatInterval" and self.registration.accepted:
             self._arm_heartbeat()
+        elif name == "ClockAlignedDataInterval" and self.registration.accepted:
+            self._arm_aligned()
 
     # --- status reporting ------------------------------------------------------------
 
@@ -316,6 +326,8 @@ class Station:
                 return ConnectorStatus.FINISHING
             if tx.meter_start_wh is None:
                 return ConnectorStatus.PREPARING  # the transaction is still being started
+            if tx.awaiting_ev and not connector.pilot.wants_energy:
+                return ConnectorStatus.PREPARING  # the EV has a moment to answer the offer
         return status_of(connector, self._outputs.contactor.get(connector_id, False))
 
     # --- the pilot -------------------------------------------------------------------
@@ -323,6 +335,8 @@ class Station:
     def _on_pilot(self, connector: Connector, state: PilotState) -> None:
         old = connector.pilot
         connector.pilot = state
+        if state.wants_energy and connector.transaction is not None:
+            connector.transaction.awaiting_ev = False
         self._track_pilot_fault(connector, state)
         if state.plugged and not old.plugged:
             self._on_plug(connector)
@@ -413,7 +427,33 @@ class Station:
         if self.config.free_vend_id_tag is not None and purpose != "parent_stop":
             self._grant(id_tag, None, purpose, connector_id)
             return
-        self._send(msg.AuthorizeReq(id_tag), _Pending("authorize", connector_id, id_tag, purpose))
+        pending = _Pending("authorize", connector_id, id_tag, purpose)
+        local = local_decision(id_tag, self.cache, self.settings, online=self._online,
+                               now=self.now.utc)
+        if local is not None and purpose != "parent_stop":
+            self._on_authorize_answer(pending, local)  # LocalPreAuthorize, or offline rules
+        elif self._online:
+            self._send(msg.AuthorizeReq(id_tag), pending)
+        else:
+            self._notice(connector_id, "rejected", f"{id_tag}: offline and not known locally")
+
+    @property
+    def _online(self) -> bool:
+        return self.registration.accepted and self.registration.link_up
+
+    def _authorize_without_csms(self, pending: _Pending, reason: str) -> None:
+        """The CSMS did not answer an Authorize: the offline rules decide."""
+        local = local_decision(pending.id_tag, self.cache, self.settings, online=False,
+                               now=self.now.utc)
+        if local is None:
+            self._notice(pending.connector_id, "rejected", f"{pending.id_tag}: CSMS {reason}")
+            return
+        self._on_authorize_answer(pending, local)
+
+    def _remember(self, id_tag: str, info: IdTagInfo) -> None:
+        if id_tag and self.settings.bool("AuthorizationCacheEnabled"):
+            self.cache.update(id_tag, info)
+            self._emit(fx.CacheIdTag(id_tag, info))
 
     def _on_authorize_answer(self, pending: _Pending, info: IdTagInfo) -> None:
         if info.status is not AuthStatus.ACCEPTED:
@@ -494,6 +534,9 @@ class Station:
         )
         self._send(req, _Pending("start", connector.connector_id, tx.id_tag, tx_ref=tx.tx_ref))
         self._arm_sampling(connector)
+        tx.awaiting_ev = not connector.pilot.wants_energy
+        if tx.awaiting_ev:
+            self._emit(fx.StartTimer(f"ev_grace:{connector.connector_id}", EV_RESPONSE_GRACE))
         self._notice(connector.connector_id, "charging", tx.id_tag)
 
     def _arm_sampling(self, connector: Connector) -> None:
@@ -508,13 +551,23 @@ class Station:
         self._read_meter(connector, "sample")
         self._arm_sampling(connector)
 
-    def _send_sample(self, connector: Connector, reading: MeterReading) -> None:
+    def _send_sample(self, connector: Connector, reading: MeterReading, context: str) -> None:
+        """A periodic (Sample.Periodic) or clock-aligned (Sample.Clock) sample; in a transaction
+        it is a transaction message and also feeds StopTransaction.transactionData."""
         tx = connector.transaction
-        if tx is None:
-            return
-        sample = meter_sample(reading, self.settings.csl("MeterValuesSampledData"), self.now)
-        req = msg.MeterValuesReq(connector.connector_id, tx.tx_ref, (sample,))
-        self._send(req, _Pending("meter", connector.connector_id, tx_ref=tx.tx_ref))
+        aligned = context == "Sample.Clock"
+        key = "MeterValuesAlignedData" if aligned else "MeterValuesSampledData"
+        sample = meter_sample(reading, self.settings.csl(key), self.now.utc, context)
+        req = msg.MeterValuesReq(connector.connector_id, tx.tx_ref if tx else None, (sample,))
+        self._send(req, _Pending("meter", connector.connector_id, tx_ref=tx.tx_ref if tx else 0))
+        if tx is not None:
+            self._keep_transaction_data(tx, reading, aligned, context)
+
+    def _keep_transaction_data(self, tx: Transaction, reading: MeterReading, aligned: bool,
+                               context: str) -> None:
+        measurands = self.settings.csl("StopTxnAlignedData" if aligned else "StopTxnSampledData")
+        if measurands and len(tx.transaction_data) < MAX_TRANSACTION_DATA:
+            tx.transaction_data.append(meter_sample(reading, measurands, self.now.utc, context))
 
     def _stop(self, connector: Connector, reason: StopReason, id_tag: str | None = None) -> None:
         tx = connector.transaction
@@ -523,6 +576,7 @@ class Station:
         tx.stopping = reason
         tx.stop_id_tag = id_tag
         self._emit(fx.CancelTimer(f"sample:{connector.connector_id}"))
+        self._emit(fx.CancelTimer(f"ev_grace:{connector.connector_id}"))
         self._read_meter(connector, "stop")
 
     def _finish_transaction(self, connector: Connector, energy_wh: float) -> None:
@@ -535,6 +589,7 @@ class Station:
             timestamp=self.now.utc,
             reason=tx.stopping,
             id_tag=tx.stop_id_tag,
+            transaction_data=tuple(tx.transaction_data),
         )
         self._send(req, _Pending("stop", connector.connector_id, tx.id_tag, tx_ref=tx.tx_ref))
         connector.transaction = None
@@ -551,6 +606,7 @@ class Station:
         if tx is None or tx.tx_ref != pending.tx_ref:
             return  # already stopped; the delivery layer keeps the id for the stop message
         tx.transaction_id = conf.transaction_id
+        self._remember(tx.id_tag, conf.id_tag_info)
         if conf.id_tag_info.parent_id_tag:
             tx.parent_id_tag = conf.id_tag_info.parent_id_tag
         if conf.id_tag_info.status is AuthStatus.ACCEPTED:
@@ -580,8 +636,13 @@ class Station:
         tx = connector.transaction
         if "start" in purposes and tx is not None and tx.meter_start_wh is None:
             self._start_transaction(connector, energy_wh)
-        if "sample" in purposes and reading is not None:
-            self._send_sample(connector, reading)
+        if reading is not None:
+            if "sample" in purposes:
+                self._send_sample(connector, reading, "Sample.Periodic")
+            if "aligned" in purposes:
+                self._send_sample(connector, reading, "Sample.Clock")
+            if "trigger" in purposes:
+                self._send_triggered_sample(connector, reading)
         if "stop" in purposes and connector.transaction is not None:
             self._finish_transaction(connector, energy_wh)
 
@@ -609,6 +670,12 @@ class Station:
             self._on_connection_timeout(int(arg))
         elif kind == "sample":
             self._on_sample_timer(self.connectors[int(arg)])
+        elif kind == "aligned":
+            self._on_aligned_timer()
+        elif kind == "ev_grace":
+            tx = self.connectors[int(arg)].transaction
+            if tx is not None:
+                tx.awaiting_ev = False
 
     # --- answers to our calls --------------------------------------------------------
 
@@ -620,9 +687,12 @@ class Station:
             case msg.BootNotificationConf():
                 self._on_boot_answer(conf)
             case msg.AuthorizeConf(id_tag_info=info):
+                self._remember(pending.id_tag, info)
                 self._on_authorize_answer(pending, info)
             case msg.StartTransactionConf():
                 self._on_start_answer(pending, conf)
+            case msg.StopTransactionConf(id_tag_info=info) if info is not None:
+                self._remember(pending.id_tag, info)
 
     def _on_call_failed(self, ref: str, reason: str) -> None:
         pending = self._pending.pop(ref, None)
@@ -632,7 +702,7 @@ class Station:
             self.registration.booting = False
             self._emit(fx.StartTimer("boot", float(BOOT_RETRY_AFTER_FAILURE)))
         elif pending.kind == "authorize":
-            self._notice(pending.connector_id, "rejected", f"{pending.id_tag}: CSMS {reason}")
+            self._authorize_without_csms(pending, reason)
 
     # --- commands from the CSMS ------------------------------------------------------
 
@@ -646,14 +716,27 @@ class Station:
                 return self._get_configuration(keys)
             case msg.CsmsChangeConfiguration(key=key, value=value):
                 return msg.ChangeConfigurationResult(self._change_configuration(key, value))
+            case msg.CsmsChangeAvailability(connector_id=cid, operative=operative):
+                return msg.StatusResult(self._change_availability(cid, operative))
+            case msg.CsmsReset(hard=hard):
+                return msg.CommandResult(self._reset(hard))
+            case msg.CsmsUnlockConnector(connector_id=cid):
+                return msg.StatusResult(self._unlock(cid))
+            case msg.CsmsTriggerMessage(message=message, connector_id=cid):
+                return msg.StatusResult(self._trigger(message, cid))
+            case msg.CsmsClearCache():
+                self.cache.clear()
+                self._emit(fx.CacheIdTag(None, None))
+                return msg.StatusResult("Accepted")
+            case msg.CsmsDataTransfer():
+                return msg.StatusResult("UnknownVendorId")  # TC_062: no vendor extensions
 
     def _remote_start(self, request: msg.CsmsRemoteStart) -> RequestStatus:
         connector = self._remote_start_target(request.connector_id)
         if connector is None or self._shutting_down:
             return RequestStatus.REJECTED
         if self.settings.bool("AuthorizeRemoteTxRequests"):
-            pending = _Pending("authorize", connector.connector_id, request.id_tag, "remote")
-            self._send(msg.AuthorizeReq(request.id_tag), pending)
+            self._request_authorization(request.id_tag, "remote", connector.connector_id)
         else:
             self._authorize(connector, Authorization(request.id_tag))
         return RequestStatus.ACCEPTED
@@ -698,40 +781,121 @@ class Station:
             return "Rejected"
         return "Accepted"
 
-    # --- availability and shutdown ---------------------------------------------------
+    # --- availability, reset, unlock, trigger -----------------------------------------
+
+    def restore_availability(self, operative: dict[int, bool]) -> None:
+        """Availability kept across restarts (TC_013..016, TC_034); call before Started."""
+        for cid, value in operative.items():
+            if cid in self.connectors:
+                self.connectors[cid].operative = value
+
+    def _change_availability(self, connector_id: int, operative: bool) -> str:
+        if connector_id != 0 and connector_id not in self.connectors:
+            return "Rejected"
+        targets = (list(self.connectors.values()) if connector_id == 0
+                   else [self.connectors[connector_id]])
+        scheduled = False
+        for connector in targets:
+            scheduled |= self._set_availability(connector, operative)
+            self._emit(fx.SaveAvailability(connector.connector_id, operative))
+        return "Scheduled" if scheduled else "Accepted"
+
+    def _set_availability(self, connector: Connector, operative: bool) -> bool:
+        """Apply now, or schedule for the end of the running transaction (returns True)."""
+        if operative:
+            connector.operative, connector.pending_inoperative = True, False
+            return False
+        if connector.transaction is not None:
+            connector.pending_inoperative = True
+            return True
+        connector.operative = False
+        if connector.lifecycle.fire("expire"):
+            connector.authorization = None
+        return False
 
     def _apply_pending_availability(self, connector: Connector) -> None:
         if connector.pending_inoperative and connector.transaction is None:
             connector.operative = False
             connector.pending_inoperative = False
 
+    def _reset(self, hard: bool) -> RequestStatus:
+        """TC_013..016: end every transaction (HardReset/SoftReset), then reboot."""
+        reason = StopReason.HARD_RESET if hard else StopReason.SOFT_RESET
+        self._shutting_down = True
+        for connector in self.connectors.values():
+            self._stop(connector, reason)
+        self._emit(fx.Reboot(hard))
+        return RequestStatus.ACCEPTED
+
+    def _unlock(self, connector_id: int) -> str:
+        """TC_017/018/031: without a connector lock (fixed cable) there is nothing to unlock."""
+        if connector_id not in self.connectors:
+            return "NotSupported"
+        return "NotSupported"
+
+    def _trigger(self, message: str, connector_id: int | None) -> str:
+        """TC_054/055: answer first (the runtime sends the reply before the message)."""
+        if message not in TRIGGERABLE:
+            return "NotImplemented"
+        if connector_id is not None and connector_id != 0 and connector_id not in self.connectors:
+            return "Rejected"
+        if connector_id == 0 and message == "MeterValues":
+            return "Rejected"
+        self._send_triggered(message, connector_id)
+        return "Accepted"
+
+    def _send_triggered(self, message: str, connector_id: int | None) -> None:
+        targets = [connector_id] if connector_id is not None else [0, *self.connectors]
+        if message == "BootNotification":
+            self.registration.booting = False
+            self._boot()
+        elif message == "Heartbeat":
+            self._send(msg.HeartbeatReq(), _Pending("heartbeat"))
+        elif message == "DiagnosticsStatusNotification":
+            self._send(msg.DiagnosticsStatusReq(), _Pending("diagnostics"))
+        elif message == "FirmwareStatusNotification":
+            self._send(msg.FirmwareStatusReq(), _Pending("firmware"))
+        elif message == "StatusNotification":
+            for cid in targets:
+                self._force_status(cid)
+        else:
+            for cid in targets:
+                if cid in self.connectors:
+                    self._read_meter(self.connectors[cid], "trigger")
+
+    def _force_status(self, connector_id: int) -> None:
+        if connector_id == 0:
+            self._status_notification(0, self._station_status(), ErrorCode.NO_ERROR, None)
+            return
+        connector = self.connectors[connector_id]
+        connector.reported = None  # the reconcile step re-sends it
+
+    def _send_triggered_sample(self, connector: Connector, reading: MeterReading) -> None:
+        measurands = self.settings.csl("MeterValuesSampledData")
+        sample = meter_sample(reading, measurands, self.now.utc, "Trigger")
+        tx = connector.transaction
+        req = msg.MeterValuesReq(connector.connector_id, None, (sample,))
+        self._send(req, _Pending("meter", connector.connector_id, tx_ref=tx.tx_ref if tx else 0))
+
+    # --- clock-aligned data ------------------------------------------------------------
+
+    def _arm_aligned(self) -> None:
+        interval = self.settings.int("ClockAlignedDataInterval")
+        if interval > 0:
+            delay = seconds_to_next_aligned(self.now.utc, interval)
+            self._emit(fx.StartTimer("aligned", delay))
+        else:
+            self._emit(fx.CancelTimer("aligned"))
+
+    def _on_aligned_timer(self) -> None:
+        for connector in self.connectors.values():
+            self._read_meter(connector, "aligned")
+        self._arm_aligned()
+
+    # --- shutdown ------------------------------------------------------------------------
+
     def _on_shutdown(self) -> None:
         self._shutting_down = True
         for connector in self.connectors.values():
             self._stop(connector, StopReason.REBOOT)
 
-
-def meter_sample(reading: MeterReading, measurands: tuple[str, ...], now: Now,
-                 context: str = "Sample.Periodic") -> msg.MeterSample:
-    """The measurands asked for, taken from one reading, in OCPP units."""
-    values: list[msg.SampledValue] = []
-    for measurand in measurands:
-        values.extend(_sampled(measurand, reading))
-    if not values:
-        values.append(msg.SampledValue("Energy.Active.Import.Register", reading.energy_wh, "Wh"))
-    return msg.MeterSample(now.utc, tuple(values), context)
-
-
-def _sampled(measurand: str, reading: MeterReading) -> list[msg.SampledValue]:
-    phases = ("L1", "L2", "L3")
-    if measurand == "Energy.Active.Import.Register":
-        return [msg.SampledValue(measurand, reading.energy_wh, "Wh")]
-    if measurand == "Power.Active.Import" and reading.power_w is not None:
-        return [msg.SampledValue(measurand, reading.power_w, "W")]
-    if measurand == "Frequency" and reading.frequency_hz is not None:
-        return [msg.SampledValue(measurand, reading.frequency_hz, "Hz")]
-    per_phase = {"Current.Import": (reading.current_a, "A"), "Voltage": (reading.voltage_v, "V")}
-    values, unit = per_phase.get(measurand, (None, ""))
-    if values is None:
-        return []
-    return [msg.SampledValue(measurand, v, unit, p) for v, p in zip(values, phases, strict=True)]

@@ -51,10 +51,12 @@ def basic_auth_header(charge_point_id: str, password: str) -> dict[str, str]:
 
 class Link:
     def __init__(self, settings: LinkSettings, commands: CommandHandler,
-                 on_state: Callable[[bool], None]) -> None:
+                 on_state: Callable[[bool], None],
+                 replied: Callable[[], None] = lambda: None) -> None:
         self._settings = settings
         self._commands = commands
         self._on_state = on_state
+        self._replied = replied
         self._session: ChargePoint16 | None = None
         self._closed: asyncio.Event | None = None
 
@@ -92,7 +94,7 @@ class Link:
             "ping_interval": ping,
             "ping_timeout": ping,
             "close_timeout": 5,
-            "max_size": 1 << 20,
+            "max_size": 4 << 20,  # larger frames are refused with a CALLERROR, not a close
             "proxy": True if s.use_proxy else None,
         }
         if s.password:
@@ -103,7 +105,7 @@ class Link:
 
     async def _serve(self, ws: ClientConnection) -> None:
         session = ChargePoint16(self._settings.charge_point_id, ws, self._commands,
-                                self._settings.call_timeout)
+                                self._settings.call_timeout, self._replied)
         self._session, self._closed = session, asyncio.Event()
         log.info("link: connected to %s", self._settings.endpoint)
         self._on_state(True)

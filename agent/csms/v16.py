@@ -9,6 +9,7 @@ the library's.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,19 +22,29 @@ from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
     Action,
     AuthorizationStatus,
+    AvailabilityStatus,
+    AvailabilityType,
     ChargePointErrorCode,
     ChargePointStatus,
+    ClearCacheStatus,
     ConfigurationStatus,
+    DataTransferStatus,
     Reason,
     RemoteStartStopStatus,
+    ResetStatus,
+    ResetType,
+    TriggerMessageStatus,
+    UnlockStatus,
 )
 
 from agent.core import messages as msg
 from agent.core.types import AuthStatus, IdTagInfo
 from agent.core.types import RegistrationStatus as CoreRegistration
 from agent.csms.errors import CallRejected
+from agent.csms.v16_frames import FrameError, check_frame
 
 SUBPROTOCOL = "ocpp1.6"
+_V16_ACTIONS = frozenset(action.value for action in Action)
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse]
@@ -109,6 +120,10 @@ def to_call(req: msg.OutboundReq, transaction_id: int | None = None) -> Any:
             )
         case msg.AuthorizeReq():
             return call.Authorize(id_tag=req.id_tag)
+        case msg.DiagnosticsStatusReq():
+            return call.DiagnosticsStatusNotification(status=req.status)
+        case msg.FirmwareStatusReq():
+            return call.FirmwareStatusNotification(status=req.status)
     return _transaction_call(req, transaction_id)
 
 
@@ -188,10 +203,41 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
     """
 
     def __init__(self, charge_point_id: str, connection: Any, commands: CommandHandler,
-                 response_timeout: float) -> None:
+                 response_timeout: float, replied: Callable[[], None] = lambda: None) -> None:
         super().__init__(charge_point_id, connection, response_timeout=response_timeout,
                          logger=logging.getLogger("agent.ocpp"))
         self._commands = commands
+        self._replied = replied
+
+    async def route_message(self, raw_msg: str) -> None:
+        """Refuse bad frames with the OCPP 1.6 error code, then let the library route."""
+        try:
+            check_frame(raw_msg)
+            self._check_action(raw_msg)
+        except FrameError as error:
+            log.warning("refusing a frame from the CSMS: %s", error)
+            await self._send(error.to_json())
+            return
+        await super().route_message(raw_msg)
+
+    def _check_action(self, raw_msg: str) -> None:
+        """OCPP-J 1.6 §4.2.3: NotImplemented for an action the protocol does not know,
+        NotSupported for one it knows that this charger does not offer (the library has
+        the two the other way round)."""
+        message = json.loads(raw_msg)
+        if message[0] != 2 or "_on_action" in self.route_map.get(message[2], {}):
+            return
+        known = message[2] in _V16_ACTIONS
+        code = "NotSupported" if known else "NotImplemented"
+        raise FrameError(message[1], code, f"{message[2]} is not {'offered' if known else 'known'}")
+
+    async def _handle_call(self, msg: Any) -> None:
+        """After the reply to a CSMS call is sent, release what the command made us send
+        (TriggerMessage: the reply goes first)."""
+        try:
+            await super()._handle_call(msg)
+        finally:
+            self._replied()
 
     async def send(self, req: msg.OutboundReq, ref: str,
                    transaction_id: int | None = None) -> msg.InboundConf:
@@ -236,3 +282,40 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
         response = self._commands(msg.CsmsChangeConfiguration(key, value))
         assert isinstance(response, msg.ChangeConfigurationResult)
         return call_result.ChangeConfiguration(ConfigurationStatus(response.status))
+
+    def _status(self, request: msg.CsmsRequest) -> str:
+        response = self._commands(request)
+        assert isinstance(response, msg.StatusResult | msg.CommandResult)
+        return str(response.status)
+
+    @on(Action.change_availability)
+    def _on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:
+        operative = type == AvailabilityType.operative
+        status = self._status(msg.CsmsChangeAvailability(connector_id, operative))
+        return call_result.ChangeAvailability(AvailabilityStatus(status))
+
+    @on(Action.reset)
+    def _on_reset(self, type: str, **_: Any) -> Any:
+        status = self._status(msg.CsmsReset(hard=type == ResetType.hard))
+        return call_result.Reset(ResetStatus(status))
+
+    @on(Action.unlock_connector)
+    def _on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
+        status = self._status(msg.CsmsUnlockConnector(connector_id))
+        return call_result.UnlockConnector(UnlockStatus(status))
+
+    @on(Action.trigger_message)
+    def _on_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                            **_: Any) -> Any:
+        status = self._status(msg.CsmsTriggerMessage(requested_message, connector_id))
+        return call_result.TriggerMessage(TriggerMessageStatus(status))
+
+    @on(Action.clear_cache)
+    def _on_clear_cache(self, **_: Any) -> Any:
+        return call_result.ClearCache(ClearCacheStatus(self._status(msg.CsmsClearCache())))
+
+    @on(Action.data_transfer)
+    def _on_data_transfer(self, vendor_id: str, message_id: str | None = None,
+                          data: str | None = None, **_: Any) -> Any:
+        status = self._status(msg.CsmsDataTransfer(vendor_id, message_id, data))
+        return call_result.DataTransfer(DataTransferStatus(status))

@@ -292,3 +292,13 @@ class Csms:
         """Send a call to the connected charger and return its result (CallErrors raise)."""
         session = await self.wait_for(lambda: self.session)
         return await session.call(payload, suppress=False)
+
+    async def send_raw(self, text: str) -> None:
+        """Send any text as a frame, to test how the charger copes with garbage."""
+        session = await self.wait_for(lambda: self.session)
+        await session._connection.send(text)
+
+    def call_errors(self) -> list[list[Any]]:
+        """Every CALLERROR the charger sent, parsed."""
+        return [json.loads(f.raw) for f in self.frames
+                if f.direction == "in" and f.message_type == 4]

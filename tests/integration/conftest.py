@@ -95,3 +95,20 @@ async def agent(site: SimSite) -> AsyncIterator[RunningAgent]:
     finally:
         await running.stop()
     assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"
+
+
+@pytest.fixture
+async def start_agent(site: SimSite) -> AsyncIterator[Any]:
+    """For tests that prepare the CSMS first: ``agent = await start_agent()``."""
+    started: list[RunningAgent] = []
+
+    async def start() -> RunningAgent:
+        running = RunningAgent(site)
+        await running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.stop()
+    assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"

@@ -144,3 +144,18 @@ def test_sampled_meter_values_follow_the_interval() -> None:
     first = values[0].req
     assert isinstance(first, msg.MeterValuesReq)
     assert first.samples[0].values[0].value == 1100.0
+
+
+def test_a_started_transaction_stays_preparing_while_the_ev_answers_the_offer() -> None:
+    h = CoreHarness()
+    h.boot()
+    h.pilot("B")
+    h.card("CAFE0001")
+    h.accept_authorize()
+    assert h.statuses(1)[-1] == "Preparing"
+    h.advance(4.9)
+    assert h.statuses(1)[-1] == "Preparing"
+    h.advance(0.2)
+    assert h.statuses(1)[-1] == "SuspendedEV", "an EV that never answers is SuspendedEV"
+    h.pilot("C")
+    assert h.statuses(1)[-1] == "Charging"

@@ -1,0 +1,54 @@
+"""What the runtime persists besides the message journal, as one small protocol.
+
+The SQLite store implements it on a charger; :class:`MemoryPersistence` keeps the same data in
+memory (tests that restart the core in-process, and runs without a state directory).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from agent.core.types import IdTagInfo
+
+
+class Persistence(Protocol):
+    def save_setting(self, name: str, value: str) -> None: ...
+
+    def save_availability(self, connector_id: int, operative: bool) -> None: ...
+
+    def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
+        """Remember ``info`` for ``id_tag``; ``id_tag`` None clears the whole cache."""
+
+    def load_settings(self) -> dict[str, str]: ...
+
+    def load_availability(self) -> dict[int, bool]: ...
+
+    def load_cache(self) -> list[tuple[str, IdTagInfo]]: ...
+
+
+class MemoryPersistence:
+    def __init__(self) -> None:
+        self.settings: dict[str, str] = {}
+        self.availability: dict[int, bool] = {}
+        self.cache: dict[str, IdTagInfo] = {}
+
+    def save_setting(self, name: str, value: str) -> None:
+        self.settings[name] = value
+
+    def save_availability(self, connector_id: int, operative: bool) -> None:
+        self.availability[connector_id] = operative
+
+    def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
+        if id_tag is None or info is None:
+            self.cache.clear()
+        else:
+            self.cache[id_tag] = info
+
+    def load_settings(self) -> dict[str, str]:
+        return dict(self.settings)
+
+    def load_availability(self) -> dict[int, bool]:
+        return dict(self.availability)
+
+    def load_cache(self) -> list[tuple[str, IdTagInfo]]:
+        return list(self.cache.items())

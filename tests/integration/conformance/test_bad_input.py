@@ -1,0 +1,58 @@
+"""Bad frames from the CSMS get the OCPP-J 1.6 CALLERROR and never disturb charging."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evsim.site import SimSite
+from tests.integration.conftest import Bench, RunningAgent
+
+from .helpers import booted, charging
+
+BAD_FRAMES = [
+    ("not json", "{oops", "-1", "FormationViolation"),
+    ("not an array", '{"a": 1}', "-1", "ProtocolError"),
+    ("unknown message type", '[9, "m1", "Reset", {}]', "m1", "ProtocolError"),
+    ("call without payload", '[2, "m2", "Reset"]', "m2", "ProtocolError"),
+    ("unknown action", '[2, "m3", "Frobnicate", {}]', "m3", "NotImplemented"),
+    ("1.6 action we do not offer", '[2, "m4", "ReserveNow", {"connectorId": 1, '
+     '"expiryDate": "2030-01-01T00:00:00Z", "idTag": "A", "reservationId": 1}]',
+     "m4", "NotSupported"),
+    ("missing field", '[2, "m5", "RemoteStopTransaction", {}]', "m5",
+     "OccurenceConstraintViolation"),
+    ("wrong type", '[2, "m6", "RemoteStopTransaction", {"transactionId": "x"}]', "m6",
+     "TypeConstraintViolation"),
+    ("not in the enumeration", '[2, "m7", "Reset", {"type": "Sometimes"}]', "m7",
+     "PropertyConstraintViolation"),
+    ("unknown field", '[2, "m8", "ClearCache", {"please": true}]', "m8", "FormationViolation"),
+    ("oversized", json.dumps([2, "m9", "DataTransfer", {"vendorId": "x", "data": "y" * 70000}]),
+     "m9", "FormationViolation"),
+]
+
+
+@pytest.mark.parametrize(("name", "frame", "unique_id", "code"), BAD_FRAMES,
+                         ids=[b[0] for b in BAD_FRAMES])
+async def test_bad_frame_gets_the_right_callerror(
+    site: SimSite, agent: RunningAgent, name: str, frame: str, unique_id: str, code: str
+) -> None:
+    await booted(site)
+    await site.csms.send_raw(frame)
+    (error,) = await site.csms.wait_for(site.csms.call_errors)
+    assert (error[1], error[2]) == (unique_id, code), name
+
+
+async def test_a_barrage_of_garbage_leaves_a_charging_session_untouched(
+    site: SimSite, bench: Bench, agent: RunningAgent
+) -> None:
+    await booted(site)
+    await charging(site, bench)
+    for _, frame, _, _ in BAD_FRAMES:
+        await site.csms.send_raw(frame)
+    await site.csms.wait_for(lambda: len(site.csms.call_errors()) == len(BAD_FRAMES))
+    assert site.csms.last_status(1) == "Charging"
+    assert await bench.relay_closed()
+    await bench("unplug", 1)
+    stop = await site.csms.wait_for_action("StopTransaction")
+    assert stop.payload["reason"] == "EVDisconnected"
