@@ -119,6 +119,7 @@ class Station:
         self._outputs = _Outputs()
         self._pending: dict[str, _Pending] = {}
         self._reads: dict[int, list[str]] = {}
+        self._settling: dict[int, tuple[ConnectorStatus, ErrorCode]] = {}
         self._floating: Authorization | None = None
         self._shutting_down = False
         self.cache = AuthorizationCache()
@@ -310,12 +311,30 @@ class Station:
             self._emit(fx.SetOfferedCurrent(cid, offer))
 
     def _reconcile_status(self, cid: int, connector: Connector) -> None:
-        status = self.status(cid)
-        current = (status, connector.error_code)
-        if connector.reported != current:
-            connector.reported = current
-            info = next(iter(connector.faults.values()), None) if connector.faults else None
-            self._status_notification(cid, status, connector.error_code, info)
+        current = (self.status(cid), connector.error_code)
+        if connector.reported == current:
+            self._settling.pop(cid, None)
+            return
+        hold = self.settings.int("MinimumStatusDuration")
+        if hold > 0 and connector.reported is not None:
+            if self._settling.get(cid) != current:  # MinimumStatusDuration: wait until stable
+                self._settling[cid] = current
+                self._emit(fx.StartTimer(f"status:{cid}", float(hold)))
+            return
+        self._report_status(cid, connector, current)
+
+    def _report_status(self, cid: int, connector: Connector,
+                       current: tuple[ConnectorStatus, ErrorCode]) -> None:
+        self._settling.pop(cid, None)
+        connector.reported = current
+        info = next(iter(connector.faults.values()), None) if connector.faults else None
+        self._status_notification(cid, current[0], current[1], info)
+
+    def _on_status_settled(self, cid: int) -> None:
+        connector = self.connectors[cid]
+        current = (self.status(cid), connector.error_code)
+        if self._settling.get(cid) == current and self._online:
+            self._report_status(cid, connector, current)
 
     def status(self, connector_id: int) -> ConnectorStatus:
         """The connector's OCPP status right now."""
@@ -672,6 +691,8 @@ class Station:
             self._on_sample_timer(self.connectors[int(arg)])
         elif kind == "aligned":
             self._on_aligned_timer()
+        elif kind == "status":
+            self._on_status_settled(int(arg))
         elif kind == "ev_grace":
             tx = self.connectors[int(arg)].transaction
             if tx is not None:

@@ -38,6 +38,8 @@ class CoreHarness:
         self.effects: list[fx.Effect] = []
         self.timers: dict[str, float] = {}
         self.energy_wh = {i: 1000.0 for i in range(1, connectors + 1)}
+        self.answered: list[fx.Send] = []
+        self.closed_seen = 0
 
     @property
     def now(self) -> Now:
