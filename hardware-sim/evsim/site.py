@@ -35,6 +35,7 @@ class SiteOptions:
     max_current: int = 16
     ocpp_frames: bool = True
     extra_ocpp: str = ""  # more lines for the [ocpp] table
+    free_vend_id_tag: str | None = None  # [authorization] mode = "free" with this idTag
 
 
 class SimSite:
@@ -95,6 +96,7 @@ meter_value_sample_interval = {o.sample_interval}
 connection_timeout = {o.connection_timeout}
 {o.extra_ocpp}
 
+{self._authorization_toml()}
 [gpio]
 pin_factory = "evsim"
 
@@ -115,6 +117,10 @@ port = "{self.world_server.reader_port}"
 level = "INFO"
 ocpp_frames = {'true' if o.ocpp_frames else 'false'}
 """
+
+    def _authorization_toml(self) -> str:
+        tag = self.options.free_vend_id_tag
+        return f'[authorization]\nmode = "free"\nfree_id_tag = "{tag}"\n' if tag else ""
 
     def _connector_toml(self, c: ConnectorConfig) -> str:
         feedback = f"feedback_pin = {c.feedback_pin}\n" if c.feedback_pin is not None else ""
