@@ -27,6 +27,10 @@ class SafetyInterlock:
     def pilot(self) -> PilotState:
         return self._pilot
 
+    @property
+    def contactor(self) -> Contactor:
+        return self._contactor
+
     def on_pilot(self, state: PilotState) -> None:
         """Record a new pilot state; open the contactor at once unless the EV asks for power."""
         with self._lock:

@@ -1,0 +1,143 @@
+"""install/install.sh into a temporary root: venv, config, unit; upgrade, uninstall, purge.
+
+``--root`` keeps the host untouched (no user, no systemctl), so this runs in CI. The agent is
+installed with ``--no-deps``: ``check-config`` needs only the standard library, and the
+dependencies would make the test slow. Building the agent still fetches its build backend
+(setuptools, wheel) through pip's cache or the package index.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+INSTALLER = ROOT / "install" / "install.sh"
+EXAMPLE = ROOT / "examples" / "raspberry-pi.toml"
+PREFIX = "/opt/evse-test"
+OFFLINE = ("Failed to establish a new connection", "Temporary failure in name resolution",
+           "Network is unreachable", "No matching distribution found for setuptools")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("bash") is None, reason="the installer needs bash"),
+]
+
+
+@dataclass
+class Root:
+    """A directory the installer treats as /."""
+
+    path: Path
+
+    @property
+    def venv(self) -> Path:
+        return self.path / PREFIX.lstrip("/") / "venv"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "etc" / "evse-agent" / "config.toml"
+
+    @property
+    def unit(self) -> Path:
+        return self.path / "etc" / "systemd" / "system" / "evse-agent.service"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "var" / "lib" / "evse-agent"
+
+    def install(self, *options: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+        result = subprocess.run(
+            ["bash", str(INSTALLER), "--root", str(self.path), "--prefix", PREFIX,
+             "--no-start", "--python", sys.executable, "--pip-args", "--no-deps", *options],
+            capture_output=True, text=True, env=env, timeout=110, check=False,
+        )
+        if result.returncode != 0 and any(s in result.stderr for s in OFFLINE):
+            pytest.skip("pip cannot reach the package index for the build backend")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Root, str]:
+    root = Root(tmp_path_factory.mktemp("root"))
+    return root, root.install().stdout
+
+
+def test_the_venv_holds_the_agent(installed: tuple[Root, str]) -> None:
+    root, _ = installed
+    assert (root.venv / "bin" / "evse-agent").exists()
+
+
+def test_the_starter_config_is_the_raspberry_pi_example(installed: tuple[Root, str]) -> None:
+    root, _ = installed
+    assert root.config.read_text() == EXAMPLE.read_text()
+    assert root.config.stat().st_mode & 0o777 == 0o640  # it holds the CSMS password
+
+
+def test_the_installed_config_passes_check_config(installed: tuple[Root, str]) -> None:
+    root, output = installed
+    assert f"{root.config}: OK" in output
+    result = subprocess.run(
+        [str(root.venv / "bin" / "evse-agent"), "check-config", str(root.config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_unit_runs_the_agent_from_the_prefix(installed: tuple[Root, str]) -> None:
+    root, _ = installed
+    text = root.unit.read_text()
+    run = f"{PREFIX}/venv/bin/evse-agent run --config /etc/evse-agent/config.toml"
+    assert f"ExecStart={run}\n" in text
+    assert "/opt/evse-agent" not in text
+
+
+def test_the_host_is_left_alone(installed: tuple[Root, str]) -> None:
+    _, output = installed
+    assert "would run: useradd --system" in output
+    assert "would run: systemctl enable evse-agent" in output
+    assert "would run: systemctl restart" not in output  # --no-start
+
+
+def test_upgrade_keeps_config_and_state_uninstall_keeps_them_purge_removes_them(
+    tmp_path: Path,
+) -> None:
+    root = Root(tmp_path)
+    root.install()
+    root.config.write_text(root.config.read_text().replace('"CP-0001"', '"CP-4711"'))
+    (root.state / "agent.db").write_bytes(b"journal")
+
+    upgrade = root.install()
+    assert "keeping the existing configuration" in upgrade.stdout
+    assert '"CP-4711"' in root.config.read_text()
+    assert (root.state / "agent.db").read_bytes() == b"journal"
+    assert (root.venv / "bin" / "evse-agent").exists()
+
+    root.install("--uninstall")
+    assert not root.venv.exists()
+    assert not root.unit.exists()
+    assert '"CP-4711"' in root.config.read_text()
+    assert (root.state / "agent.db").exists()
+
+    root.install("--purge")
+    assert not root.config.exists()
+    assert not root.state.exists()
+    assert not (root.path / PREFIX.lstrip("/")).exists()
+
+
+def test_the_installer_is_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (Debian: apt install shellcheck)")
+    result = subprocess.run([shellcheck, str(INSTALLER)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
