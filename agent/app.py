@@ -1,8 +1,9 @@
 """The composition root: the one place that chooses implementations and wires them together.
 
-``run(config)`` builds the drivers named in the configuration (imported lazily, so a laptop
-without a Pi's libraries can still check a config), the core, the delivery layer and the link,
-then runs until SIGTERM/SIGINT and shuts down in order: contactors open, transactions end by
+``run(config)`` opens the state store, builds the drivers named in the configuration (imported
+lazily, so a laptop without a Pi's libraries can still check a config), the core, the delivery
+layer and the link; settles the transactions a crash left open (:mod:`agent.recovery`); then
+runs until SIGTERM/SIGINT and shuts down in order: contactors open, transactions end by
 policy, the backlog is given a last chance, the link closes.
 """
 
@@ -13,22 +14,24 @@ import contextlib
 import itertools
 import logging
 import signal
-import time
 import uuid
 
 from agent import clock
 from agent.config import Config, ConnectorConfig
-from agent.core.settings import Settings, core_keys
+from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
 from agent.csms.link import Link, LinkSettings
 from agent.outbox import Outbox
+from agent.recovery import DEFAULT_POLICY, recover
 from agent.runtime import ConnectorHardware, Runtime
+from agent.store import Store, StoreError, StorePersistence
 from hal.roles import TokenReader
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
+EXIT_STORE_FAILED = 74  # sysexits EX_IOERR
 
 
 def station_config(config: Config) -> StationConfig:
@@ -40,16 +43,28 @@ def station_config(config: Config) -> StationConfig:
         firmware_version=config.charger.firmware_version,
         connectors=tuple(CoreConnector(c.id, float(c.max_current)) for c in config.connectors),
         free_vend_id_tag=free,
+        authorize_timeout=config.authorization.authorize_timeout,
     )
 
 
-def settings_from(config: Config) -> Settings:
-    return Settings(core_keys(len(config.connectors)), config.ocpp.configuration_keys())
+def settings_from(config: Config, store: Store | None = None) -> Settings:
+    """The file's seeds, overridden by the values the CSMS set (kept in ``store``)."""
+    settings = Settings(core_keys(len(config.connectors)), config.ocpp.configuration_keys())
+    for name, value in (store.settings() if store is not None else {}).items():
+        try:
+            if settings.is_readonly(name):
+                raise SettingError("read-only key")
+            settings.restore(name, value)
+        except (KeyError, SettingError) as error:
+            problem = error.args[0] if isinstance(error, SettingError) else "unknown key"
+            log.warning("state store: ignoring configuration %s = %r: %s", name, value, problem)
+    return settings
 
 
-def id_source() -> IdSource:
-    # Transaction refs must not repeat across restarts: seed them from the wall clock.
-    counter = itertools.count(int(time.time() * 1000))
+def id_source(store: Store) -> IdSource:
+    # Transaction refs must not repeat across restarts (the journal maps each to a CSMS
+    # transactionId): continue after the highest one the store has seen.
+    counter = itertools.count(store.max_tx_ref() + 1)
     return IdSource(next_ref=lambda: str(uuid.uuid4()), next_tx_ref=lambda: next(counter))
 
 
@@ -126,26 +141,41 @@ def link_settings(config: Config) -> LinkSettings:
     )
 
 
-def build(config: Config, hardware: Hardware) -> tuple[Runtime, Link]:
-    station = Station(station_config(config), settings_from(config), id_source())
-    devices = {c.id: hardware.connector(c) for c in config.connectors}
+def build(config: Config, hardware: Hardware, store: Store | None = None,
+          devices: dict[int, ConnectorHardware] | None = None) -> tuple[Runtime, Link]:
+    """Wire the agent. Without ``store``, the one in ``charger.state_dir`` is opened (and
+    closed when the process ends); without ``devices``, the connectors' drivers are built.
+    The outbox takes up the journal here: recover before. Raises StoreError."""
+    store = store if store is not None else Store.open(config.charger.state_dir)
+    station = Station(station_config(config), settings_from(config, store), id_source(store))
+    if devices is None:
+        devices = {c.id: hardware.connector(c) for c in config.connectors}
     link_holder: list[Link] = []
 
     def outbox(runtime: Runtime) -> Outbox:
         return Outbox(lambda ref, req, txid: link_holder[0].send(ref, req, txid),
-                      runtime.post, station.settings, lambda: clock.now().mono)
+                      runtime.post, station.settings, lambda: clock.now().mono, store,
+                      wall=lambda: clock.now().utc.timestamp())
 
-    runtime = Runtime(station, devices, hardware.reader(), outbox)
+    persistence = StorePersistence(store)
+    station.restore_availability(persistence.load_availability())
+    station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
+    runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
     link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied)
     link_holder.append(link)
     return runtime, link
 
 
 async def serve(config: Config) -> None:
-    """Run the agent until SIGTERM or SIGINT."""
+    """Run the agent until SIGTERM or SIGINT. Raises StoreError when the store is unusable."""
+    store = Store.open(config.charger.state_dir)
     hardware = Hardware(config)
     try:
-        runtime, link = build(config, hardware)
+        devices = {c.id: hardware.connector(c) for c in config.connectors}  # contactors open
+        # Before the core, the outbox and the link: what a crash left open is settled, its
+        # StopTransaction journaled behind the messages still pending (agent.recovery).
+        await recover(store, {cid: hw.meter for cid, hw in devices.items()}, DEFAULT_POLICY)
+        runtime, link = build(config, hardware, store, devices)
         await runtime.start()
         log.info("ready: %d connector(s), CSMS %s", len(config.connectors), config.csms_endpoint)
         link_task = asyncio.create_task(link.run())
@@ -157,6 +187,7 @@ async def serve(config: Config) -> None:
             await link_task
     finally:
         hardware.close()
+        store.close()
 
 
 async def _wait_for_stop_signal() -> None:
@@ -179,5 +210,9 @@ def configure_logging(config: Config) -> None:
 
 def run(config: Config) -> int:
     configure_logging(config)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except StoreError as error:
+        log.critical("%s", error)  # never run without the journal: it would lose transactions
+        return EXIT_STORE_FAILED
     return 0

@@ -163,9 +163,22 @@ class Csms:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        if self._server is not None:  # None while down (go_down)
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def go_down(self) -> None:
+        """An outage: stop listening and drop the charger's connection. The books stay."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def come_back(self) -> None:
+        """End the outage: listen again on the same port."""
+        if self._server is None:
+            self._server = await serve(self._handler, self.host, self.port,
+                                       subprotocols=["ocpp1.6"])  # type: ignore[list-item]
 
     async def _handler(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request else ""

@@ -1,0 +1,585 @@
+"""The agent's durable state: one SQLite database, ``<state_dir>/evse-agent.db``.
+
+What it holds (DESIGN.md, Durability): the outbound journal of transaction messages, the
+transactions those messages describe, the OCPP configuration values the CSMS changed, the
+availability of each connector, the authorization cache and the local authorization list.
+
+Contract:
+
+* Every public method that writes commits before it returns, durably: WAL with
+  ``synchronous=FULL`` fsyncs the log at each commit, so a committed row survives a power cut.
+  Inside ``with store.write():`` the writes of the block share one commit (one fsync).
+* Anything SQLite (or the file system) refuses becomes a :class:`StoreError` naming the file;
+  a failed write block is rolled back whole. Nothing is dropped silently.
+* The database is opened in exclusive locking mode: one agent owns a state directory (a second
+  one fails at :meth:`Store.open` with "database is locked"), and no ``-shm`` file is kept, so
+  the only writes are the log and its checkpoints (SD cards wear out).
+* The schema has a version; :data:`MIGRATIONS` is applied in order at open. To change the
+  schema, append a migration; never edit one that has shipped.
+
+The store knows rows, not OCPP messages: :mod:`agent.journal` turns messages into rows, and
+:class:`StorePersistence` serves the runtime's :class:`agent.persistence.Persistence`.
+Not thread-safe: use it from the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.core.types import AuthStatus, IdTagInfo
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "evse-agent.db"
+PAGE_SIZE = 1024  # bytes; small pages: each commit writes whole pages to the log
+WAL_LIMIT_BYTES = 1 << 20  # the log is truncated to this after a checkpoint
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the first schema
+    (
+        """CREATE TABLE journal (
+            seq        INTEGER PRIMARY KEY,           -- delivery order
+            ref        TEXT    NOT NULL,              -- the core's ref, the OCPP unique id
+            kind       TEXT    NOT NULL,              -- StartTransaction, MeterValues, ...
+            tx_ref     INTEGER,
+            body       TEXT    NOT NULL,              -- JSON, see agent.journal
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            not_before REAL    NOT NULL DEFAULT 0     -- UTC epoch seconds, 0: due now
+        )""",
+        """CREATE TABLE transactions (
+            tx_ref           INTEGER PRIMARY KEY,
+            connector_id     INTEGER NOT NULL,
+            id_tag           TEXT    NOT NULL,
+            meter_start      INTEGER NOT NULL,
+            started_at       TEXT    NOT NULL,
+            transaction_id   INTEGER,                 -- the CSMS's, from StartTransaction.conf
+            last_meter_wh    REAL,
+            last_meter_at    TEXT,
+            last_activity_at TEXT    NOT NULL,        -- the newest timestamp journaled for it
+            stopped          INTEGER NOT NULL DEFAULT 0,
+            stop_reason      TEXT,
+            meter_stop       INTEGER,
+            stopped_at       TEXT,
+            start_confirmed  INTEGER NOT NULL DEFAULT 0,
+            stop_confirmed   INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE settings (
+            name  TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE availability (
+            connector_id INTEGER PRIMARY KEY,
+            operative    INTEGER NOT NULL
+        )""",
+        """CREATE TABLE auth_cache (
+            id_tag        TEXT PRIMARY KEY COLLATE NOCASE,
+            status        TEXT NOT NULL,
+            parent_id_tag TEXT,
+            expiry        TEXT,
+            updated_at    TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE local_list (
+            id_tag        TEXT PRIMARY KEY COLLATE NOCASE,
+            status        TEXT NOT NULL,
+            parent_id_tag TEXT,
+            expiry        TEXT
+        ) WITHOUT ROWID""",
+        """CREATE TABLE local_list_version (
+            id      INTEGER PRIMARY KEY CHECK (id = 0),
+            version INTEGER NOT NULL
+        )""",
+        "INSERT INTO local_list_version (id, version) VALUES (0, 0)",
+    ),
+)
+"""Each entry is one schema version's statements, applied in one commit with the new version."""
+
+
+class StoreError(OSError):
+    """The state store cannot be opened, read or written. ``path`` is the database file."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+# --- rows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    seq: int
+    ref: str
+    kind: str
+    tx_ref: int | None
+    body: str
+    attempts: int
+    not_before: float  # UTC epoch seconds; 0 means due now
+
+
+@dataclass(frozen=True)
+class TransactionRow:
+    tx_ref: int
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    started_at: datetime
+    transaction_id: int | None
+    last_meter_wh: float | None
+    last_meter_at: datetime | None
+    last_activity_at: datetime
+    stopped: bool
+    stop_reason: str | None
+    meter_stop: int | None
+    stopped_at: datetime | None
+    start_confirmed: bool
+    stop_confirmed: bool
+
+
+@dataclass(frozen=True)
+class AuthEntry:
+    """An idTagInfo kept for offline authorization (cache or local list)."""
+
+    id_tag: str
+    status: str
+    parent_id_tag: str | None = None
+    expiry: datetime | None = None
+    updated_at: datetime | None = None  # cache only: when the CSMS last said so
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
+def _text(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+# --- the store --------------------------------------------------------------------------
+
+
+class Store:
+    """One open database. Build it with :meth:`Store.open`; :meth:`close` when done."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = db
+        self._depth = 0
+        self._journal_rows = 0
+
+    @classmethod
+    def open(cls, state_dir: Path, max_bytes: int | None = None) -> Store:
+        """Open (creating and migrating as needed) the database in ``state_dir``.
+
+        ``max_bytes`` caps the database file; a write beyond it fails as "full". Raises
+        StoreError when the directory or the file cannot be created, read or written.
+        """
+        path = Path(state_dir) / FILE_NAME
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"state store {path}: cannot open: {error}", path) from error
+        store = cls(path, db)
+        try:
+            store._prepare(max_bytes)
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def _prepare(self, max_bytes: int | None) -> None:
+        with self._guard("cannot open"):
+            self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # new files only
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL (journal mode {mode})")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+            if max_bytes is not None:
+                pages = max(1, max_bytes // self._page_size())
+                self._db.execute(f"PRAGMA max_page_count = {pages}")
+        self._migrate()
+        self._journal_rows = self._count_journal()
+
+    def close(self) -> None:
+        """Close the database. Idempotent."""
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions of the database, and errors ----------------------------------------
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            hint = " (is another agent using this state directory?)" if "locked" in str(
+                error) else ""
+            raise StoreError(f"state store {self.path}: {what}: {error}{hint}",
+                             self.path) from error
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Group writes into one commit (one fsync); nested blocks join the outer one.
+
+        On any error the whole block is rolled back and StoreError (or the error) raised.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self._guard("cannot write"):
+            self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+            with self._guard("cannot commit"):
+                self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._depth = 0
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._journal_rows = self._count_journal()
+        except sqlite3.Error as error:
+            log.error("state store %s: rollback failed: %s", self.path, error)
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Execute one statement inside a write block (opening one if needed)."""
+        with self.write(), self._guard("cannot write"):
+            return self._db.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        with self._guard("cannot read"):
+            return list(self._db.execute(sql, args).fetchall())
+
+    def _page_size(self) -> int:
+        size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        assert isinstance(size, int)
+        return size
+
+    # --- schema ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        rows = self._rows("SELECT version FROM schema_version")
+        return int(rows[0][0]) if rows else 0
+
+    def _migrate(self) -> None:
+        with self.write(), self._guard("cannot migrate"):
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(MIGRATIONS):
+                raise sqlite3.DatabaseError(
+                    f"schema version {current} is newer than this agent ({len(MIGRATIONS)})"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                log.info("state store %s: migrating to schema %d", self.path, version)
+                for statement in MIGRATIONS[version - 1]:
+                    self._db.execute(statement)
+            self._db.execute("DELETE FROM schema_version")
+            self._db.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+
+    # --- the outbound journal -------------------------------------------------------------
+
+    @property
+    def journal_size(self) -> int:
+        """Rows in the journal."""
+        return self._journal_rows
+
+    def _count_journal(self) -> int:
+        rows = self._rows("SELECT count(*) FROM journal")
+        return int(rows[0][0])
+
+    def journal_append(self, ref: str, kind: str, tx_ref: int | None, body: str) -> int:
+        """Add a row at the end of the journal; return its ``seq``."""
+        cursor = self._run(
+            "INSERT INTO journal (ref, kind, tx_ref, body) VALUES (?, ?, ?, ?)",
+            (ref, kind, tx_ref, body),
+        )
+        self._journal_rows += 1
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+    def journal_rows(self) -> list[JournalRow]:
+        """Every row, oldest first."""
+        rows = self._rows(
+            "SELECT seq, ref, kind, tx_ref, body, attempts, not_before FROM journal ORDER BY seq"
+        )
+        return [JournalRow(*row) for row in rows]
+
+    def journal_oldest(self, kind: str, limit: int, exclude: int | None = None
+                       ) -> list[JournalRow]:
+        """The oldest ``limit`` rows of ``kind``, leaving out the row ``exclude``."""
+        rows = self._rows(
+            "SELECT seq, ref, kind, tx_ref, body, attempts, not_before FROM journal"
+            " WHERE kind = ? AND seq IS NOT ? ORDER BY seq LIMIT ?",
+            (kind, exclude, limit),
+        )
+        return [JournalRow(*row) for row in rows]
+
+    def journal_delete(self, seq: int) -> None:
+        cursor = self._run("DELETE FROM journal WHERE seq = ?", (seq,))
+        self._journal_rows -= cursor.rowcount
+
+    def journal_retry(self, seq: int, attempts: int, not_before: float) -> None:
+        """Record a failed attempt: ``attempts`` so far, next try at ``not_before``."""
+        self._run("UPDATE journal SET attempts = ?, not_before = ? WHERE seq = ?",
+                  (attempts, not_before, seq))
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def tx_open(self, tx_ref: int, connector_id: int, id_tag: str, meter_start: int,
+                started_at: datetime) -> None:
+        """A transaction started (StartTransaction journaled)."""
+        self._run(
+            "INSERT INTO transactions (tx_ref, connector_id, id_tag, meter_start, started_at,"
+            " last_activity_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (tx_ref, connector_id, id_tag, meter_start, _text(started_at), _text(started_at)),
+        )
+
+    def tx_meter(self, tx_ref: int, energy_wh: float | None, at: datetime) -> None:
+        """A meter sample of the transaction was journaled (``energy_wh`` None: no register)."""
+        if energy_wh is None:
+            self._run("UPDATE transactions SET last_activity_at = ? WHERE tx_ref = ?",
+                      (_text(at), tx_ref))
+            return
+        self._run(
+            "UPDATE transactions SET last_meter_wh = ?, last_meter_at = ?, last_activity_at = ?"
+            " WHERE tx_ref = ?",
+            (energy_wh, _text(at), _text(at), tx_ref),
+        )
+
+    def tx_close(self, tx_ref: int, reason: str, meter_stop: int, at: datetime) -> None:
+        """The transaction stopped (StopTransaction journaled)."""
+        self._run(
+            "UPDATE transactions SET stopped = 1, stop_reason = ?, meter_stop = ?,"
+            " stopped_at = ?, last_activity_at = ? WHERE tx_ref = ?",
+            (reason, meter_stop, _text(at), _text(at), tx_ref),
+        )
+
+    def tx_confirm_start(self, tx_ref: int, transaction_id: int) -> None:
+        self._run(
+            "UPDATE transactions SET transaction_id = ?, start_confirmed = 1 WHERE tx_ref = ?",
+            (transaction_id, tx_ref),
+        )
+
+    def tx_confirm_stop(self, tx_ref: int) -> None:
+        self._run("UPDATE transactions SET stop_confirmed = 1 WHERE tx_ref = ?", (tx_ref,))
+
+    def transaction(self, tx_ref: int) -> TransactionRow | None:
+        rows = self._transactions("WHERE tx_ref = ?", (tx_ref,))
+        return rows[0] if rows else None
+
+    def transactions(self) -> list[TransactionRow]:
+        """Every transaction kept, oldest first."""
+        return self._transactions("", ())
+
+    def open_transactions(self) -> list[TransactionRow]:
+        """Transactions started and not stopped, oldest first."""
+        return self._transactions("WHERE stopped = 0", ())
+
+    def _transactions(self, where: str, args: tuple[object, ...]) -> list[TransactionRow]:
+        rows = self._rows(
+            "SELECT tx_ref, connector_id, id_tag, meter_start, started_at, transaction_id,"
+            " last_meter_wh, last_meter_at, last_activity_at, stopped, stop_reason, meter_stop,"
+            f" stopped_at, start_confirmed, stop_confirmed FROM transactions {where}"
+            " ORDER BY tx_ref",
+            args,
+        )
+        return [_transaction_row(row) for row in rows]
+
+    def transaction_ids(self) -> dict[int, int]:
+        """tx_ref -> the CSMS's transactionId, for every transaction it is known of."""
+        rows = self._rows(
+            "SELECT tx_ref, transaction_id FROM transactions WHERE transaction_id IS NOT NULL"
+        )
+        return {int(tx_ref): int(txid) for tx_ref, txid in rows}
+
+    def max_tx_ref(self) -> int:
+        """The highest tx_ref ever journaled (0 for none): the newest row is never pruned."""
+        rows = self._rows(
+            "SELECT max(m) FROM (SELECT max(tx_ref) AS m FROM transactions"
+            " UNION ALL SELECT max(tx_ref) FROM journal)"
+        )
+        value = rows[0][0]
+        return int(value) if value is not None else 0
+
+    def prune_transactions(self, keep: int) -> int:
+        """Forget stopped transactions with nothing left to deliver, but the newest ``keep``
+        (at least one, so :meth:`max_tx_ref` never goes back). Returns how many went."""
+        cursor = self._run(
+            "DELETE FROM transactions WHERE stopped = 1"
+            " AND tx_ref NOT IN (SELECT tx_ref FROM transactions ORDER BY tx_ref DESC LIMIT ?)"
+            " AND NOT EXISTS (SELECT 1 FROM journal WHERE journal.tx_ref = transactions.tx_ref)",
+            (max(1, keep),),
+        )
+        return cursor.rowcount
+
+    # --- configuration and availability ---------------------------------------------------
+
+    def settings(self) -> dict[str, str]:
+        """Configuration values the CSMS set: key -> value as OCPP transports it."""
+        return {str(name): str(value) for name, value in self._rows("SELECT * FROM settings")}
+
+    def save_setting(self, name: str, value: str) -> None:
+        self._run("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
+
+    def availability(self) -> dict[int, bool]:
+        """connector id -> operative, for each connector whose availability was changed."""
+        rows = self._rows("SELECT connector_id, operative FROM availability")
+        return {int(cid): bool(operative) for cid, operative in rows}
+
+    def set_availability(self, connector_id: int, operative: bool) -> None:
+        self._run("INSERT OR REPLACE INTO availability VALUES (?, ?)",
+                  (connector_id, int(operative)))
+
+    # --- authorization cache and local list -----------------------------------------------
+
+    def auth_cache_get(self, id_tag: str) -> AuthEntry | None:
+        rows = self._rows("SELECT * FROM auth_cache WHERE id_tag = ?", (id_tag,))
+        return _auth_entry(rows[0]) if rows else None
+
+    def auth_cache_put(self, entry: AuthEntry) -> None:
+        self._run("INSERT OR REPLACE INTO auth_cache VALUES (?, ?, ?, ?, ?)",
+                  (entry.id_tag, entry.status, entry.parent_id_tag, _text(entry.expiry),
+                   _text(entry.updated_at) or ""))
+
+    def auth_cache_entries(self) -> list[AuthEntry]:
+        return [_auth_entry(row) for row in self._rows("SELECT * FROM auth_cache")]
+
+    def auth_cache_clear(self) -> None:
+        self._run("DELETE FROM auth_cache")
+
+    def local_list_version(self) -> int:
+        rows = self._rows("SELECT version FROM local_list_version")
+        return int(rows[0][0])
+
+    def local_list_get(self, id_tag: str) -> AuthEntry | None:
+        rows = self._rows("SELECT * FROM local_list WHERE id_tag = ?", (id_tag,))
+        return _auth_entry(rows[0]) if rows else None
+
+    def local_list_entries(self) -> list[AuthEntry]:
+        return [_auth_entry(row) for row in self._rows("SELECT * FROM local_list")]
+
+    def local_list_put(self, version: int, entries: Iterable[AuthEntry],
+                       remove: Iterable[str] = ()) -> None:
+        """Add or replace ``entries``, remove the tags in ``remove``, set ``version``; one
+        commit. A full update is :meth:`local_list_clear` then this, in one write block."""
+        with self.write():
+            for entry in entries:
+                self._run("INSERT OR REPLACE INTO local_list VALUES (?, ?, ?, ?)",
+                          (entry.id_tag, entry.status, entry.parent_id_tag, _text(entry.expiry)))
+            for id_tag in remove:
+                self._run("DELETE FROM local_list WHERE id_tag = ?", (id_tag,))
+            self._run("UPDATE local_list_version SET version = ?", (version,))
+
+    def local_list_clear(self) -> None:
+        """Empty the list and set its version to 0."""
+        with self.write():
+            self._run("DELETE FROM local_list")
+            self._run("UPDATE local_list_version SET version = 0")
+
+
+def _transaction_row(row: Any) -> TransactionRow:
+    (tx_ref, cid, id_tag, meter_start, started_at, txid, last_wh, last_at, activity, stopped,
+     reason, meter_stop, stopped_at, start_ok, stop_ok) = row
+    return TransactionRow(
+        tx_ref, cid, id_tag, meter_start, datetime.fromisoformat(started_at), txid, last_wh,
+        _time(last_at), datetime.fromisoformat(activity), bool(stopped), reason, meter_stop,
+        _time(stopped_at), bool(start_ok), bool(stop_ok),
+    )
+
+
+def _auth_entry(row: Any) -> AuthEntry:
+    id_tag, status, parent, expiry, *updated = row
+    return AuthEntry(id_tag, status, parent, _time(expiry), _time(updated[0] or None)
+                     if updated else None)
+
+
+# --- the runtime's persistence ----------------------------------------------------------
+
+
+class StorePersistence:
+    """:class:`agent.persistence.Persistence` on the store, for the runtime's effects.
+
+    A write that fails is logged as an error and the agent runs on with the value in memory:
+    a setting, an availability or a cache entry is not worth stopping the charger for.
+    Reads raise StoreError (they happen at start, where a broken store stops the agent).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def save_setting(self, name: str, value: str) -> None:
+        self._try(lambda: self.store.save_setting(name, value), f"configuration {name}")
+
+    def save_availability(self, connector_id: int, operative: bool) -> None:
+        self._try(lambda: self.store.set_availability(connector_id, operative),
+                  f"availability of connector {connector_id}")
+
+    def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
+        if id_tag is None or info is None:
+            self._try(self.store.auth_cache_clear, "clearing the authorization cache")
+            return
+        entry = AuthEntry(id_tag, info.status.value, info.parent_id_tag, info.expiry,
+                          datetime.now(UTC))
+        self._try(lambda: self.store.auth_cache_put(entry), f"cache entry {id_tag}")
+
+    def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None:
+        """Replace the whole list (the core hands over the list after every update)."""
+        rows = [AuthEntry(id_tag, info.status.value, info.parent_id_tag, info.expiry)
+                for id_tag, info in entries]
+
+        def replace() -> None:
+            with self.store.write():
+                self.store.local_list_clear()
+                self.store.local_list_put(version, rows)
+
+        self._try(replace, f"local list version {version}")
+
+    def load_settings(self) -> dict[str, str]:
+        return self.store.settings()
+
+    def load_local_list(self) -> tuple[int, list[tuple[str, IdTagInfo]]]:
+        return self.store.local_list_version(), [
+            (e.id_tag, _id_tag_info(e)) for e in self.store.local_list_entries()]
+
+    def load_availability(self) -> dict[int, bool]:
+        return self.store.availability()
+
+    def load_cache(self) -> list[tuple[str, IdTagInfo]]:
+        return [(e.id_tag, _id_tag_info(e)) for e in self.store.auth_cache_entries()]
+
+    def _try(self, write: Callable[[], None], what: str) -> None:
+        try:
+            write()
+        except StoreError as error:
+            log.error("%s not saved: %s", what, error)
+
+
+def _id_tag_info(entry: AuthEntry) -> IdTagInfo:
+    return IdTagInfo(AuthStatus(entry.status), entry.parent_id_tag, entry.expiry)

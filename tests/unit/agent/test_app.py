@@ -1,0 +1,50 @@
+"""The composition root's use of the store: settings seeded from it, transaction refs after it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.app import id_source, settings_from
+from agent.config import Config, load_config
+from agent.store import Store
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def config() -> Config:
+    return load_config(ROOT / "examples" / "sim.toml")  # heartbeat_interval = 60
+
+
+def test_values_the_csms_set_win_over_the_file(config: Config, tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.save_setting("HeartbeatInterval", "900")
+        settings = settings_from(config, store)
+    assert settings.int("HeartbeatInterval") == 900
+    assert settings.int("MeterValueSampleInterval") == 10  # from the file
+
+
+def test_unknown_invalid_and_read_only_stored_keys_are_logged_and_ignored(
+    config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store.open(tmp_path) as store:
+        store.save_setting("NoSuchKey", "1")
+        store.save_setting("HeartbeatInterval", "soon")
+        store.save_setting("NumberOfConnectors", "7")
+        with caplog.at_level(logging.WARNING):
+            settings = settings_from(config, store)
+    assert settings.int("HeartbeatInterval") == 60 and settings.int("NumberOfConnectors") == 1
+    for key in ("NoSuchKey", "HeartbeatInterval", "NumberOfConnectors"):
+        assert f"ignoring configuration {key}" in caplog.text
+
+
+def test_transaction_refs_continue_after_the_highest_in_the_store(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        assert id_source(store).next_tx_ref() == 1
+        store.tx_open(41, 1, "CAFE0001", 0, datetime(2026, 1, 1, tzinfo=UTC))
+        ids = id_source(store)
+        assert [ids.next_tx_ref(), ids.next_tx_ref()] == [42, 43]
