@@ -110,6 +110,7 @@ class OcppConfig:
 class AuthorizationConfig:
     mode: str
     free_id_tag: str
+    authorize_timeout: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -399,6 +400,9 @@ _AUTHORIZATION = Table("authorization", AuthorizationConfig, keys=(
         default="ocpp", choices=("ocpp", "free")),
     Key("free_id_tag", str, "idTag of the sessions started in free mode (CiString20)",
         default="FREEVEND", span=(1, 20)),
+    Key("authorize_timeout", float, "how long to wait for Authorize.conf before the offline "
+        "rules decide (some CSMSs validate live and take up to 15 s)",
+        default=20.0, span=(1, 120), unit=_SECONDS),
 ))
 
 _GPIO = Table("gpio", GpioConfig, keys=(

@@ -19,7 +19,11 @@ class Persistence(Protocol):
     def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
         """Remember ``info`` for ``id_tag``; ``id_tag`` None clears the whole cache."""
 
+    def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None: ...
+
     def load_settings(self) -> dict[str, str]: ...
+
+    def load_local_list(self) -> tuple[int, list[tuple[str, IdTagInfo]]]: ...
 
     def load_availability(self) -> dict[int, bool]: ...
 
@@ -31,6 +35,7 @@ class MemoryPersistence:
         self.settings: dict[str, str] = {}
         self.availability: dict[int, bool] = {}
         self.cache: dict[str, IdTagInfo] = {}
+        self.local_list: tuple[int, list[tuple[str, IdTagInfo]]] = (0, [])
 
     def save_setting(self, name: str, value: str) -> None:
         self.settings[name] = value
@@ -44,8 +49,14 @@ class MemoryPersistence:
         else:
             self.cache[id_tag] = info
 
+    def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None:
+        self.local_list = (version, list(entries))
+
     def load_settings(self) -> dict[str, str]:
         return dict(self.settings)
+
+    def load_local_list(self) -> tuple[int, list[tuple[str, IdTagInfo]]]:
+        return self.local_list[0], list(self.local_list[1])
 
     def load_availability(self) -> dict[int, bool]:
         return dict(self.availability)

@@ -130,6 +130,8 @@ class Runtime:
                 self.persistence.save_availability(cid, operative)
             case fx.CacheIdTag(id_tag=id_tag, info=info):
                 self.persistence.cache_id_tag(id_tag, info)
+            case fx.SaveLocalList(version=version, entries=entries):
+                self.persistence.save_local_list(version, list(entries))
             case fx.Reboot(hard=hard):
                 loop = self._loop
                 assert loop is not None

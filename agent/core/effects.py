@@ -52,6 +52,14 @@ class CacheIdTag:
 
 
 @dataclass(frozen=True)
+class SaveLocalList:
+    """The local authorization list changed: persist all of it (``entries``) at ``version``."""
+
+    version: int
+    entries: tuple[tuple[str, IdTagInfo], ...]
+
+
+@dataclass(frozen=True)
 class Reboot:
     """Restart the agent once the queue has drained (Reset.req): ``hard`` is a Hard reset."""
 
@@ -114,6 +122,7 @@ Effect = (
     | SaveSetting
     | SaveAvailability
     | CacheIdTag
+    | SaveLocalList
     | Reboot
     | StartTimer
     | CancelTimer

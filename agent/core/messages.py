@@ -221,6 +221,23 @@ class CsmsDataTransfer:
 
 
 @dataclass(frozen=True)
+class CsmsSendLocalList:
+    version: int
+    full: bool  # Full replaces the list; Differential adds, updates and (no info) removes
+    entries: tuple[tuple[str, IdTagInfo | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class CsmsGetLocalListVersion:
+    pass
+
+
+@dataclass(frozen=True)
+class LocalListVersionResult:
+    version: int
+
+
+@dataclass(frozen=True)
 class CsmsGetConfiguration:
     keys: tuple[str, ...] = ()
 
@@ -273,5 +290,13 @@ CsmsRequest = (
     | CsmsTriggerMessage
     | CsmsClearCache
     | CsmsDataTransfer
+    | CsmsSendLocalList
+    | CsmsGetLocalListVersion
 )
-CsmsResponse = CommandResult | StatusResult | GetConfigurationResult | ChangeConfigurationResult
+CsmsResponse = (
+    CommandResult
+    | StatusResult
+    | GetConfigurationResult
+    | ChangeConfigurationResult
+    | LocalListVersionResult
+)

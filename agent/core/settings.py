@@ -22,6 +22,8 @@ MEASURANDS = frozenset(
 )
 
 Value = int | bool | str
+LOCAL_LIST_MAX = 1000  # LocalAuthListMaxLength
+SEND_LOCAL_LIST_MAX = 100  # SendLocalListMaxLength
 
 
 class SettingError(ValueError):
@@ -96,6 +98,8 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("ConnectorPhaseRotation", str, "NotApplicable"),
         KeySpec("GetConfigurationMaxKeys", int, 64, readonly=True),
         KeySpec("HeartbeatInterval", int, 300, minimum=0, maximum=86400),
+        KeySpec("LocalAuthListEnabled", bool, True),
+        KeySpec("LocalAuthListMaxLength", int, LOCAL_LIST_MAX, readonly=True),
         KeySpec("LocalAuthorizeOffline", bool, True),
         KeySpec("LocalPreAuthorize", bool, False),
         KeySpec("MeterValuesAlignedData", str, "Energy.Active.Import.Register",
@@ -110,7 +114,9 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("StopTransactionOnInvalidId", bool, True),
         KeySpec("StopTxnAlignedData", str, "", csl_items=measurands),
         KeySpec("StopTxnSampledData", str, "", csl_items=measurands),
-        KeySpec("SupportedFeatureProfiles", str, "Core,RemoteTrigger", readonly=True),
+        KeySpec("SendLocalListMaxLength", int, SEND_LOCAL_LIST_MAX, readonly=True),
+        KeySpec("SupportedFeatureProfiles", str, "Core,LocalAuthListManagement,RemoteTrigger",
+                readonly=True),
         KeySpec("TransactionMessageAttempts", int, 5, minimum=1, maximum=100),
         KeySpec("TransactionMessageRetryInterval", int, 30, minimum=1, maximum=3600),
         KeySpec("UnlockConnectorOnEVSideDisconnect", bool, True),

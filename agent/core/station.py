@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.authorization import AuthorizationCache, local_decision
+from agent.core.authorization import AuthorizationCache, LocalList, local_decision
 from agent.core.connector import (
     Authorization,
     Connector,
@@ -29,7 +29,7 @@ from agent.core.connector import (
 )
 from agent.core.lifecycle import Phase
 from agent.core.metering import meter_sample, seconds_to_next_aligned
-from agent.core.settings import Settings, Value, render
+from agent.core.settings import LOCAL_LIST_MAX, SEND_LOCAL_LIST_MAX, Settings, Value, render
 from agent.core.types import (
     AuthStatus,
     ConnectorStatus,
@@ -48,6 +48,7 @@ BOOT_RETRY_DEFAULT = 60  # seconds, when the CSMS gives interval 0 for Pending/R
 BOOT_RETRY_AFTER_FAILURE = 30
 EV_RESPONSE_GRACE = 5.0  # s an EV gets to answer the first offer before it counts as SuspendedEV
 MAX_TRANSACTION_DATA = 500  # samples kept for StopTransaction.transactionData
+WARNING_CODES = frozenset({ErrorCode.READER_FAILURE.value})  # reported, but nothing stops
 TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                "Heartbeat", "MeterValues", "StatusNotification")
 
@@ -66,6 +67,7 @@ class StationConfig:
     serial_number: str | None = None
     firmware_version: str | None = None
     free_vend_id_tag: str | None = None  # None: tokens are authorized through OCPP
+    authorize_timeout: float = 20.0  # s without Authorize.conf before the offline rules decide
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class _Outputs:
 
     contactor: dict[int, bool] = field(default_factory=dict)
     offer: dict[int, float] = field(default_factory=dict)
-    station_reported: ConnectorStatus | None = None
+    station_reported: tuple[ConnectorStatus, ErrorCode] | None = None
 
 
 class Station:
@@ -120,9 +122,11 @@ class Station:
         self._pending: dict[str, _Pending] = {}
         self._reads: dict[int, list[str]] = {}
         self._settling: dict[int, tuple[ConnectorStatus, ErrorCode]] = {}
+        self._station_warnings: dict[str, str | None] = {}
         self._floating: Authorization | None = None
         self._shutting_down = False
         self.cache = AuthorizationCache()
+        self.local_list = LocalList()
         self._out: list[fx.Effect] = []
         self._now: Now | None = None
         settings.subscribe(self._setting_changed)
@@ -271,6 +275,13 @@ class Station:
         for connector in self.connectors.values():
             connector.reported = None
 
+    def _station_error(self) -> ErrorCode:
+        return ErrorCode(sorted(self._station_warnings)[0]) if self._station_warnings \
+            else ErrorCode.NO_ERROR
+
+    def _station_info(self) -> str | None:
+        return next(iter(self._station_warnings.values()), None)
+
     def _station_status(self) -> ConnectorStatus:
         if all(not c.operative for c in self.connectors.values()):
             return ConnectorStatus.UNAVAILABLE
@@ -293,10 +304,10 @@ class Station:
             self._reconcile_outputs(cid, connector)
         if not (self.registration.accepted and self.registration.link_up):
             return
-        station = self._station_status()
-        if station is not self._outputs.station_reported:
+        station = (self._station_status(), self._station_error())
+        if station != self._outputs.station_reported:
             self._outputs.station_reported = station
-            self._status_notification(0, station, ErrorCode.NO_ERROR, None)
+            self._status_notification(0, station[0], station[1], self._station_info())
         for cid, connector in self.connectors.items():
             self._reconcile_status(cid, connector)
 
@@ -448,11 +459,12 @@ class Station:
             return
         pending = _Pending("authorize", connector_id, id_tag, purpose)
         local = local_decision(id_tag, self.cache, self.settings, online=self._online,
-                               now=self.now.utc)
+                               now=self.now.utc, local_list=self.local_list)
         if local is not None and purpose != "parent_stop":
             self._on_authorize_answer(pending, local)  # LocalPreAuthorize, or offline rules
         elif self._online:
-            self._send(msg.AuthorizeReq(id_tag), pending)
+            ref = self._send(msg.AuthorizeReq(id_tag), pending)
+            self._emit(fx.StartTimer(f"authorize:{ref}", self.config.authorize_timeout))
         else:
             self._notice(connector_id, "rejected", f"{id_tag}: offline and not known locally")
 
@@ -463,7 +475,7 @@ class Station:
     def _authorize_without_csms(self, pending: _Pending, reason: str) -> None:
         """The CSMS did not answer an Authorize: the offline rules decide."""
         local = local_decision(pending.id_tag, self.cache, self.settings, online=False,
-                               now=self.now.utc)
+                               now=self.now.utc, local_list=self.local_list)
         if local is None:
             self._notice(pending.connector_id, "rejected", f"{pending.id_tag}: CSMS {reason}")
             return
@@ -668,6 +680,16 @@ class Station:
     # --- faults ----------------------------------------------------------------------
 
     def _on_fault(self, event: ev.DeviceFault) -> None:
+        """A device fault. Most fault their connector (or, on connector 0, every connector);
+        warnings such as a lost reader only show in connector 0's errorCode: remote starts
+        and running sessions go on."""
+        if event.error_code in WARNING_CODES:
+            faults = self._station_warnings
+            if event.active:
+                faults[event.error_code] = event.info
+            else:
+                faults.pop(event.error_code, None)
+            return
         targets = self.connectors.values() if event.connector_id == 0 else [
             self.connectors[event.connector_id]
         ]
@@ -693,6 +715,8 @@ class Station:
             self._on_aligned_timer()
         elif kind == "status":
             self._on_status_settled(int(arg))
+        elif kind == "authorize":
+            self._on_call_failed(arg, "timeout")  # a late answer is then ignored
         elif kind == "ev_grace":
             tx = self.connectors[int(arg)].transaction
             if tx is not None:
@@ -704,6 +728,8 @@ class Station:
         pending = self._pending.pop(ref, None)
         if pending is None:
             return
+        if pending.kind == "authorize":
+            self._emit(fx.CancelTimer(f"authorize:{ref}"))
         match conf:
             case msg.BootNotificationConf():
                 self._on_boot_answer(conf)
@@ -751,6 +777,11 @@ class Station:
                 return msg.StatusResult("Accepted")
             case msg.CsmsDataTransfer():
                 return msg.StatusResult("UnknownVendorId")  # TC_062: no vendor extensions
+            case msg.CsmsSendLocalList():
+                return msg.StatusResult(self._send_local_list(request))
+            case msg.CsmsGetLocalListVersion():
+                enabled = self.settings.bool("LocalAuthListEnabled")
+                return msg.LocalListVersionResult(self.local_list.version if enabled else -1)
 
     def _remote_start(self, request: msg.CsmsRemoteStart) -> RequestStatus:
         connector = self._remote_start_target(request.connector_id)
@@ -802,7 +833,33 @@ class Station:
             return "Rejected"
         return "Accepted"
 
+    # --- the local authorization list --------------------------------------------------
+
+    def _send_local_list(self, request: msg.CsmsSendLocalList) -> str:
+        """TC_043: Full replaces, Differential needs a newer version (else VersionMismatch);
+        too many entries is Failed."""
+        if len(request.entries) > SEND_LOCAL_LIST_MAX:
+            return "Failed"
+        if not request.full and request.version <= self.local_list.version:
+            return "VersionMismatch"
+        candidate = LocalList(self.local_list.version, self.local_list.entries())
+        if request.full:
+            candidate.replace(request.version, request.entries)
+        else:
+            candidate.apply(request.version, request.entries)
+        if len(candidate) > LOCAL_LIST_MAX:
+            return "Failed"
+        self.local_list = candidate
+        self._emit(fx.SaveLocalList(candidate.version, tuple(candidate.entries())))
+        return "Accepted"
+
     # --- availability, reset, unlock, trigger -----------------------------------------
+
+    def restore_authorization(self, cache: list[tuple[str, IdTagInfo]], list_version: int,
+                              list_entries: list[tuple[str, IdTagInfo]]) -> None:
+        """The cache and the local list kept across restarts; call before Started."""
+        self.cache = AuthorizationCache(cache)
+        self.local_list = LocalList(list_version, list_entries)
 
     def restore_availability(self, operative: dict[int, bool]) -> None:
         """Availability kept across restarts (TC_013..016, TC_034); call before Started."""
@@ -886,7 +943,8 @@ class Station:
 
     def _force_status(self, connector_id: int) -> None:
         if connector_id == 0:
-            self._status_notification(0, self._station_status(), ErrorCode.NO_ERROR, None)
+            self._status_notification(0, self._station_status(), self._station_error(),
+                                      self._station_info())
             return
         connector = self.connectors[connector_id]
         connector.reported = None  # the reconcile step re-sends it

@@ -35,6 +35,8 @@ from ocpp.v16.enums import (
     ResetType,
     TriggerMessageStatus,
     UnlockStatus,
+    UpdateStatus,
+    UpdateType,
 )
 
 from agent.core import messages as msg
@@ -313,6 +315,23 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
     @on(Action.clear_cache)
     def _on_clear_cache(self, **_: Any) -> Any:
         return call_result.ClearCache(ClearCacheStatus(self._status(msg.CsmsClearCache())))
+
+    @on(Action.send_local_list)
+    def _on_send_local_list(self, list_version: int, update_type: str,
+                            local_authorization_list: list[dict[str, Any]] | None = None,
+                            **_: Any) -> Any:
+        entries = tuple(
+            (e["id_tag"], id_tag_info(e["id_tag_info"]) if e.get("id_tag_info") else None)
+            for e in local_authorization_list or ()
+        )
+        request = msg.CsmsSendLocalList(list_version, update_type == UpdateType.full, entries)
+        return call_result.SendLocalList(UpdateStatus(self._status(request)))
+
+    @on(Action.get_local_list_version)
+    def _on_get_local_list_version(self, **_: Any) -> Any:
+        response = self._commands(msg.CsmsGetLocalListVersion())
+        assert isinstance(response, msg.LocalListVersionResult)
+        return call_result.GetLocalListVersion(response.version)
 
     @on(Action.data_transfer)
     def _on_data_transfer(self, vendor_id: str, message_id: str | None = None,

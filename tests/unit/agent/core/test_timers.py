@@ -9,7 +9,7 @@ import pytest
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.metering import seconds_to_next_aligned
-from agent.core.types import RegistrationStatus
+from agent.core.types import AuthStatus, IdTagInfo, RegistrationStatus
 
 from .harness import CoreHarness
 
@@ -84,3 +84,34 @@ def test_clock_aligned_samples_land_on_interval_boundaries() -> None:
 ])
 def test_seconds_to_next_aligned(now: datetime, interval: int, expected: float) -> None:
     assert seconds_to_next_aligned(now, interval) == pytest.approx(expected)
+
+
+def test_an_unanswered_authorize_falls_back_to_the_offline_rules() -> None:
+    h = CoreHarness(LocalAuthorizeOffline=True)
+    h.boot()
+    h.pilot("B")
+    h.card("CAFE0001")
+    h.accept_authorize()  # cached as Accepted
+    h.pilot("A")
+    h.answer(h.last(msg.StartTransactionReq), msg.StartTransactionConf(
+        1, IdTagInfo(AuthStatus.ACCEPTED)))
+    h.pilot("B")
+    h.advance(2)  # the reader's repeat window
+    h.card("CAFE0001")
+    assert len(h.sent(msg.AuthorizeReq)) == 2
+    h.advance(19)
+    assert len(h.sent(msg.StartTransactionReq)) == 1
+    h.advance(1)  # authorize_timeout (20 s): the cache decides
+    assert len(h.sent(msg.StartTransactionReq)) == 2
+
+
+def test_an_unanswered_authorize_of_an_unknown_tag_is_refused() -> None:
+    h = CoreHarness()
+    h.boot()
+    h.pilot("B")
+    h.card("UNKNOWN1")
+    h.advance(20)
+    assert not h.sent(msg.StartTransactionReq)
+    late = h.last(msg.AuthorizeReq)
+    h.answer(late, msg.AuthorizeConf(IdTagInfo(AuthStatus.ACCEPTED)))
+    assert not h.sent(msg.StartTransactionReq), "a late answer is ignored"
