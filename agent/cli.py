@@ -5,9 +5,17 @@
     evse-agent check-config FILE      validate FILE; exit 0 when valid, 2 with every problem
     evse-agent run [--config FILE]    validate, then run the agent until it is stopped
     evse-agent config-reference       print every configuration key as a Markdown table
+    evse-agent status [--socket PATH | --state-dir DIR | --config FILE] [--json]
+                                      the running agent: connectors, transactions, link, errors
+    evse-agent log [--state-dir DIR | --config FILE] [--since T] [--until T] [--connector N]
+                   [--id-tag TAG] [--action NAME]... [--limit N] [--json] [--utc] [--full]
+                                      the OCPP message log (docs/operations.md)
 
-``run`` and ``check-config`` take the file from ``$EVSE_AGENT_CONFIG`` when none is given.
-Exit status: 0 success, 2 usage or configuration errors; ``run`` returns what the agent returns.
+``run`` and ``check-config`` take the file from ``$EVSE_AGENT_CONFIG`` when none is given;
+``status`` and ``log`` also fall back to /etc/evse-agent/config.toml.
+Exit status: 0 success, 2 usage or configuration errors; ``run`` returns what the agent returns;
+``status`` 69 when no agent answers, 77 when the socket may not be opened; ``log`` 66 when
+there is no message log, 77 when it may not be read.
 """
 
 from __future__ import annotations
@@ -15,16 +23,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from agent import __version__
 from agent.config import Config, ConfigError, describe_schema, load_config
 
 CONFIG_ENV = "EVSE_AGENT_CONFIG"
+DEFAULT_CONFIG = "/etc/evse-agent/config.toml"
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_NO_INPUT = 66  # sysexits EX_NOINPUT: no message log
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: no agent answers
+EXIT_NO_PERMISSION = 77  # sysexits EX_NOPERM
+DEFAULT_LOG_LIMIT = 200
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -54,7 +71,49 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_run)
     reference = commands.add_parser("config-reference", help="print every configuration key")
     reference.set_defaults(command=_config_reference)
+    _add_status(commands)
+    _add_log(commands)
     return parser
+
+
+def _add_location(parser: argparse.ArgumentParser, socket: bool = False) -> None:
+    where = parser.add_mutually_exclusive_group()
+    if socket:
+        where.add_argument("--socket", metavar="PATH",
+                           help="the agent's status socket; default: <state_dir>/evse-agent.sock")
+    where.add_argument("--state-dir", metavar="DIR", help="the agent's state directory")
+    where.add_argument("--config", metavar="FILE", help="take charger.state_dir from FILE; "
+                       f"default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}")
+
+
+def _add_status(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser("status", help="show the running agent's connectors and link")
+    _add_location(status, socket=True)
+    status.add_argument("--json", action="store_true", help="print the raw status document")
+    status.set_defaults(command=_status)
+
+
+def _add_log(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    frames = commands.add_parser(
+        "log", help="show the OCPP message log",
+        description="Show the OCPP frames the agent sent (→) and received (←), oldest first, "
+        "with link events (*). Times: ISO 8601 in local time unless an offset is given "
+        "('2024-05-01 10:00', '2024-05-01T08:00Z'), 'today', or an age such as -10m, 2h, 1d.")
+    # "--since -10m" is a value, not an option (argparse only knows plain negative numbers).
+    frames._negative_number_matcher = re.compile(r"^-\d+(\.\d+)?[smhdw]?$")
+    _add_location(frames)
+    frames.add_argument("--since", metavar="TIME", type=_moment, help="from this time on")
+    frames.add_argument("--until", metavar="TIME", type=_moment, help="up to this time")
+    frames.add_argument("--connector", metavar="N", type=int, help="frames of connector N only")
+    frames.add_argument("--id-tag", metavar="TAG", help="frames about this card/idTag only")
+    frames.add_argument("--action", metavar="NAME", action="append",
+                        help="e.g. Authorize, StartTransaction; repeat for several")
+    frames.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LOG_LIMIT,
+                        help=f"the newest N matches (default {DEFAULT_LOG_LIMIT}; 0: all)")
+    frames.add_argument("--json", action="store_true", help="one JSON record per line")
+    frames.add_argument("--utc", action="store_true", help="show times in UTC")
+    frames.add_argument("--full", action="store_true", help="do not shorten long payloads")
+    frames.set_defaults(command=_log)
 
 
 def _config_path(given: str | None) -> str | None:
@@ -103,4 +162,91 @@ def _run(args: argparse.Namespace) -> int:
 
 def _config_reference(args: argparse.Namespace) -> int:
     print(describe_schema(), end="")
+    return EXIT_OK
+
+
+# --- status and log ----------------------------------------------------------------------------
+
+
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    """``--state-dir``, or ``charger.state_dir`` of the configuration; None after a message."""
+    if args.state_dir:
+        return Path(args.state_dir)
+    path = args.config or os.environ.get(CONFIG_ENV)
+    if not path and os.path.exists(DEFAULT_CONFIG):
+        path = DEFAULT_CONFIG
+    if not path:
+        print(f"evse-agent: give --state-dir or --config (or set ${CONFIG_ENV})",
+              file=sys.stderr)
+        return None
+    config = _load(path)
+    return config.charger.state_dir if config else None
+
+
+def _status(args: argparse.Namespace) -> int:
+    from agent import status_server as server  # lazily, like every command's own module
+
+    state_dir = None if args.socket else _state_dir(args)
+    if not args.socket and state_dir is None:
+        return EXIT_USAGE
+    path = Path(args.socket) if args.socket else server.default_socket(state_dir or ".")
+    try:
+        document = server.fetch_status(path)
+    except server.StatusError as error:
+        print(f"evse-agent: {error}", file=sys.stderr)
+        denied = isinstance(error, server.StatusDenied)
+        return EXIT_NO_PERMISSION if denied else EXIT_UNAVAILABLE
+    print(json.dumps(document, indent=2) if args.json else server.format_status(document))
+    return EXIT_OK
+
+
+_AGE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _moment(text: str) -> datetime:
+    """An aware datetime from ``-10m``/``2h`` (ago), ``now``, ``today`` or ISO 8601 (local
+    time unless it has an offset)."""
+    now = datetime.now().astimezone()
+    age = _AGE.match(text.strip())
+    if age:
+        return now - timedelta(seconds=float(age[1]) * _SECONDS[age[2]])
+    if text == "now":
+        return now
+    if text == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: use ISO 8601 ('2024-05-01 10:00'), 'today' "
+            "or an age such as -10m, 2h, 1d") from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _log(args: argparse.Namespace) -> int:
+    from agent.frame_log import FrameStore, format_record
+
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return EXIT_USAGE
+    store = FrameStore(state_dir)
+    try:
+        if not store.files():
+            print(f"evse-agent: no OCPP message log in {state_dir} (is this the agent's "
+                  "state directory? it appears once the agent has talked to a CSMS)",
+                  file=sys.stderr)
+            return EXIT_NO_INPUT
+        records = store.query(args.since, args.until, args.connector, args.id_tag, args.action,
+                              args.limit or None)
+    except PermissionError as error:
+        print(f"evse-agent: cannot read the message log: {error.strerror}: {error.filename}; "
+              "run with sudo or as a member of the evse-agent group", file=sys.stderr)
+        return EXIT_NO_PERMISSION
+    ascii_only = not (sys.stdout.encoding or "").lower().replace("-", "").startswith("utf8")
+    for record in records:
+        print(record.to_json() if args.json else
+              format_record(record, utc=args.utc, full=args.full, ascii_only=ascii_only))
+    if not records:
+        print("evse-agent: no matching frames", file=sys.stderr)
     return EXIT_OK
