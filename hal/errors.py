@@ -9,6 +9,7 @@
           +-- PilotError                    -> OCPP EVCommunicationError
           +-- ReaderError                   -> OCPP ReaderFailure
           +-- ContactorError                -> OCPP PowerSwitchFailure
+          +-- LockError                     -> OCPP ConnectorLockFailure
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class ReaderError(DeviceError):
 
 class ContactorError(DeviceError):
     """The contactor's feedback disagrees with its command."""
+
+
+class LockError(DeviceError):
+    """The connector lock did not reach the commanded position in time."""

@@ -1,4 +1,4 @@
-"""The one module that touches gpiozero: pin factories by name and typed digital pins.
+"""The one module that touches gpiozero: pin factories by name, typed pins and small devices.
 
 gpiozero is untyped; everything the HAL needs from it is re-exported here behind small
 protocols so that drivers stay ``mypy --strict`` clean and can be read without gpiozero's docs.
@@ -15,12 +15,13 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
-from gpiozero import DigitalInputDevice, OutputDevice
+from gpiozero import LED, MCP3008, RGBLED, Buzzer, DigitalInputDevice, OutputDevice
 
 from hal.errors import ConfigurationError
 
 PinFactory = Any  # a gpiozero.Factory instance; gpiozero ships no type information
 Pin = int | str  # BCM number or a gpiozero pin name such as "GPIO17" / "BOARD11"
+Color = tuple[float, float, float]  # red, green, blue, each 0..1
 ENTRY_POINT_GROUP = "gpiozero_pin_factories"
 
 
@@ -45,6 +46,59 @@ class DigitalInput(Protocol):
 
     when_activated: Callable[[], None] | None
     when_deactivated: Callable[[], None] | None
+
+    def close(self) -> None: ...
+
+
+class AnalogInput(Protocol):
+    """A gpiozero MCP3xxx ADC channel as the HAL uses it."""
+
+    @property
+    def value(self) -> float: ...  # 0..1 of the reference voltage
+
+    def close(self) -> None: ...
+
+
+class Light(Protocol):
+    """A gpiozero LED."""
+
+    def on(self) -> None: ...
+
+    def off(self) -> None: ...
+
+    def blink(
+        self, on_time: float = 1, off_time: float = 1, n: int | None = None,
+        background: bool = True,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ColorLight(Protocol):
+    """A gpiozero RGBLED."""
+
+    color: Color
+
+    def off(self) -> None: ...
+
+    def blink(
+        self, on_time: float = 1, off_time: float = 1, fade_in_time: float = 0,
+        fade_out_time: float = 0, on_color: Color = (1, 1, 1), off_color: Color = (0, 0, 0),
+        n: int | None = None, background: bool = True,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Beeper(Protocol):
+    """A gpiozero Buzzer (an active buzzer: on = sound)."""
+
+    def off(self) -> None: ...
+
+    def beep(
+        self, on_time: float = 1, off_time: float = 1, n: int | None = None,
+        background: bool = True,
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -93,3 +147,54 @@ def digital_input(
         pin_factory=pin_factory,
     )
     return device
+
+
+def mcp3008(
+    channel: int,
+    *,
+    port: int = 0,
+    device: int = 0,
+    max_voltage: float = 3.3,
+    pin_factory: PinFactory | None = None,
+) -> AnalogInput:
+    """Single-ended channel ``channel`` of an MCP3008 on SPI ``port``.``device``.
+
+    gpiozero uses hardware SPI (/dev/spidevP.D, needs the ``spidev`` package) when it can and
+    bit-bangs otherwise (warning ``SPISoftwareFallback``), which is much slower.
+    """
+    adc: AnalogInput = MCP3008(
+        channel=channel, differential=False, max_voltage=max_voltage, port=port, device=device,
+        pin_factory=pin_factory,
+    )
+    return adc
+
+
+def led(pin: Pin, *, active_high: bool = True, pin_factory: PinFactory | None = None) -> Light:
+    """One LED, off to start with."""
+    light: Light = LED(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+    return light
+
+
+def rgb_led(
+    red: Pin,
+    green: Pin,
+    blue: Pin,
+    *,
+    active_high: bool = True,
+    pwm: bool = False,
+    pin_factory: PinFactory | None = None,
+) -> ColorLight:
+    """An RGB LED, off to start with; ``pwm=False`` switches each colour fully on or off."""
+    light: ColorLight = RGBLED(
+        red, green, blue, active_high=active_high, initial_value=(0, 0, 0), pwm=pwm,
+        pin_factory=pin_factory,
+    )
+    return light
+
+
+def buzzer(pin: Pin, *, active_high: bool = True, pin_factory: PinFactory | None = None) -> Beeper:
+    """An active buzzer, silent to start with."""
+    beeper: Beeper = Buzzer(
+        pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+    )
+    return beeper

@@ -117,3 +117,52 @@ class TokenReader(Protocol):
 
     async def aclose(self) -> None:
         """Stop reading and release the port. Idempotent."""
+
+
+@runtime_checkable
+class ConnectorLock(Protocol):
+    """The motor lock of a socket outlet: holds the plug while a session may draw power.
+
+    Fixed-cable chargers have none (UnlockConnector answers NotSupported there).
+    """
+
+    async def lock(self) -> None:
+        """Drive the lock closed; raises :class:`hal.errors.LockError` if it does not lock."""
+
+    async def unlock(self) -> None:
+        """Drive the lock open; raises :class:`hal.errors.LockError` if it does not open."""
+
+    @property
+    def locked(self) -> bool | None:
+        """What the lock's feedback contact says, or None when no feedback is wired."""
+
+    def close(self) -> None:
+        """Stop the motor and release the pins (the lock stays where it is). Idempotent."""
+
+
+class Indication(enum.StrEnum):
+    """What an indicator shows. ``accepted`` and ``rejected`` are short signals, after which
+    the indicator returns to the last lasting one (``idle``, ``charging``, ``fault``,
+    ``offline``)."""
+
+    IDLE = "idle"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CHARGING = "charging"
+    FAULT = "fault"
+    OFFLINE = "offline"
+
+    @property
+    def transient(self) -> bool:
+        return self in (Indication.ACCEPTED, Indication.REJECTED)
+
+
+@runtime_checkable
+class Indicator(Protocol):
+    """LEDs and/or a buzzer telling the driver what the charger is doing."""
+
+    def show(self, kind: Indication) -> None:
+        """Show ``kind`` at once; never blocks and never raises for a hardware problem."""
+
+    def close(self) -> None:
+        """Switch everything off and release the pins. Idempotent."""

@@ -8,11 +8,13 @@
     POST /api/connectors/{id}/unplug       EV unplugged (A)
     POST /api/connectors/{id}/ev           {"state": "B" | "C"}
     POST /api/connectors/{id}/draw         {"amps": 10 | null}
+    POST /api/connectors/{id}/fault        {"fault": "meter_offline", "active": true | false}
     POST /api/cards                        {"uid": "00A1B2C3"}
 
 Every verb is idempotent and answers 200 with the new connector state (cards: what was
-presented). Errors answer ``{"error": "...", "field": "..."?}``: 400 bad JSON or value,
-404 unknown connector or path, 405 wrong method, 409 impossible now (EV state with no EV).
+presented; faults on connector 0, the station: the station's state). Errors answer
+``{"error": "...", "field": "..."?}``: 400 bad JSON or value, 404 unknown connector or path,
+405 wrong method, 409 impossible now (EV state with no EV, a fault on hardware not wired).
 Served by the stdlib's ThreadingHTTPServer on its own threads; the world is thread-safe.
 """
 
@@ -37,7 +39,7 @@ from evsim.world_config import Address
 
 logger = logging.getLogger(__name__)
 
-_CONNECTOR = re.compile(r"/api/connectors/(\d+)(?:/(plug|unplug|ev|draw))?")
+_CONNECTOR = re.compile(r"/api/connectors/(\d+)(?:/(plug|unplug|ev|draw|fault))?")
 _MAX_BODY = 64 * 1024
 
 
@@ -90,6 +92,8 @@ class _BenchHandler(BaseHTTPRequestHandler):
         body = self._body()
         if verb == "ev":
             return world.set_ev_state(connector, _field(body, "state"))
+        if verb == "fault":
+            return world.set_fault(connector, _field(body, "fault"), _field(body, "active"))
         return world.set_draw(connector, _field(body, "amps"))
 
     def _not_found_or_wrong_method(self) -> _HttpError:

@@ -51,6 +51,12 @@ class BenchClient:
         """Cap the EV's draw per phase; None lets it draw what it is offered."""
         return self._request("POST", f"/api/connectors/{connector_id}/draw", {"amps": amps})
 
+    def fault(self, connector_id: int, fault: str, active: bool = True) -> JsonObject:
+        """Switch ``fault`` on or off; connector 0 for station-wide faults (reader_unplugged)."""
+        return self._request(
+            "POST", f"/api/connectors/{connector_id}/fault", {"fault": fault, "active": active}
+        )
+
     def present_card(self, uid: str) -> JsonObject:
         """Hold the card with this 32-bit id (8 hex chars, e.g. "00A1B2C3") to the reader."""
         return self._request("POST", "/api/cards", {"uid": uid})

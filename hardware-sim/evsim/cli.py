@@ -8,6 +8,7 @@
     evsim bench ev N B|C
     evsim bench draw N AMPS|none
     evsim bench card UID                    UID = 8 hex chars, e.g. 00A1B2C3
+    evsim bench fault N NAME on|off         N = 0 for station-wide faults (reader_unplugged)
     evsim csms [--port 9000]                a local CSMS that prints every OCPP message
     evsim demo ...                          see evsim.demo
 
@@ -27,7 +28,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evsim.bench_client import DEFAULT_URL, BenchClient, BenchError, JsonObject
-from evsim.world_config import WorldConfig, WorldConfigError, load_world_config
+from evsim.world_config import (
+    CONNECTOR_FAULT_NAMES,
+    STATION_FAULT_NAMES,
+    WorldConfig,
+    WorldConfigError,
+    load_world_config,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     draw.add_argument("connector", type=int)
     draw.add_argument("amps", type=_amps)
     verbs.add_parser("card", help="present a card").add_argument("uid")
+    fault = verbs.add_parser("fault", help="switch a fault on or off (connector 0: station)")
+    fault.add_argument("connector", type=int)
+    fault.add_argument("fault", choices=[*CONNECTOR_FAULT_NAMES, *STATION_FAULT_NAMES])
+    fault.add_argument("active", choices=["on", "off"])
     return parser
 
 
@@ -117,6 +128,8 @@ def _bench_call(client: BenchClient, args: argparse.Namespace) -> JsonObject:
         return client.ev_state(args.connector, args.state)
     if verb == "draw":
         return client.draw(args.connector, args.amps)
+    if verb == "fault":
+        return client.fault(args.connector, args.fault, args.active == "on")
     return client.present_card(args.uid)
 
 

@@ -1,4 +1,5 @@
-"""The simulated charger site: per connector an EV, an EVSE board, a meter and a contactor.
+"""The simulated charger site: per connector an EV, an EVSE board, a meter, a contactor, and
+where wired an RCD trip input and a connector lock; one token reader for the site.
 
 :class:`World` is the single source of truth that the emulators expose over their wires and
 that the bench API changes. It does no network I/O itself: the Modbus emulators it owns are
@@ -7,6 +8,11 @@ served by :mod:`evsim.world_server`, and its pins are reached through :mod:`evsi
 Threading: every public method takes the world's lock, so the bench API may call from its
 own threads while the event loop ticks the physics. Input-pin listeners run after the lock is
 released, on the thread that caused the change.
+
+Faults (:meth:`World.set_fault`) are knobs on the emulators and the models, so what the agent
+sees on its wires changes exactly as with broken hardware; the active ones are derived from
+those knobs, never stored twice. Faults are bench state: they are not persisted, and a harness
+re-applies them after a restart (every verb is idempotent).
 
 Errors::
 
@@ -23,22 +29,32 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast, runtime_checkable
 
 from evsim import world_state
 from evsim.contactor_model import ContactorModel
 from evsim.ev import NOMINAL_FREQUENCY_HZ, NOMINAL_VOLTAGE_V, Ev, EvState, PowerPath
 from evsim.modbus_devices import EvseBoardEmulator, MeterEmulator
-from evsim.world_config import CONTACTOR_FAULTS, ConnectorConfig, ContactorFault, WorldConfig
+from evsim.world_config import (
+    CONNECTOR_FAULT_NAMES,
+    CONTACTOR_FAULTS,
+    PILOT_FAULT_NAMES,
+    STATION_FAULT_NAMES,
+    ConnectorConfig,
+    ContactorFault,
+    WorldConfig,
+)
 
 logger = logging.getLogger(__name__)
 
 # EVSE board register 1002 ("vehicle state") for each EV state.
 VEHICLE_STATE = {EvState.UNPLUGGED: 1, EvState.CONNECTED: 2, EvState.REQUESTING: 3}
 PILOT_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D", 5: "F"}
+BOARD_FAILURE = 5  # the board's "failure" vehicle state: CP error or diode check failed
+IMPLAUSIBLE_ENERGY_STEP_KWH = 10.0  # meter_implausible: the register runs backwards by this
 SAVE_INTERVAL_S = 1.0
 _UID = re.compile(r"[0-9A-Fa-f]{8}")
 
@@ -75,6 +91,42 @@ class CardReader(Protocol):
     def present(self, card_id: int) -> None: ...
 
 
+@runtime_checkable
+class PluggableReader(Protocol):
+    """A reader emulator the bench can unplug (both emulators can)."""
+
+    @property
+    def plugged(self) -> bool: ...
+
+    def unplug(self) -> None: ...
+
+    def replug(self) -> None: ...
+
+
+@dataclass
+class LockModel:
+    """A connector lock: it moves while exactly one motor output is energized, unless jammed."""
+
+    active_high: bool = True
+    locked: bool = False
+    jammed: bool = False
+    lock_on: bool = False
+    unlock_on: bool = False
+
+    def drive(self, lock_output: bool, level: float | None) -> None:
+        """A motor output went to ``level`` (None: released, the motor stops)."""
+        on = level is not None and (level >= 0.5) == self.active_high
+        if lock_output:
+            self.lock_on = on
+        else:
+            self.unlock_on = on
+        self.settle()
+
+    def settle(self) -> None:
+        if not self.jammed and self.lock_on != self.unlock_on:
+            self.locked = self.lock_on
+
+
 @dataclass
 class _Site:
     config: ConnectorConfig
@@ -82,6 +134,10 @@ class _Site:
     contactor: ContactorModel
     board: EvseBoardEmulator
     meter: MeterEmulator
+    lock: LockModel | None = None
+    rcd_tripped: bool = False
+    meter_implausible: bool = False
+    pilot_faults: set[str] = field(default_factory=set)
 
 
 class World:
@@ -108,6 +164,8 @@ class World:
         self._saved_energy: dict[int, float] = {}
         self._sites = {c.id: _build_site(c) for c in config.connectors}
         self._relays = {s.config.relay_pin: s for s in self._sites.values()}
+        self._lock_outputs = _lock_outputs(self._sites.values())
+        self._driven: set[int] = set()  # optional inputs, driven once they first went high
         self._outputs: dict[int, float | None] = {}
         self._listeners: list[InputListener] = []
         self._inputs: dict[int, bool] = {}
@@ -162,6 +220,30 @@ class World:
             self._site(connector_id).contactor.set_fault(fault_value, now)
         return self.connector_state(connector_id)
 
+    def set_fault(self, connector_id: int, fault: object, active: object) -> JsonObject:
+        """Switch ``fault`` on or off; connector 0 takes the station-wide faults.
+
+        Returns the connector's state (connector 0: the station's). See hardware-sim/README.md
+        for what each fault does on the wires.
+        """
+        if not isinstance(active, bool):
+            raise InvalidValueError("active", "must be true or false")
+        if fault in STATION_FAULT_NAMES:
+            if connector_id != 0:
+                raise InvalidValueError("fault", f"{fault} is station-wide: use connector 0")
+            with self._changing():
+                self._set_reader_plugged(not active)
+            return self.station_state()
+        if fault not in CONNECTOR_FAULT_NAMES:
+            known = ", ".join((*CONNECTOR_FAULT_NAMES, *STATION_FAULT_NAMES))
+            raise InvalidValueError("fault", f"must be one of {known}")
+        if connector_id == 0:
+            raise InvalidValueError("fault", f"{fault} is per connector: use a connector id")
+        with self._changing() as now:
+            _apply_fault(self._site(connector_id), str(fault), active, now)
+        logger.info("connector %s: fault %s %s", connector_id, fault, "on" if active else "off")
+        return self.connector_state(connector_id)
+
     def present_card(self, uid: object) -> JsonObject:
         """Hold a card with the 32-bit id ``uid`` (8 hex chars) to the token reader."""
         if not isinstance(uid, str) or not _UID.fullmatch(uid):
@@ -185,6 +267,9 @@ class World:
             site = self._relays.get(pin)
             if site is not None:
                 site.contactor.drive(level, now)
+            lock = self._lock_outputs.get(pin)
+            if lock is not None:
+                lock[0].drive(lock[1], level)
 
     def input_levels(self) -> dict[int, bool]:
         """The level the world drives on every input pin it knows (the feedback contacts)."""
@@ -244,16 +329,19 @@ class World:
         with self._lock:
             return {
                 "connectors": [_connector_json(s) for s in self._sites.values()],
-                "reader": {
-                    "port": None if self._reader is None else self._reader.port,
-                    "link": self.reader_link,
-                },
+                "reader": self._reader_json(),
+                "faults": self._station_faults(),
                 "outputs": {str(pin): level for pin, level in sorted(self._outputs.items())},
             }
 
     def connector_state(self, connector_id: int) -> JsonObject:
         with self._lock:
             return _connector_json(self._site(connector_id))
+
+    def station_state(self) -> JsonObject:
+        """The station-wide part: the reader and the station's faults (connector 0)."""
+        with self._lock:
+            return {"id": 0, "reader": self._reader_json(), "faults": self._station_faults()}
 
     def save(self) -> None:
         """Write the state file now (no-op without one)."""
@@ -273,6 +361,28 @@ class World:
                 self._save(now)
         self._notify(changes)
 
+    def _reader_json(self) -> JsonObject:
+        reader = self._reader
+        return {
+            "port": None if reader is None else reader.port,
+            "link": self.reader_link,
+            "plugged": reader.plugged if isinstance(reader, PluggableReader) else None,
+        }
+
+    def _station_faults(self) -> list[str]:
+        reader = self._reader
+        unplugged = isinstance(reader, PluggableReader) and not reader.plugged
+        return ["reader_unplugged"] if unplugged else []
+
+    def _set_reader_plugged(self, plugged: bool) -> None:
+        reader = self._reader
+        if not isinstance(reader, PluggableReader):
+            raise ConflictError("this world has no token reader that can be unplugged")
+        if plugged:
+            reader.replug()
+        else:
+            reader.unplug()
+
     def _site(self, connector_id: int) -> _Site:
         try:
             return self._sites[connector_id]
@@ -288,9 +398,12 @@ class World:
     def _sync(self, now: float) -> list[tuple[int, bool]]:
         for site in self._sites.values():
             site.contactor.settle(now)
-            site.path.contactor_closed = site.contactor.contacts
+            # A tripped RCD cuts the supply: nothing flows, whatever the contactor does.
+            site.path.contactor_closed = site.contactor.contacts and not site.rcd_tripped
             site.path.offered_a = float(site.board.configured_current)
-            site.board.vehicle_state = VEHICLE_STATE[site.path.ev.state]
+            site.board.vehicle_state = (
+                BOARD_FAILURE if site.pilot_faults else VEHICLE_STATE[site.path.ev.state]
+            )
             _publish_meter(site)
         levels = self._input_levels()
         changes = [(pin, lv) for pin, lv in levels.items() if self._inputs.get(pin) != lv]
@@ -298,11 +411,18 @@ class World:
         return changes
 
     def _input_levels(self) -> dict[int, bool]:
-        return {
+        levels = {
             s.config.feedback_pin: s.contactor.contacts == s.config.feedback_active_high
             for s in self._sites.values()
             if s.config.feedback_pin is not None
         }
+        for pin, level in _optional_inputs(self._sites.values()):
+            # An input nobody drives reads low on a mock pin, so an optional input (RCD, lock
+            # feedback) is left alone until its level first goes high, and driven from then on.
+            if level or pin in self._driven:
+                levels[pin] = level
+                self._driven.add(pin)
+        return levels
 
     def _notify(self, changes: list[tuple[int, bool]]) -> None:
         with self._lock:
@@ -339,7 +459,77 @@ def _build_site(config: ConnectorConfig) -> _Site:
         ),
         board=EvseBoardEmulator(device_id=config.evse_board_id),
         meter=MeterEmulator(register_map_name=config.meter_model, device_id=config.meter_id),
+        lock=LockModel(active_high=config.lock_active_high) if config.has_lock else None,
     )
+
+
+def _lock_outputs(sites: Iterable[_Site]) -> dict[int, tuple[LockModel, bool]]:
+    """Lock motor pin -> (its lock, True for the "lock" output, False for "unlock")."""
+    outputs: dict[int, tuple[LockModel, bool]] = {}
+    for site in sites:
+        c = site.config
+        if site.lock is not None and c.lock_pin is not None and c.unlock_pin is not None:
+            outputs[c.lock_pin] = (site.lock, True)
+            outputs[c.unlock_pin] = (site.lock, False)
+    return outputs
+
+
+def _optional_inputs(sites: Iterable[_Site]) -> Iterator[tuple[int, bool]]:
+    for site in sites:
+        c = site.config
+        if c.rcd_pin is not None:
+            yield c.rcd_pin, site.rcd_tripped == c.rcd_active_high
+        if site.lock is not None and c.lock_feedback_pin is not None:
+            yield c.lock_feedback_pin, site.lock.locked == c.lock_feedback_active_high
+
+
+def _apply_fault(site: _Site, fault: str, active: bool, now: float) -> None:
+    if fault == "meter_offline":
+        site.meter.offline = active
+    elif fault == "meter_garbage":
+        site.meter.exception = active
+    elif fault == "meter_implausible":
+        site.meter_implausible = active
+    elif fault == "evse_board_offline":
+        site.board.offline = active
+    elif fault in PILOT_FAULT_NAMES:
+        (site.pilot_faults.add if active else site.pilot_faults.discard)(fault)
+    elif fault in ("contactor_welded", "contactor_stuck_open"):
+        _contactor_fault(site, cast("ContactorFault", fault.removeprefix("contactor_")),
+                         active, now)
+    elif fault == "lock_failure":
+        if site.lock is None:
+            raise ConflictError(f"connector {site.config.id} has no lock wired")
+        site.lock.jammed = active
+        site.lock.settle()
+    elif fault == "rcd_trip":
+        if site.config.rcd_pin is None:
+            raise ConflictError(f"connector {site.config.id} has no RCD trip input wired")
+        site.rcd_tripped = active
+
+
+def _contactor_fault(site: _Site, fault: ContactorFault, active: bool, now: float) -> None:
+    current = site.contactor.fault
+    if active and current not in (None, fault):
+        raise ConflictError(f"contactor is {current}; clear that fault first")
+    if active:
+        site.contactor.set_fault(fault, now)
+    elif current == fault:
+        site.contactor.set_fault(None, now)
+
+
+def _active_faults(site: _Site) -> list[str]:
+    knobs = {
+        "meter_offline": site.meter.offline,
+        "meter_garbage": site.meter.exception,
+        "meter_implausible": site.meter_implausible,
+        "evse_board_offline": site.board.offline,
+        "contactor_welded": site.contactor.fault == "welded",
+        "contactor_stuck_open": site.contactor.fault == "stuck_open",
+        "lock_failure": site.lock is not None and site.lock.jammed,
+        "rcd_trip": site.rcd_tripped,
+    }
+    return sorted({name for name, on in knobs.items() if on} | site.pilot_faults)
 
 
 def _publish_meter(site: _Site) -> None:
@@ -349,6 +539,9 @@ def _publish_meter(site: _Site) -> None:
     meter.current_a = path.phase_currents_a
     meter.voltage_v = (NOMINAL_VOLTAGE_V,) * 3
     meter.frequency_hz = NOMINAL_FREQUENCY_HZ
+    if site.meter_implausible:  # what a meter with a corrupted memory might say
+        meter.energy_kwh = max(0.0, meter.energy_kwh - IMPLAUSIBLE_ENERGY_STEP_KWH)
+        meter.voltage_v = (0.0, 0.0, 0.0)
 
 
 def _connector_json(site: _Site) -> JsonObject:
@@ -369,6 +562,12 @@ def _connector_json(site: _Site) -> JsonObject:
             "fault": contactor.fault,
         },
         "offered_current_a": site.board.configured_current,
+        "lock": None if site.lock is None else {
+            "locked": site.lock.locked,
+            "motor": "lock" if site.lock.lock_on else "unlock" if site.lock.unlock_on else None,
+        },
+        "rcd": None if site.config.rcd_pin is None else {"tripped": site.rcd_tripped},
+        "faults": _active_faults(site),
         "meter": {
             "energy_wh": round(site.meter.register_energy_wh, 3),
             "energy_wh_exact": round(path.energy_wh, 3),

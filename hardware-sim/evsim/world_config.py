@@ -18,7 +18,10 @@
     id = 1                                    # everything else defaults from the id
 
 Connector N defaults to EVSE board id 2N-1, meter id 2N and the relay/feedback pins in
-:data:`DEFAULT_PINS`. Port 0 means "any free port"; the servers report what they bound.
+:data:`DEFAULT_PINS`; connector 1 also has the reference board's RCD trip input (BCM 26) and a
+connector lock (outputs 20/21, feedback 16). Port 0 means "any free port"; the servers report
+what they bound. Fault names for the bench: :data:`CONNECTOR_FAULT_NAMES`,
+:data:`STATION_FAULT_NAMES` (hardware-sim/README.md).
 """
 
 from __future__ import annotations
@@ -32,8 +35,24 @@ ContactorFault = Literal["welded", "stuck_open"]
 CONTACTOR_FAULTS: tuple[str, ...] = ("welded", "stuck_open")
 BUS_TRANSPORTS: tuple[str, ...] = ("rtu-tcp", "tcp", "pty")
 
+# Faults the bench can switch on and off (POST /api/connectors/{id}/fault). The openWB EVSE
+# board reports a single "failure" vehicle state (5) for CP errors, so pilot_e, pilot_f and
+# diode_failure all look the same on its Modbus registers.
+CONNECTOR_FAULT_NAMES: tuple[str, ...] = (
+    "meter_offline", "meter_garbage", "meter_implausible", "contactor_welded",
+    "contactor_stuck_open", "pilot_e", "pilot_f", "diode_failure", "evse_board_offline",
+    "lock_failure", "rcd_trip",
+)
+STATION_FAULT_NAMES: tuple[str, ...] = ("reader_unplugged",)  # connector 0: the whole site
+PILOT_FAULT_NAMES: frozenset[str] = frozenset({"pilot_e", "pilot_f", "diode_failure"})
+
 # BCM (relay, feedback) pins per connector id, as wired on the reference board.
 DEFAULT_PINS: dict[int, tuple[int, int]] = {1: (17, 27), 2: (22, 23), 3: (24, 25), 4: (5, 6)}
+# BCM RCD trip input, and (lock motor, unlock motor, lock feedback) pins, per connector id.
+DEFAULT_RCD_PINS: dict[int, int] = {1: 26}
+DEFAULT_LOCK_PINS: dict[int, tuple[int, int, int]] = {1: (20, 21, 16)}
+_PIN_FIELDS = ("relay_pin", "feedback_pin", "rcd_pin", "lock_pin", "unlock_pin",
+               "lock_feedback_pin")
 
 
 class WorldConfigError(ValueError):
@@ -65,6 +84,11 @@ class ConnectorConfig:
     ``relay_active_high``/``feedback_active_high`` say which pin level means "closed", to
     match an agent configured for active-low relay boards or pulled-up feedback contacts.
     ``feedback_pin`` None means no auxiliary contact is wired.
+
+    ``rcd_pin`` is the residual-current device's trip contact, an input the world drives to
+    ``rcd_active_high`` while tripped. ``lock_pin``/``unlock_pin`` are the charger's lock motor
+    outputs and ``lock_feedback_pin`` reads ``lock_feedback_active_high`` while locked. None
+    means not wired (a fixed cable has no lock).
     """
 
     id: int
@@ -79,16 +103,37 @@ class ConnectorConfig:
     relay_active_high: bool = True
     feedback_active_high: bool = True
     contactor_fault: ContactorFault | None = None
+    rcd_pin: int | None = None
+    rcd_active_high: bool = True
+    lock_pin: int | None = None
+    unlock_pin: int | None = None
+    lock_feedback_pin: int | None = None
+    lock_active_high: bool = True
+    lock_feedback_active_high: bool = True
+
+    @property
+    def has_lock(self) -> bool:
+        return self.lock_pin is not None and self.unlock_pin is not None
+
+    def pins(self) -> dict[str, int]:
+        """Every wired pin by setting name."""
+        wired = {name: getattr(self, name) for name in _PIN_FIELDS}
+        return {name: pin for name, pin in wired.items() if pin is not None}
 
     @classmethod
     def for_id(cls, connector_id: int, **overrides: Any) -> ConnectorConfig:
         """Connector ``connector_id`` with the default ids and pins, then ``overrides``."""
         relay, feedback = DEFAULT_PINS.get(connector_id, (None, None))
+        lock, unlock, lock_feedback = DEFAULT_LOCK_PINS.get(connector_id, (None, None, None))
         values: dict[str, Any] = {
             "relay_pin": relay,
             "feedback_pin": feedback,
             "evse_board_id": 2 * connector_id - 1,
             "meter_id": 2 * connector_id,
+            "rcd_pin": DEFAULT_RCD_PINS.get(connector_id),
+            "lock_pin": lock,
+            "unlock_pin": unlock,
+            "lock_feedback_pin": lock_feedback,
         }
         values.update(overrides)
         if values["relay_pin"] is None:
@@ -101,8 +146,14 @@ class ConnectorConfig:
         for name in ("relay_pin", "evse_board_id", "meter_id"):
             if not _is_int(getattr(self, name)):
                 raise WorldConfigError(f"connector {self.id}: {name} must be an integer")
-        if self.feedback_pin is not None and not _is_int(self.feedback_pin):
-            raise WorldConfigError(f"connector {self.id}: feedback_pin must be an integer or false")
+        for name in _PIN_FIELDS[1:]:
+            pin = getattr(self, name)
+            if pin is not None and not _is_int(pin):
+                raise WorldConfigError(f"connector {self.id}: {name} must be an integer or false")
+        if (self.lock_pin is None) != (self.unlock_pin is None):
+            raise WorldConfigError(f"connector {self.id}: lock_pin and unlock_pin go together")
+        if self.lock_feedback_pin is not None and not self.has_lock:
+            raise WorldConfigError(f"connector {self.id}: lock_feedback_pin needs lock_pin")
         if self.phases not in (1, 3):
             raise WorldConfigError(f"connector {self.id}: phases must be 1 or 3")
         if self.contactor_fault is not None and self.contactor_fault not in CONTACTOR_FAULTS:
@@ -135,6 +186,13 @@ class WorldConfig:
             raise WorldConfigError("connectors: ids must be present and unique")
         for connector in self.connectors:
             connector.validate()
+        used: dict[int, str] = {}
+        for connector in self.connectors:
+            for name, pin in connector.pins().items():
+                where = f"connector {connector.id} {name}"
+                if pin in used:
+                    raise WorldConfigError(f"{where}: GPIO{pin} is already used by {used[pin]}")
+                used[pin] = where
 
 
 def load_world_config(path: Path) -> WorldConfig:
@@ -171,8 +229,9 @@ def _connector(entry: dict[str, Any]) -> ConnectorConfig:
     if not isinstance(entry.get("id"), int):
         raise WorldConfigError("connectors: every connector needs an integer id")
     rest = {k: v for k, v in entry.items() if k != "id"}
-    if rest.get("feedback_pin") is False:  # TOML has no null: false means "not wired"
-        rest["feedback_pin"] = None
+    for name in _PIN_FIELDS[1:]:
+        if rest.get(name) is False:  # TOML has no null: false means "not wired"
+            rest[name] = None
     try:
         return ConnectorConfig.for_id(entry["id"], **rest)
     except TypeError as exc:
