@@ -1,0 +1,96 @@
+"""Device supervision: turns contactor disagreement and meter trouble into core events.
+
+The contactor check runs every ``interval`` seconds on the event loop (it reports faults; the
+safety reaction itself never waits for it: the interlock opens on the pilot's thread). A
+meter is read now and then while idle too, so a dead meter is reported before the next
+driver plugs in, not during their session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from agent.core import events as ev
+from agent.core.types import ErrorCode
+from hal.contactor_supervisor import ContactorSupervisor
+from hal.errors import DeviceError
+from hal.roles import Contactor, EnergyMeter, MeterReading
+
+log = logging.getLogger(__name__)
+
+METER_FAILURES_TO_FAULT = 3
+
+
+class MeterHealth:
+    """Counts consecutive failed reads; reports PowerMeterFailure after a few, clears at once
+    on the next good read."""
+
+    def __init__(self, connector_id: int, post: Callable[[ev.Event], None],
+                 threshold: int = METER_FAILURES_TO_FAULT) -> None:
+        self._connector_id = connector_id
+        self._post = post
+        self._threshold = threshold
+        self._failures = 0
+        self.faulted = False
+        self.last: MeterReading | None = None
+
+    def ok(self, reading: MeterReading) -> None:
+        self.last = reading
+        self._failures = 0
+        if self.faulted:
+            self.faulted = False
+            self._post(ev.DeviceFault(self._connector_id, ErrorCode.POWER_METER_FAILURE, False))
+
+    def failed(self, error: Exception) -> None:
+        self._failures += 1
+        if self._failures >= self._threshold and not self.faulted:
+            self.faulted = True
+            log.error("connector %s: meter failed %d times: %s", self._connector_id,
+                      self._failures, error)
+            self._post(ev.DeviceFault(self._connector_id, ErrorCode.POWER_METER_FAILURE, True,
+                                      str(error)[:50]))
+
+
+class Supervisor:
+    def __init__(self, post: Callable[[ev.Event], None], contactors: dict[int, Contactor],
+                 meters: dict[int, EnergyMeter], health: dict[int, MeterHealth],
+                 interval: float = 0.1, idle_meter_interval: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._post = post
+        self._contactors = contactors
+        self._meters = meters
+        self._health = health
+        self._interval = interval
+        self._idle_meter_interval = idle_meter_interval
+        self._clock = clock
+        self._checks = {cid: ContactorSupervisor() for cid in contactors}
+
+    async def run(self) -> None:
+        next_meter_check = self._clock()
+        while True:
+            self.check_contactors()
+            if self._clock() >= next_meter_check:
+                next_meter_check = self._clock() + self._idle_meter_interval
+                await self.check_meters()
+            await asyncio.sleep(self._interval)
+
+    def check_contactors(self) -> None:
+        now = self._clock()
+        for cid, contactor in self._contactors.items():
+            verdict = self._checks[cid].check(contactor.commanded_closed,
+                                              contactor.feedback_closed, now)
+            if verdict is False:
+                continue
+            log.error("connector %s: contactor %s", cid, verdict or "agrees again")
+            self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, verdict is not None,
+                                      f"contactor {verdict}" if verdict else None))
+
+    async def check_meters(self) -> None:
+        for cid, meter in self._meters.items():
+            try:
+                self._health[cid].ok(await meter.read())
+            except DeviceError as error:
+                self._health[cid].failed(error)
