@@ -1,32 +1,45 @@
 """The composition root: the one place that chooses implementations and wires them together.
 
-``run(config)`` opens the state store, builds the drivers named in the configuration (imported
-lazily, so a laptop without a Pi's libraries can still check a config), the core, the delivery
-layer and the link; settles the transactions a crash left open (:mod:`agent.recovery`); then
-runs until SIGTERM/SIGINT and shuts down in order: contactors open, transactions end by
-policy, the backlog is given a last chance, the link closes.
+:class:`Agent` opens the state store, builds the drivers named in the configuration
+(:mod:`agent.hardware`), settles the transactions a crash left open (:mod:`agent.recovery`),
+and runs the core, the device supervision, the OCPP message log, the status socket, the
+link and the systemd notifications. ``run(config)`` runs it until SIGTERM/SIGINT and shuts
+down in order: contactors open, transactions end by policy, the backlog is given a last
+chance, the link closes, the store is closed. A Reset from the CSMS ends the same way and
+then starts the process again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
+import os
 import signal
+import sys
 import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
-from agent import clock
-from agent.config import Config, ConnectorConfig
+from agent import __version__, clock, logs, sdnotify
+from agent.config import Config
+from agent.core import effects as fx
+from agent.core import events as ev
 from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
+from agent.core.types import ErrorCode
 from agent.csms.link import Link, LinkSettings
+from agent.frame_log import FrameLog, FrameStore
+from agent.hardware import Hardware
+from agent.logs import RecentProblems
 from agent.outbox import Outbox
-from agent.recovery import DEFAULT_POLICY, recover
+from agent.recovery import DEFAULT_POLICY, RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
+from agent.status_server import StatusServer, default_socket
 from agent.store import Store, StoreError, StorePersistence
-from hal.roles import TokenReader
+from agent.supervision import MeterHealth, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -68,65 +81,6 @@ def id_source(store: Store) -> IdSource:
     return IdSource(next_ref=lambda: str(uuid.uuid4()), next_tx_ref=lambda: next(counter))
 
 
-class Hardware:
-    """Builds and owns the drivers named in the configuration."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
-        self._buses: dict[str, object] = {}
-
-    def bus(self, name: str) -> object:
-        from hal.modbus_bus import ModbusBus
-
-        if name not in self._buses:
-            b = self._config.bus(name)
-            if b.type == "tcp":
-                assert b.host is not None
-                self._buses[name] = ModbusBus.tcp(b.host, b.tcp_port, b.timeout, b.retries)
-            else:
-                assert b.port is not None
-                self._buses[name] = ModbusBus.rtu(
-                    b.port, b.baudrate, b.parity, b.stopbits, b.timeout, b.retries
-                )
-        return self._buses[name]
-
-    def connector(self, c: ConnectorConfig) -> ConnectorHardware:
-        from hal.contactor_gpio import GpioContactor
-        from hal.gpio import make_pin_factory
-        from hal.interlock import SafetyInterlock
-        from hal.meter_maps import register_map
-        from hal.meter_modbus import ModbusEnergyMeter
-        from hal.pilot_evse_board import EvseBoardPilot
-
-        factory = make_pin_factory(self._config.gpio.pin_factory)
-        contactor = GpioContactor(
-            c.contactor.pin,
-            active_high=c.contactor.active_high,
-            feedback_pin=c.contactor.feedback_pin,
-            feedback_active_high=c.contactor.feedback_active_high,
-            pin_factory=factory,
-        )
-        interlock = SafetyInterlock(contactor)
-        pilot = EvseBoardPilot(self.bus(c.pilot.bus), c.pilot.device_id,  # type: ignore[arg-type]
-                               c.pilot.poll_interval)
-        meter = ModbusEnergyMeter(self.bus(c.meter.bus), c.meter.device_id,  # type: ignore[arg-type]
-                                  register_map(c.meter.driver.replace("-", "_")))
-        return ConnectorHardware(interlock, pilot, meter)
-
-    def reader(self) -> TokenReader | None:
-        r = self._config.reader
-        if r.driver == "none":
-            return None
-        from hal.reader_rdm6300 import Rdm6300Reader
-
-        assert r.port is not None
-        return Rdm6300Reader(r.port, r.baudrate, r.id_format)  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        for bus in self._buses.values():
-            bus.close()  # type: ignore[attr-defined]
-
-
 def link_settings(config: Config) -> LinkSettings:
     c = config.csms
     return LinkSettings(
@@ -141,15 +95,15 @@ def link_settings(config: Config) -> LinkSettings:
     )
 
 
-def build(config: Config, hardware: Hardware, store: Store | None = None,
+
+def build(config: Config, hardware: Hardware, store: Store,
           devices: dict[int, ConnectorHardware] | None = None) -> tuple[Runtime, Link]:
-    """Wire the agent. Without ``store``, the one in ``charger.state_dir`` is opened (and
-    closed when the process ends); without ``devices``, the connectors' drivers are built.
-    The outbox takes up the journal here: recover before. Raises StoreError."""
-    store = store if store is not None else Store.open(config.charger.state_dir)
+    """Wire the core, the delivery layer and the link over ``store``; without ``devices``, the
+    connectors' drivers are built. The outbox takes up the journal here: recover before."""
     station = Station(station_config(config), settings_from(config, store), id_source(store))
     if devices is None:
-        devices = {c.id: hardware.connector(c) for c in config.connectors}
+        devices = hardware.connectors()
+    runtime_holder: list[Runtime] = []
     link_holder: list[Link] = []
 
     def outbox(runtime: Runtime) -> Outbox:
@@ -157,62 +111,214 @@ def build(config: Config, hardware: Hardware, store: Store | None = None,
                       runtime.post, station.settings, lambda: clock.now().mono, store,
                       wall=lambda: clock.now().utc.timestamp())
 
+    def reader_failed(error: BaseException | None) -> None:  # on the reader's thread
+        if runtime_holder and runtime_holder[0].started:
+            runtime_holder[0].post(ev.DeviceFault(0, ErrorCode.READER_FAILURE, error is not None,
+                                                  str(error)[:50] if error else None))
+
     persistence = StorePersistence(store)
     station.restore_availability(persistence.load_availability())
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
-    runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
+    runtime = Runtime(station, devices, hardware.reader(reader_failed), outbox, persistence)
+    runtime_holder.append(runtime)
+    runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
     link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied)
     link_holder.append(link)
     return runtime, link
 
 
-async def serve(config: Config) -> None:
-    """Run the agent until SIGTERM or SIGINT. Raises StoreError when the store is unusable."""
-    store = Store.open(config.charger.state_dir)
-    hardware = Hardware(config)
-    try:
-        devices = {c.id: hardware.connector(c) for c in config.connectors}  # contactors open
-        # Before the core, the outbox and the link: what a crash left open is settled, its
-        # StopTransaction journaled behind the messages still pending (agent.recovery).
-        await recover(store, {cid: hw.meter for cid, hw in devices.items()}, DEFAULT_POLICY)
-        runtime, link = build(config, hardware, store, devices)
-        await runtime.start()
-        log.info("ready: %d connector(s), CSMS %s", len(config.connectors), config.csms_endpoint)
-        link_task = asyncio.create_task(link.run())
-        await _wait_for_stop_signal()
-        log.info("stopping")
-        await runtime.shutdown(SHUTDOWN_DRAIN_SECONDS)
-        link_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await link_task
-    finally:
-        hardware.close()
-        store.close()
+class Agent:
+    """The whole agent on the running event loop: ``await start()`` … ``await stop()``.
+
+    ``start`` opens the store (StoreError when it cannot), builds the drivers with every
+    contactor open, settles what a crash left open (:mod:`agent.recovery`), starts the core,
+    the device supervision, the message log, the status socket and the link, and tells
+    systemd it is ready. ``stop`` is the ordered shutdown: contactors open first,
+    transactions end by policy, the backlog gets a last chance, then the link, the log, the
+    devices and the store close.
+    """
+
+    def __init__(self, config: Config, *, status_socket: Path | None = None,
+                 policy: RecoveryPolicy = DEFAULT_POLICY,
+                 drain_seconds: float = SHUTDOWN_DRAIN_SECONDS) -> None:
+        self.config = config
+        self.policy = policy
+        self.drain_seconds = drain_seconds
+        self.status_socket = status_socket or default_socket(config.charger.state_dir)
+        self.problems = RecentProblems(secrets=_secrets(config))
+        self.restart_requested: bool | None = None  # a CSMS Reset: hard?
+        self.stopped = asyncio.Event()
+        self.store: Store | None = None
+        self.hardware = Hardware(config)
+        self.runtime: Runtime
+        self.link: Link
+        self.frames: FrameLog | None = None
+        self._status: StatusServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        config = self.config
+        self.store = Store.open(config.charger.state_dir)
+        try:
+            devices = self.hardware.connectors()  # every contactor starts open
+            # Before the core, the outbox and the link: what a crash left open is settled,
+            # its StopTransaction journaled behind the messages still pending.
+            await recover(self.store, {cid: hw.meter for cid, hw in devices.items()},
+                          self.policy)
+            self.runtime, self.link = build(config, self.hardware, self.store, devices)
+        except BaseException:
+            self.hardware.close()
+            self.store.close()
+            raise
+        logging.getLogger().addHandler(self.problems)
+        self.frames = self._open_frame_log()
+        self.runtime.on_reboot = self._reboot
+        self.runtime.listeners.append(self._on_event)
+        await self.runtime.start()
+        supervisor = Supervisor(self.runtime.post,
+                                {cid: hw.interlock.contactor for cid, hw in devices.items()},
+                                {cid: hw.meter for cid, hw in devices.items()},
+                                self.runtime.meter_health)
+        self._spawn(supervisor.run(), "supervisor")
+        self._status = await self._open_status_server()
+        sdnotify.ready(f"{len(config.connectors)} connector(s), CSMS offline")
+        interval = sdnotify.watchdog_interval()
+        if interval is not None:
+            self._spawn(sdnotify.watchdog_loop(interval, lambda: True), "watchdog")
+        self._spawn(self.link.run(), "link")
+        log.info("ready: %d connector(s), CSMS %s", len(config.connectors),
+                 config.csms_endpoint)
+
+    async def stop(self) -> None:
+        """The ordered shutdown. Safe to call once after start()."""
+        sdnotify.stopping()
+        try:
+            await self.runtime.shutdown(self.drain_seconds)  # contactors open first
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._status is not None:
+                await self._status.close()
+            if self.frames is not None:
+                self.frames.close()
+            logging.getLogger().removeHandler(self.problems)
+            self.hardware.close()
+            if self.store is not None:
+                self.store.close()
+            self.stopped.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        return status_snapshot(self.config, self.runtime, self.link, self.problems.entries())
+
+    # --- internals --------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def _open_frame_log(self) -> FrameLog | None:
+        try:
+            frames = FrameLog(FrameStore(self.config.charger.state_dir),
+                              secrets=_secrets(self.config)).attach()
+        except OSError as error:
+            log.error("message log: cannot write in %s: %s (charging goes on without it)",
+                      self.config.charger.state_dir, error)
+            return None
+        on_state = self.link._on_state
+
+        def on_link_state(up: bool) -> None:
+            frames.record_event("link up" if up else "link down")
+            on_state(up)
+
+        self.link._on_state = on_link_state
+        return frames
+
+    async def _open_status_server(self) -> StatusServer | None:
+        server = StatusServer(self.status_socket, self.snapshot)
+        try:
+            await server.start()
+        except OSError as error:  # SocketInUse too: status is for people, charging goes on
+            log.error("status: cannot serve on %s: %s", self.status_socket, error)
+            return None
+        return server
+
+    def _on_event(self, event: ev.Event, effects: list[fx.Effect]) -> None:
+        if isinstance(event, ev.LinkUp | ev.LinkDown):
+            sdnotify.status(f"{len(self.config.connectors)} connector(s), CSMS "
+                            f"{'online' if isinstance(event, ev.LinkUp) else 'offline'}")
+
+    def _reboot(self, hard: bool) -> None:
+        log.warning("reset (%s) requested by the CSMS: restarting", "hard" if hard else "soft")
+        self.restart_requested = hard
+        self.stopped.set()
 
 
-async def _wait_for_stop_signal() -> None:
-    stop = asyncio.Event()
+def _secrets(config: Config) -> tuple[str, ...]:
+    return tuple(s for s in (config.csms.password,) if s)
+
+
+def status_snapshot(config: Config, runtime: Runtime, link: Link,
+                    last_errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The document ``evse-agent status`` shows (agent.status_server)."""
+    station = runtime.station
+    registration = station.registration.status
+    connectors = []
+    for cid, connector in station.connectors.items():
+        hw = runtime.hardware[cid]
+        tx = connector.transaction
+        reading = connector.last_reading
+        contactor = hw.interlock.contactor
+        connectors.append({
+            "id": cid,
+            "status": station.status(cid).value,
+            "phase": connector.lifecycle.state,
+            "pilot": connector.pilot.value,
+            "contactor": "closed" if contactor.commanded_closed else "open",
+            "error": ", ".join(connector.faults) or "NoError",
+            "transaction": None if tx is None else {
+                "id": tx.transaction_id, "tag": tx.id_tag,
+                "started": tx.started_at.isoformat() if tx.started_at else None,
+                "meter_start": tx.meter_start_wh,
+            },
+            "power_w": reading.power_w if reading else None,
+            "energy_wh": reading.energy_wh if reading else None,
+        })
+    return {
+        "charger": {"id": config.charger.id, "version": __version__},
+        "link": {"up": link.up,
+                 "registration": registration.value if registration else None,
+                 "endpoint": config.csms_endpoint},
+        "connectors": connectors,
+        "last_errors": last_errors,
+    }
+
+
+async def serve(config: Config) -> bool | None:
+    """Run the agent until SIGTERM or SIGINT, or a CSMS Reset. Returns None, or whether the
+    reset was hard when one asked for a restart. Raises StoreError when the store is unusable."""
+    agent = Agent(config)
+    await agent.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-def configure_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.log.level,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    frames = logging.INFO if config.log.ocpp_frames else logging.WARNING
-    logging.getLogger("agent.ocpp").setLevel(frames)
-    logging.getLogger("pymodbus").setLevel(logging.WARNING)
+        loop.add_signal_handler(sig, agent.stopped.set)
+    await agent.stopped.wait()
+    log.info("stopping")
+    agent.stopped.clear()
+    await agent.stop()
+    return agent.restart_requested
 
 
 def run(config: Config) -> int:
-    configure_logging(config)
+    logs.configure(config.log.level, config.log.ocpp_frames, secrets=_secrets(config))
     try:
-        asyncio.run(serve(config))
+        restart = asyncio.run(serve(config))
     except StoreError as error:
         log.critical("%s", error)  # never run without the journal: it would lose transactions
         return EXIT_STORE_FAILED
+    if restart is not None:
+        # A Reset from the CSMS: the process starts again as it was started. A hard reset
+        # cannot power-cycle the Pi from an unprivileged service; it restarts the agent too.
+        log.warning("restarting: %s", " ".join(sys.orig_argv))
+        logging.shutdown()
+        os.execv(sys.executable, sys.orig_argv)
     return 0

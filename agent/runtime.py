@@ -23,6 +23,7 @@ from agent.core import messages as msg
 from agent.core.station import Station
 from agent.outbox import Outbox
 from agent.persistence import MemoryPersistence, Persistence
+from agent.supervision import MeterHealth
 from hal.errors import DeviceError
 from hal.interlock import SafetyInterlock
 from hal.roles import ControlPilot, EnergyMeter, PilotState, TokenReader
@@ -55,8 +56,14 @@ class Runtime:
         self._handling = False
         self._deferred: list[fx.Send] | None = None
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
+        # Set by the composition root: read failures count towards PowerMeterFailure.
+        self.meter_health: dict[int, MeterHealth] = {}
         self.on_reboot: Callable[[bool], None] = lambda hard: log.warning(
             "reset requested (%s) but no reboot handler is set", "hard" if hard else "soft")
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
 
     # --- feeding the core ---------------------------------------------------------------
 
@@ -169,8 +176,12 @@ class Runtime:
             reading = await self.hardware[cid].meter.read()
         except DeviceError as error:
             self._handle(ev.MeterReadFailed(cid, str(error)))
+            if cid in self.meter_health:
+                self.meter_health[cid].failed(error)
             return
         self._handle(ev.MeterSampled(cid, reading))
+        if cid in self.meter_health:
+            self.meter_health[cid].ok(reading)
 
     # --- hardware callbacks (driver threads) ----------------------------------------------
 

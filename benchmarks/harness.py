@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -34,9 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.app import Hardware, build
+from agent.app import build
 from agent.config import parse_config
+from agent.hardware import Hardware
 from agent.runtime import ConnectorHardware, Runtime
+from agent.store import Store
 from evsim.csms import Csms
 from evsim.site import SimSite, SiteOptions, free_port
 from evsim.world import World
@@ -263,10 +264,9 @@ class InProcessAgent:
     def __init__(self, config_text: str) -> None:
         self.config = parse_config(config_text, "bench")
         self.hardware = Hardware(self.config)
-        self.store = open_store(self.config.charger.state_dir)
+        self.store = Store.open(self.config.charger.state_dir)
         self.runtime: Runtime
-        self.runtime, self.link = build(self.config, self.hardware,
-                                        **({} if self.store is None else {"store": self.store}))
+        self.runtime, self.link = build(self.config, self.hardware, self.store)
         self.probes = {cid: install_probes(hw) for cid, hw in self.runtime.hardware.items()}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._link_task: asyncio.Task[None] | None = None
@@ -297,18 +297,7 @@ class InProcessAgent:
         await self.runtime.shutdown(drain_seconds)
         await self.link_down()
         self.hardware.close()
-        if self.store is not None:
-            self.store.close()
-
-
-def open_store(state_dir: Path) -> Any:
-    """The agent's state store, opened here so it is closed with the agent (None in a build
-    without one). ``agent.app.build`` would open it itself and leave it to the process's end."""
-    if "store" not in inspect.signature(build).parameters:
-        return None
-    from agent.store import Store
-
-    return Store.open(state_dir)
+        self.store.close()
 
 
 @contextlib.asynccontextmanager

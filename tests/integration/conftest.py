@@ -7,16 +7,14 @@ Modbus RTU, RDM6300 frames on a pty and the pin bus, and the CSMS validates ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.app import Hardware, build
+from agent.app import Agent
 from agent.config import parse_config
-from agent.runtime import Runtime
 from evsim.bench_client import BenchClient
 from evsim.site import SimSite, SiteOptions
 
@@ -47,25 +45,11 @@ class Bench:
             await asyncio.sleep(0.02)
 
 
-class RunningAgent:
+class RunningAgent(Agent):
+    """The agent exactly as ``evse-agent run`` wires it, on the test's event loop."""
+
     def __init__(self, site: SimSite) -> None:
-        self.config = parse_config(site.agent_config(), "site")
-        self.hardware = Hardware(self.config)
-        self.runtime: Runtime
-        self.runtime, self.link = build(self.config, self.hardware)
-        self._link_task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.runtime.start()
-        self._link_task = asyncio.create_task(self.link.run())
-
-    async def stop(self) -> None:
-        await self.runtime.shutdown(5.0)
-        if self._link_task is not None:
-            self._link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._link_task
-        self.hardware.close()
+        super().__init__(parse_config(site.agent_config(), "site"), drain_seconds=5.0)
 
 
 @pytest.fixture
