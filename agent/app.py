@@ -62,7 +62,9 @@ def station_config(config: Config) -> StationConfig:
 
 def settings_from(config: Config, store: Store | None = None) -> Settings:
     """The file's seeds, overridden by the values the CSMS set (kept in ``store``)."""
-    settings = Settings(core_keys(len(config.connectors)), config.ocpp.configuration_keys())
+    seeds = {"WebSocketPingInterval": str(config.csms.ping_interval),
+             **config.ocpp.configuration_keys()}
+    settings = Settings(core_keys(len(config.connectors)), seeds)
     for name, value in (store.settings() if store is not None else {}).items():
         try:
             if settings.is_readonly(name):
@@ -122,7 +124,8 @@ def build(config: Config, hardware: Hardware, store: Store,
     runtime = Runtime(station, devices, hardware.reader(reader_failed), outbox, persistence)
     runtime_holder.append(runtime)
     runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
-    link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied)
+    link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied,
+                ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")))
     link_holder.append(link)
     return runtime, link
 

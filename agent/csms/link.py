@@ -52,8 +52,11 @@ def basic_auth_header(charge_point_id: str, password: str) -> dict[str, str]:
 class Link:
     def __init__(self, settings: LinkSettings, commands: CommandHandler,
                  on_state: Callable[[bool], None],
-                 replied: Callable[[], None] = lambda: None) -> None:
+                 replied: Callable[[], None] = lambda: None,
+                 ping_interval: Callable[[], float] | None = None) -> None:
         self._settings = settings
+        # WebSocketPingInterval as the CSMS last set it; read at each connection.
+        self._ping_interval = ping_interval or (lambda: settings.ping_interval)
         self._commands = commands
         self._on_state = on_state
         self._replied = replied
@@ -87,7 +90,9 @@ class Link:
 
     def _connect_options(self) -> dict[str, Any]:
         s = self._settings
-        ping = s.ping_interval or None
+        # A pong missing for one interval closes the socket: a dead peer is found within
+        # two intervals (issue: the link stays alive).
+        ping = self._ping_interval() or None
         options: dict[str, Any] = {
             "subprotocols": [SUBPROTOCOL],
             "open_timeout": 10,

@@ -48,3 +48,12 @@ def test_transaction_refs_continue_after_the_highest_in_the_store(tmp_path: Path
         store.tx_open(41, 1, "CAFE0001", 0, datetime(2026, 1, 1, tzinfo=UTC))
         ids = id_source(store)
         assert [ids.next_tx_ref(), ids.next_tx_ref()] == [42, 43]
+
+
+def test_websocket_ping_interval_is_seeded_from_the_csms_table(config: Config,
+                                                               tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        assert settings_from(config, store).int("WebSocketPingInterval") == \
+            config.csms.ping_interval
+        store.save_setting("WebSocketPingInterval", "7")
+        assert settings_from(config, store).int("WebSocketPingInterval") == 7
