@@ -78,7 +78,8 @@ class CallAnswered:
 
 @dataclass(frozen=True)
 class CallFailed:
-    """The call with ``ref`` failed: ``reason`` is "timeout", "offline" or "callerror"."""
+    """The call with ``ref`` failed: ``reason`` is "timeout", "offline", "callerror", or
+    "dropped" (a MeterValues the full journal gave up, see agent.outbox)."""
 
     ref: str
     reason: str
