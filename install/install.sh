@@ -89,6 +89,7 @@ set_paths() {
     statedir=$root/var/lib/$NAME
     logdir=$root/var/log/$NAME
     unit=$root/etc/systemd/system/$NAME.service
+    link=$root/usr/local/bin/$NAME
     dropin=$unit.d/10-groups.conf
 }
 
@@ -154,7 +155,14 @@ install_program() {
             || warn "lgpio did not install: apt install python3-lgpio, then rerun with --system-site-packages"
     fi
     mkdir -p "$docdir"
-    install -m 0644 "$repo/docs/deployment.md" "$docdir/deployment.md"
+    install -m 0644 "$repo/docs/deployment.md" "$repo/docs/operations.md" "$docdir/"
+    # On PATH for "sudo evse-agent status"; a file of the same name that is not ours stays.
+    mkdir -p "$(dirname "$link")"
+    if [ ! -e "$link" ] || [ -L "$link" ]; then
+        ln -sfn "$prefix/venv/bin/$NAME" "$link"
+    else
+        warn "$link exists and is not a link; leaving it"
+    fi
 }
 
 is_raspberry_pi() {
@@ -261,6 +269,7 @@ uninstall_all() {
     fi
     # Remove only what this script made: never the whole prefix, which the user chose.
     rm -rf "$venv" "$docdir"
+    if [ -L "$link" ]; then rm -f "$link"; fi
     rmdir "$root$prefix/share" "$root$prefix" 2>/dev/null || true
     say "removed the service and $prefix"
     if [ "$action" != purge ]; then

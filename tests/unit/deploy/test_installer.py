@@ -77,6 +77,13 @@ def test_the_venv_holds_the_agent(installed: tuple[Root, str]) -> None:
     assert (root.venv / "bin" / "evse-agent").exists()
 
 
+def test_the_command_is_on_the_path_of_sudo(installed: tuple[Root, str]) -> None:
+    root, _ = installed
+    link = root.path / "usr" / "local" / "bin" / "evse-agent"
+    assert link.is_symlink()
+    assert os.readlink(link) == f"{PREFIX}/venv/bin/evse-agent"  # the path on the target
+
+
 def test_the_starter_config_is_the_raspberry_pi_example(installed: tuple[Root, str]) -> None:
     root, _ = installed
     assert root.config.read_text() == EXAMPLE.read_text()
@@ -124,6 +131,7 @@ def test_upgrade_keeps_config_and_state_uninstall_keeps_them_purge_removes_them(
 
     root.install("--uninstall")
     assert not root.venv.exists()
+    assert not (root.path / "usr" / "local" / "bin" / "evse-agent").is_symlink()
     assert not root.unit.exists()
     assert '"CP-4711"' in root.config.read_text()
     assert (root.state / "agent.db").exists()
