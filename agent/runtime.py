@@ -21,6 +21,7 @@ from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.station import Station
+from agent.core.types import StopReason
 from agent.outbox import Outbox
 from agent.persistence import MemoryPersistence, Persistence
 from agent.supervision import MeterHealth
@@ -55,6 +56,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handling = False
         self._deferred: list[fx.Send] | None = None
+        self._unsaved: list[fx.Effect] = []  # saves the store refused, for command()
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
         # Set by the composition root: read failures count towards PowerMeterFailure.
         self.meter_health: dict[int, MeterHealth] = {}
@@ -79,9 +81,15 @@ class Runtime:
         What the command makes the core send waits until :meth:`replied`: the CSMS hears the
         answer first (TriggerMessage, TC_054)."""
         self._deferred = self._deferred if self._deferred is not None else []
+        self._unsaved = []
         effects = self._handle(ev.CsmsCommand(request))
         replies = [e.response for e in effects if isinstance(e, fx.Reply)]
         assert len(replies) == 1, "the core answers every command exactly once"
+        if any(isinstance(e, fx.SaveLocalList) for e in self._unsaved):
+            # The list would not survive a restart: the CSMS hears Failed (TC_043_3) and the
+            # core goes back to the list it had.
+            self._handle(ev.LocalListNotSaved())
+            return msg.StatusResult("Failed")
         return replies[0]
 
     def replied(self) -> None:
@@ -130,21 +138,33 @@ class Runtime:
                 self.outbox.set_gate(open_)
             case fx.Notice(connector_id=cid, kind=kind, detail=detail):
                 log.info("connector %s: %s %s", cid, kind, detail)
-            case fx.SaveSetting(name=name, value=value):
-                log.info("configuration: %s = %s", name, value)
-                self.persistence.save_setting(name, value)
-            case fx.SaveAvailability(connector_id=cid, operative=operative):
-                self.persistence.save_availability(cid, operative)
-            case fx.CacheIdTag(id_tag=id_tag, info=info):
-                self.persistence.cache_id_tag(id_tag, info)
-            case fx.SaveLocalList(version=version, entries=entries):
-                self.persistence.save_local_list(version, list(entries))
+            case fx.SaveSetting() | fx.SaveAvailability() | fx.CacheIdTag() | fx.SaveLocalList():
+                self._save(effect)
             case fx.Reboot(hard=hard):
                 loop = self._loop
                 assert loop is not None
                 loop.call_soon(self.on_reboot, hard)
             case fx.Reply():
                 pass  # returned by command()
+
+    def _save(self, effect: fx.SaveSetting | fx.SaveAvailability | fx.CacheIdTag
+              | fx.SaveLocalList) -> None:
+        """Persist what the core decided. A store that fails is logged and never stops the
+        effects after this one (the contactor, the messages)."""
+        try:
+            match effect:
+                case fx.SaveSetting(name=name, value=value):
+                    log.info("configuration: %s = %s", name, value)
+                    self.persistence.save_setting(name, value)
+                case fx.SaveAvailability(connector_id=cid, operative=operative):
+                    self.persistence.save_availability(cid, operative)
+                case fx.CacheIdTag(id_tag=id_tag, info=info):
+                    self.persistence.cache_id_tag(id_tag, info)
+                case fx.SaveLocalList(version=version, entries=entries):
+                    self.persistence.save_local_list(version, list(entries))
+        except Exception as error:  # the store's own errors, whatever the backend
+            log.error("state store: cannot keep %s: %s", type(effect).__name__, error)
+            self._unsaved.append(effect)
 
     def _spawn(self, coro: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -216,11 +236,13 @@ class Runtime:
             await self.reader.start(self._on_token)
         self._spawn(self.outbox.run())
 
-    async def shutdown(self, drain_seconds: float) -> None:
-        """Contactors open first; transactions end by policy; the backlog gets a last chance."""
+    async def shutdown(self, drain_seconds: float,
+                       reason: StopReason = StopReason.REBOOT) -> None:
+        """Contactors open first; transactions end (with ``reason``); the backlog gets a last
+        chance."""
         for hw in self.hardware.values():
             hw.interlock.force_open(True)
-        self._handle(ev.ShutdownRequested())
+        self._handle(ev.ShutdownRequested(reason))
         await self._drain(drain_seconds)
         for timer in self._timers.values():
             timer.cancel()

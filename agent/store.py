@@ -527,8 +527,10 @@ class StorePersistence:
     """:class:`agent.persistence.Persistence` on the store, for the runtime's effects.
 
     A write that fails is logged as an error and the agent runs on with the value in memory:
-    a setting, an availability or a cache entry is not worth stopping the charger for.
-    Reads raise StoreError (they happen at start, where a broken store stops the agent).
+    a setting, an availability or a cache entry is not worth stopping the charger for. The
+    local list is the exception: its StoreError is raised, so that the CSMS hears Failed
+    (TC_043_3) and the core keeps the list it had. Reads raise StoreError (they happen at
+    start, where a broken store stops the agent).
     """
 
     def __init__(self, store: Store) -> None:
@@ -550,7 +552,8 @@ class StorePersistence:
         self._try(lambda: self.store.auth_cache_put(entry), f"cache entry {id_tag}")
 
     def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None:
-        """Replace the whole list (the core hands over the list after every update)."""
+        """Replace the whole list (the core hands over the list after every update). Raises
+        StoreError."""
         rows = [AuthEntry(id_tag, info.status.value, info.parent_id_tag, info.expiry)
                 for id_tag, info in entries]
 
@@ -559,7 +562,7 @@ class StorePersistence:
                 self.store.local_list_clear()
                 self.store.local_list_put(version, rows)
 
-        self._try(replace, f"local list version {version}")
+        replace()
 
     def load_settings(self) -> dict[str, str]:
         return self.store.settings()

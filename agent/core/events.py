@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.messages import CsmsRequest, InboundConf
+from agent.core.types import StopReason
 from hal.roles import MeterReading, PilotState
 
 
@@ -64,6 +65,17 @@ class DeviceFault:
 
 
 @dataclass(frozen=True)
+class LockMoved:
+    """The runtime drove a connector lock as a SetLock effect asked: ``ok`` False when it did
+    not reach ``locked`` in time (``info`` says why)."""
+
+    connector_id: int
+    locked: bool
+    ok: bool
+    info: str | None = None
+
+
+@dataclass(frozen=True)
 class TimerFired:
     name: str
 
@@ -94,8 +106,18 @@ class CsmsCommand:
 
 
 @dataclass(frozen=True)
+class LocalListNotSaved:
+    """The local list the core just accepted could not be stored (TC_043_3): take it back."""
+
+
+@dataclass(frozen=True)
 class ShutdownRequested:
-    """SIGTERM or an ordered stop: open every contactor and end transactions by policy."""
+    """SIGTERM or an ordered stop: open every contactor and end transactions by policy.
+
+    ``reason`` is the StopTransaction reason: Reboot, or PowerLoss when the supply failed and
+    a backup keeps the agent up long enough to stop (TC_032_1)."""
+
+    reason: StopReason = StopReason.REBOOT
 
 
 Event = (
@@ -107,9 +129,11 @@ Event = (
     | MeterSampled
     | MeterReadFailed
     | DeviceFault
+    | LockMoved
     | TimerFired
     | CallAnswered
     | CallFailed
     | CsmsCommand
+    | LocalListNotSaved
     | ShutdownRequested
 )

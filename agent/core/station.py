@@ -127,6 +127,7 @@ class Station:
         self._shutting_down = False
         self.cache = AuthorizationCache()
         self.local_list = LocalList()
+        self._local_list_saved = self.local_list  # what LocalListNotSaved goes back to
         self._out: list[fx.Effect] = []
         self._now: Now | None = None
         settings.subscribe(self._setting_changed)
@@ -168,8 +169,10 @@ class Station:
                 self._on_call_failed(ref, reason)
             case ev.CsmsCommand(request=request):
                 self._emit(fx.Reply(self._on_command(request)))
-            case ev.ShutdownRequested():
-                self._on_shutdown()
+            case ev.LocalListNotSaved():
+                self.local_list = self._local_list_saved
+            case ev.ShutdownRequested(reason=reason):
+                self._on_shutdown(reason)
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -849,7 +852,7 @@ class Station:
             candidate.apply(request.version, request.entries)
         if len(candidate) > LOCAL_LIST_MAX:
             return "Failed"
-        self.local_list = candidate
+        self._local_list_saved, self.local_list = self.local_list, candidate
         self._emit(fx.SaveLocalList(candidate.version, tuple(candidate.entries())))
         return "Accepted"
 
@@ -973,8 +976,8 @@ class Station:
 
     # --- shutdown ------------------------------------------------------------------------
 
-    def _on_shutdown(self) -> None:
+    def _on_shutdown(self, reason: StopReason) -> None:
         self._shutting_down = True
         for connector in self.connectors.values():
-            self._stop(connector, StopReason.REBOOT)
+            self._stop(connector, reason)
 

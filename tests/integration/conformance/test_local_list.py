@@ -1,4 +1,4 @@
-"""OCTT local authorization list cases: TC_042_1, TC_042_2, TC_043, TC_043_2, TC_008."""
+"""OCTT local authorization list cases: TC_042_1, TC_042_2, TC_043, TC_043_2, TC_043_3, TC_008."""
 
 from __future__ import annotations
 
@@ -65,3 +65,22 @@ async def test_tc_008_a_listed_id_starts_without_authorize(
     start = await site.csms.wait_for_action("StartTransaction")
     assert start.payload["idTag"] == VALID
     assert not site.csms.calls("Authorize")
+
+
+async def test_tc_043_3_a_list_that_cannot_be_stored_is_failed_and_not_used(
+    site: SimSite, agent: RunningAgent
+) -> None:
+    await booted(site)
+    full = call.SendLocalList(list_version=1, update_type="Full",
+                              local_authorization_list=[entry(VALID)])
+    assert (await site.csms.call(full)).status == "Accepted"
+    # The state directory's disk turns read-only under the running agent.
+    assert agent.store is not None
+    agent.store._db.execute("PRAGMA query_only = ON")
+    try:
+        full_2 = call.SendLocalList(list_version=2, update_type="Full",
+                                    local_authorization_list=[entry(VALID_2)])
+        assert (await site.csms.call(full_2)).status == "Failed"
+        assert await version(site) == 1  # the list it kept is the one it had
+    finally:
+        agent.store._db.execute("PRAGMA query_only = OFF")
