@@ -29,13 +29,14 @@ from agent.core import events as ev
 from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
-from agent.core.types import ErrorCode
+from agent.core.types import ErrorCode, StopReason
 from agent.csms.link import Link, LinkSettings
 from agent.frame_log import FrameLog, FrameStore
 from agent.hardware import Hardware
+from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
 from agent.outbox import Outbox
-from agent.recovery import DEFAULT_POLICY, RecoveryPolicy, recover
+from agent.recovery import RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
 from agent.status_server import StatusServer, default_socket
 from agent.store import Store, StoreError, StorePersistence
@@ -54,7 +55,8 @@ def station_config(config: Config) -> StationConfig:
         model=config.charger.model,
         serial_number=config.charger.serial_number,
         firmware_version=config.charger.firmware_version,
-        connectors=tuple(CoreConnector(c.id, float(c.max_current)) for c in config.connectors),
+        connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None)
+                         for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,
     )
@@ -123,6 +125,14 @@ def build(config: Config, hardware: Hardware, store: Store,
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
     runtime = Runtime(station, devices, hardware.reader(reader_failed), outbox, persistence)
     runtime_holder.append(runtime)
+    persistence.on_write = runtime.outbox.store_written  # a failing store is one fault
+
+    def device_failed(cid: int, code: str, error: BaseException | None) -> None:  # any thread
+        if runtime.started:
+            runtime.post(ev.DeviceFault(cid, code, error is not None,
+                                        str(error)[:50] if error else None))
+
+    hardware.on_device_failure = device_failed
     runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
     link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied,
                 ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")))
@@ -142,14 +152,16 @@ class Agent:
     """
 
     def __init__(self, config: Config, *, status_socket: Path | None = None,
-                 policy: RecoveryPolicy = DEFAULT_POLICY,
+                 policy: RecoveryPolicy | str | None = None,
                  drain_seconds: float = SHUTDOWN_DRAIN_SECONDS) -> None:
         self.config = config
-        self.policy = policy
+        # ``[recovery] policy`` unless the caller chooses; ValueError for an unknown policy.
+        self.policy = RecoveryPolicy(config.recovery.policy if policy is None else policy)
         self.drain_seconds = drain_seconds
         self.status_socket = status_socket or default_socket(config.charger.state_dir)
         self.problems = RecentProblems(secrets=_secrets(config))
         self.restart_requested: bool | None = None  # a CSMS Reset: hard?
+        self.power_lost = False  # SIGPWR: the supply failed, a backup carries the stop
         self.stopped = asyncio.Event()
         self.store: Store | None = None
         self.hardware = Hardware(config)
@@ -178,6 +190,11 @@ class Agent:
         self.runtime.on_reboot = self._reboot
         self.runtime.listeners.append(self._on_event)
         await self.runtime.start()
+        for cid in self.hardware.tripped():  # an RCD that was tripped before the core ran
+            self.runtime.post(ev.DeviceFault(cid, ErrorCode.GROUND_FAILURE, True, "RCD tripped"))
+        indicator = self.hardware.indicator()
+        if indicator is not None:
+            self.runtime.listeners.append(IndicatorFeed(indicator, self.runtime.station))
         supervisor = Supervisor(self.runtime.post,
                                 {cid: hw.interlock.contactor for cid, hw in devices.items()},
                                 {cid: hw.meter for cid, hw in devices.items()},
@@ -192,11 +209,12 @@ class Agent:
         log.info("ready: %d connector(s), CSMS %s", len(config.connectors),
                  config.csms_endpoint)
 
-    async def stop(self) -> None:
-        """The ordered shutdown. Safe to call once after start()."""
+    async def stop(self, reason: StopReason = StopReason.REBOOT) -> None:
+        """The ordered shutdown. Safe to call once after start(). Transactions end with
+        ``reason``: PowerLoss when a backup supply carries the stop (TC_032_1)."""
         sdnotify.stopping()
         try:
-            await self.runtime.shutdown(self.drain_seconds)  # contactors open first
+            await self.runtime.shutdown(self.drain_seconds, reason)  # contactors open first
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -250,6 +268,12 @@ class Agent:
             sdnotify.status(f"{len(self.config.connectors)} connector(s), CSMS "
                             f"{'online' if isinstance(event, ev.LinkUp) else 'offline'}")
 
+    def on_power_failure(self) -> None:
+        """SIGPWR, from a UPS daemon: stop now, transactions end with PowerLoss (TC_032_1)."""
+        log.warning("power failure: stopping on the backup supply")
+        self.power_lost = True
+        self.stopped.set()
+
     def _reboot(self, hard: bool) -> None:
         log.warning("reset (%s) requested by the CSMS: restarting", "hard" if hard else "soft")
         self.restart_requested = hard
@@ -299,15 +323,17 @@ def status_snapshot(config: Config, runtime: Runtime, link: Link,
 async def serve(config: Config) -> bool | None:
     """Run the agent until SIGTERM or SIGINT, or a CSMS Reset. Returns None, or whether the
     reset was hard when one asked for a restart. Raises StoreError when the store is unusable."""
-    agent = Agent(config)
-    await agent.start()
+    agent = Agent(config, policy=config.recovery.policy)
     loop = asyncio.get_running_loop()
+    # Before start(): a SIGTERM during recovery's meter reads still gets the ordered stop.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stopped.set)
+    loop.add_signal_handler(signal.SIGPWR, agent.on_power_failure)
+    await agent.start()
     await agent.stopped.wait()
     log.info("stopping")
     agent.stopped.clear()
-    await agent.stop()
+    await agent.stop(StopReason.POWER_LOSS if agent.power_lost else StopReason.REBOOT)
     return agent.restart_requested
 
 

@@ -23,6 +23,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -37,11 +38,15 @@ __all__ = [
     "ContactorConfig",
     "CsmsConfig",
     "GpioConfig",
+    "IndicatorConfig",
+    "LockConfig",
     "LogConfig",
     "MeterConfig",
     "OcppConfig",
     "PilotConfig",
+    "RcdConfig",
     "ReaderConfig",
+    "RecoveryConfig",
     "describe_schema",
     "load_config",
     "parse_config",
@@ -143,9 +148,24 @@ class ContactorConfig:
 @dataclass(frozen=True, kw_only=True)
 class PilotConfig:
     driver: str
-    bus: str
+    bus: str | None
     device_id: int
     poll_interval: float
+    pwm_chip: int
+    pwm_channel: int
+    pwm_inverted: bool
+    adc_port: int
+    adc_device: int
+    adc_channel: int
+    adc_low_v: float
+    adc_high_v: float
+    threshold_a_b: float
+    threshold_b_c: float
+    threshold_c_d: float
+    threshold_d_e: float
+    threshold_e_f: float
+    diode_low: float
+    hysteresis: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +173,34 @@ class MeterConfig:
     driver: str
     bus: str
     device_id: int
+    plausibility: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockConfig:
+    pin: int
+    unlock_pin: int
+    feedback_pin: int | None
+    active_high: bool
+    feedback_active_high: bool
+    pulse: float
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class RcdConfig:
+    pin: int
+    active_high: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndicatorConfig:
+    led_pin: int | None
+    red_pin: int | None
+    green_pin: int | None
+    blue_pin: int | None
+    buzzer_pin: int | None
+    active_high: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,14 +211,22 @@ class ConnectorConfig:
     contactor: ContactorConfig
     pilot: PilotConfig
     meter: MeterConfig
+    lock: LockConfig | None  # None: a fixed cable
+    rcd: RcdConfig | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReaderConfig:
     driver: str
     port: str | None
-    baudrate: int
+    baudrate: int | None  # None: the driver's own default
     id_format: str
+    byte_order: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryConfig:
+    policy: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,7 +247,10 @@ class Config:
     buses: tuple[BusConfig, ...]
     connectors: tuple[ConnectorConfig, ...]
     reader: ReaderConfig
+    rcd: RcdConfig | None
+    indicator: IndicatorConfig | None
     log: LogConfig
+    recovery: RecoveryConfig
 
     @property
     def csms_endpoint(self) -> str:
@@ -243,6 +302,7 @@ class Table:
     """A TOML table (``count`` None) or array of tables (``count`` = allowed number of entries).
 
     ``attr`` is the field on the parent dataclass; ``target`` builds the dataclass from values.
+    An ``optional`` table that the file leaves out is None (a connector without a lock).
     """
 
     name: str
@@ -251,6 +311,7 @@ class Table:
     tables: tuple[Table, ...] = ()
     count: tuple[int, int] | None = None
     attr: str = ""
+    optional: bool = False
 
     @property
     def field_name(self) -> str:
@@ -269,6 +330,8 @@ MEASURANDS: Final = (
 )
 PIN_FACTORIES: Final = ("lgpio", "rpigpio", "pigpio", "native", "mock", "evsim")
 METER_DRIVERS: Final = ("sdm630", "sdm120", "sdm72", "abb-b23", "em340")
+PILOT_DRIVERS: Final = ("evse-board", "pwm")
+RECOVERY_POLICIES: Final = ("end",)  # agent.recovery.RecoveryPolicy; a test keeps them equal
 BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 _ID_CHAR = re.compile(r"[A-Za-z0-9._:-]")
 
@@ -436,13 +499,48 @@ _CONTACTOR = Table("contactor", ContactorConfig, keys=(
     Key("feedback_active_high", bool, "true when a high level means closed", default=True),
 ))
 
+_VOLTS = "V on the pilot wire"
+_PWM_ONLY = " (driver pwm)"
+
 _PILOT = Table("pilot", PilotConfig, keys=(
-    Key("driver", str, "control pilot hardware", default="evse-board", choices=("evse-board",)),
-    Key("bus", str, "name of the [[bus]] the EVSE board is on", span=(1, 32)),
+    Key("driver", str, "control pilot hardware: an EVSE board over Modbus, or the Pi's own "
+        "hardware PWM with an MCP3008 ADC reading the pilot (needs an analog front end)",
+        default="evse-board", choices=PILOT_DRIVERS),
+    Key("bus", str, "name of the [[bus]] the EVSE board is on (required for evse-board)",
+        default=None, span=(1, 32)),
     Key("device_id", int, "Modbus address of the EVSE board",
         default=1, span=(1, 247), unit=_MODBUS_ID),
-    Key("poll_interval", float, "how often the pilot state is read",
-        default=0.05, span=(0.01, 1.0), unit=_SECONDS),
+    Key("poll_interval", float, "how often the pilot state is read (pwm: one ADC burst each)",
+        default=0.05, span=(0.001, 1.0), unit=_SECONDS),
+    Key("pwm_chip", int, "sysfs PWM chip (/sys/class/pwm/pwmchipN)" + _PWM_ONLY,
+        default=0, span=(0, 7)),
+    Key("pwm_channel", int, "channel of the PWM chip; dtoverlay=pwm-2chan: 0 = GPIO18, "
+        "1 = GPIO19" + _PWM_ONLY, default=0, span=(0, 3)),
+    Key("pwm_inverted", bool, "true when the pilot driver stage inverts the PWM" + _PWM_ONLY,
+        default=False),
+    Key("adc_port", int, "SPI port of the MCP3008" + _PWM_ONLY, default=0, span=(0, 1)),
+    Key("adc_device", int, "SPI chip select of the MCP3008" + _PWM_ONLY, default=0, span=(0, 1)),
+    Key("adc_channel", int, "MCP3008 channel the pilot divider feeds" + _PWM_ONLY,
+        default=0, span=(0, 7)),
+    Key("adc_low_v", float, "pilot voltage at ADC reading 0 (calibrate to the divider)"
+        + _PWM_ONLY, default=-12.0, span=(-20, 0), unit=_VOLTS),
+    Key("adc_high_v", float, "pilot voltage at full-scale ADC reading" + _PWM_ONLY,
+        default=12.0, span=(0, 20), unit=_VOLTS),
+    Key("threshold_a_b", float, "high plateau above this is A, below B" + _PWM_ONLY,
+        default=10.5, span=(-12, 12), unit=_VOLTS),
+    Key("threshold_b_c", float, "high plateau above this is B, below C" + _PWM_ONLY,
+        default=7.5, span=(-12, 12), unit=_VOLTS),
+    Key("threshold_c_d", float, "high plateau above this is C, below D" + _PWM_ONLY,
+        default=4.5, span=(-12, 12), unit=_VOLTS),
+    Key("threshold_d_e", float, "high plateau above this is D, below E" + _PWM_ONLY,
+        default=1.5, span=(-12, 12), unit=_VOLTS),
+    Key("threshold_e_f", float, "high plateau above this is E, at or below F" + _PWM_ONLY,
+        default=-10.0, span=(-12, 12), unit=_VOLTS),
+    Key("diode_low", float, "low plateau must reach this for the diode check" + _PWM_ONLY,
+        default=-10.0, span=(-12, 0), unit=_VOLTS),
+    Key("hysteresis", float, "how far a threshold moves away from the state in force; "
+        "below half the smallest threshold gap" + _PWM_ONLY,
+        default=0.4, span=(0, 5), unit="V"),
 ))
 
 _METER = Table("meter", MeterConfig, keys=(
@@ -450,10 +548,35 @@ _METER = Table("meter", MeterConfig, keys=(
     Key("bus", str, "name of the [[bus]] the meter is on", span=(1, 32)),
     Key("device_id", int, "Modbus address of the meter",
         default=2, span=(1, 247), unit=_MODBUS_ID),
+    Key("plausibility", bool, "discard readings that cannot be right (energy backwards or "
+        "jumping, voltage or power out of range); several in a row are PowerMeterFailure",
+        default=True),
+))
+
+_LOCK = Table("lock", LockConfig, optional=True, keys=(
+    Key("pin", int, "GPIO that drives the lock motor towards locked (leave the table out for "
+        "a fixed cable: UnlockConnector is then NotSupported)", span=(0, 27), unit=_BCM),
+    Key("unlock_pin", int, "GPIO that drives the lock motor towards open",
+        span=(0, 27), unit=_BCM),
+    Key("feedback_pin", int, "GPIO reading the lock's position contact; unset = none (then "
+        "a lock failure cannot be seen)", default=None, span=(0, 27), unit=_BCM),
+    Key("active_high", bool, "true when a high level energizes a motor output", default=True),
+    Key("feedback_active_high", bool, "true when a high level means locked", default=True),
+    Key("pulse", float, "how long a motor output is energized per move",
+        default=0.6, span=(0.05, 5), unit=_SECONDS),
+    Key("timeout", float, "how long the feedback may take to confirm a move (>= pulse)",
+        default=2.0, span=(0.1, 10), unit=_SECONDS),
+))
+
+_RCD = Table("rcd", RcdConfig, optional=True, keys=(
+    Key("pin", int, "GPIO reading the RCD/RDC-DD trip contact; a trip opens the contactor at "
+        "once and reports GroundFailure until the RCD is reset and the EV unplugged",
+        span=(0, 27), unit=_BCM),
+    Key("active_high", bool, "true when a high level means tripped", default=True),
 ))
 
 _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors",
-                   tables=(_CONTACTOR, _PILOT, _METER), keys=(
+                   tables=(_CONTACTOR, _PILOT, _METER, _LOCK, _RCD), keys=(
     Key("id", int, "OCPP connector id; connectors are numbered 1..N in file order",
         span=(1, 8)),
     Key("max_current", int, "most current the connector may offer (cable, breaker)",
@@ -463,14 +586,32 @@ _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors"
 
 _READER = Table("reader", ReaderConfig, keys=(
     Key("driver", str, "token reader hardware; one reader serves all connectors",
-        default="none", choices=("none", "rdm6300")),
+        default="none", choices=("none", "rdm6300", "pn532")),
     Key("port", str, "serial port of the reader (required unless driver is none)",
         default=None, span=(1, 4096), check=_serial_port_problem, rule=_PORT_RULE),
-    Key("baudrate", int, "serial speed of the reader", default=9600, choices=BAUDRATES),
+    Key("baudrate", int, "serial speed of the reader; unset = the module's default "
+        "(rdm6300 9600, pn532 115200)", default=None, choices=BAUDRATES),
     Key("id_format", str,
-        "idTag format: hex = card number in hex, hex10 = all 10 hex digits read, "
+        "rdm6300 idTag format: hex = card number in hex, hex10 = all 10 hex digits read, "
         "decimal = card number in decimal",
         default="hex", choices=("hex", "hex10", "decimal")),
+    Key("byte_order", str, "pn532 idTag: UID bytes as read, or reversed (as some CSMSs and "
+        "card lists print them)", default="as-read", choices=("as-read", "reversed")),
+))
+
+_INDICATOR = Table("indicator", IndicatorConfig, optional=True, keys=(
+    Key("led_pin", int, "GPIO of a single status LED; unset = none",
+        default=None, span=(0, 27), unit=_BCM),
+    Key("red_pin", int, "GPIO of an RGB LED's red input (set all three or none)",
+        default=None, span=(0, 27), unit=_BCM),
+    Key("green_pin", int, "GPIO of an RGB LED's green input", default=None, span=(0, 27),
+        unit=_BCM),
+    Key("blue_pin", int, "GPIO of an RGB LED's blue input", default=None, span=(0, 27),
+        unit=_BCM),
+    Key("buzzer_pin", int, "GPIO of a buzzer; unset = none", default=None, span=(0, 27),
+        unit=_BCM),
+    Key("active_high", bool, "true when a high level lights the LEDs / sounds the buzzer",
+        default=True),
 ))
 
 _LOG = Table("log", LogConfig, keys=(
@@ -479,8 +620,15 @@ _LOG = Table("log", LogConfig, keys=(
     Key("ocpp_frames", bool, "log every OCPP frame sent and received", default=True),
 ))
 
+_RECOVERY = Table("recovery", RecoveryConfig, keys=(
+    Key("policy", str, "what start-up does with a transaction a crash or power cut left open: "
+        "end = stop it with reason PowerLoss and a meterStop read live from the meter",
+        default="end", choices=RECOVERY_POLICIES),
+))
+
 _ROOT = Table("", Config, tables=(
-    _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _LOG,
+    _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
+    _LOG, _RECOVERY,
 ))
 
 
@@ -651,9 +799,11 @@ def _read_table(
 
 def _read_sub(
     table: Table, raw: object, path: str, header: str, problems: _Problems
-) -> Values | list[Values]:
+) -> Values | list[Values] | None:
     if table.count is not None:
         return _read_array(table, raw, path, header, problems)
+    if raw is None and table.optional:
+        return None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -719,7 +869,7 @@ def _device_uses(connectors: list[Values], *roles: str) -> list[tuple[str, Value
         (f"connector[{number}].{role}", connector[role])
         for number, connector in enumerate(connectors, 1)
         for role in roles
-        if role in connector
+        if isinstance(connector.get(role), dict)
     ]
 
 
@@ -729,29 +879,110 @@ def _check_bus_references(
     names = list(dict.fromkeys(bus["name"] for bus in buses if "name" in bus))
     defined = f"defined buses: {', '.join(names)}" if names else "no [[bus]] is defined"
     for path, device in _device_uses(connectors, "pilot", "meter"):
-        if "bus" in device and device["bus"] not in names:
+        if device.get("bus") is not None and device["bus"] not in names:
             problems.add(f"{path}.bus", f"{_show(device['bus'])} is not a defined bus; {defined}")
 
 
-def _check_pins(connectors: list[Values], problems: _Problems) -> None:
+_PIN_KEYS: Final = {
+    "contactor": ("pin", "feedback_pin"),
+    "lock": ("pin", "unlock_pin", "feedback_pin"),
+    "rcd": ("pin",),
+    "indicator": ("led_pin", "red_pin", "green_pin", "blue_pin", "buzzer_pin"),
+}
+
+
+def _pin_uses(values: Values) -> list[tuple[str, Values, str]]:
+    """``(path, table values, key)`` of every GPIO key, connectors first, then the station's."""
+    tables = _device_uses(values["connectors"], "contactor", "lock", "rcd")
+    tables += [(name, values[name]) for name in ("rcd", "indicator")
+               if isinstance(values.get(name), dict)]
+    return [(path, table, key) for path, table in tables
+            for key in _PIN_KEYS[path.rpartition(".")[2]]]
+
+
+def _check_pins(values: Values, problems: _Problems) -> None:
     first_use: dict[int, str] = {}
-    for path, contactor in _device_uses(connectors, "contactor"):
-        for name in ("pin", "feedback_pin"):
-            pin = contactor.get(name)
-            if pin is None:
+    for path, table, name in _pin_uses(values):
+        pin = table.get(name)
+        if pin is None:
+            continue
+        if pin in first_use:
+            problems.add(f"{path}.{name}", f"GPIO{pin} is already used by "
+                         f"{first_use[pin]}; each GPIO pin may have one job only")
+        else:
+            first_use[pin] = f"{path}.{name}"
+
+
+_THRESHOLDS: Final = ("threshold_a_b", "threshold_b_c", "threshold_c_d", "threshold_d_e",
+                      "threshold_e_f")
+
+
+def _check_pilots(connectors: list[Values], problems: _Problems) -> None:
+    """evse-board needs a bus; pwm needs falling thresholds, a sane ADC span and its own PWM
+    channel and ADC input."""
+    pwm_uses: dict[tuple[str, tuple[int, ...]], str] = {}
+    for path, pilot in _device_uses(connectors, "pilot"):
+        if pilot.get("driver") == "evse-board" and "bus" in pilot and pilot["bus"] is None:
+            problems.add(f"{path}.bus", "missing; required when driver = 'evse-board'")
+        if pilot.get("driver") != "pwm":
+            continue
+        _check_thresholds(path, pilot, problems)
+        low, high = pilot.get("adc_low_v"), pilot.get("adc_high_v")
+        if low is not None and high is not None and not high > low:
+            problems.add(f"{path}.adc_high_v", f"{_show(high)} must be above adc_low_v "
+                         f"({_show(low)})")
+        for what, keys in (("PWM channel", ("pwm_chip", "pwm_channel")),
+                           ("ADC input", ("adc_port", "adc_device", "adc_channel"))):
+            if not all(key in pilot for key in keys):
                 continue
-            if pin in first_use:
-                problems.add(f"{path}.{name}", f"GPIO{pin} is already used by "
-                             f"{first_use[pin]}; each GPIO pin may have one job only")
+            use = (what, tuple(pilot[key] for key in keys))
+            if use in pwm_uses:
+                problems.add(f"{path}.{keys[-1]}", f"this {what} is already used by "
+                             f"{pwm_uses[use]}; each pilot needs its own")
             else:
-                first_use[pin] = f"{path}.{name}"
+                pwm_uses[use] = path
+
+
+def _check_thresholds(path: str, pilot: Values, problems: _Problems) -> None:
+    given = [(key, pilot[key]) for key in _THRESHOLDS if key in pilot]
+    if len(given) < len(_THRESHOLDS):
+        return
+    for (upper_key, upper), (lower_key, lower) in pairwise(given):
+        if not upper > lower:
+            problems.add(f"{path}.{lower_key}", f"{_show(lower)} must be below {upper_key} "
+                         f"({_show(upper)}); the thresholds fall from A to F")
+            return
+    gap = min(upper - lower for (_, upper), (_, lower) in pairwise(given))
+    hysteresis = pilot.get("hysteresis")
+    if hysteresis is not None and not hysteresis < gap / 2:
+        problems.add(f"{path}.hysteresis", f"{_show(hysteresis)} is too large; allowed below "
+                     f"half the smallest threshold gap ({_number(gap / 2)} V)")
+
+
+def _check_locks(connectors: list[Values], problems: _Problems) -> None:
+    for path, lock in _device_uses(connectors, "lock"):
+        pulse, timeout = lock.get("pulse"), lock.get("timeout")
+        if pulse is not None and timeout is not None and pulse > timeout:
+            problems.add(f"{path}.timeout", f"{_show(timeout)} is shorter than pulse "
+                         f"({_show(pulse)}); the feedback is checked after the pulse")
+
+
+def _check_indicator(indicator: object, problems: _Problems) -> None:
+    if not isinstance(indicator, dict):
+        return
+    rgb = [indicator.get(key) for key in ("red_pin", "green_pin", "blue_pin")]
+    if any(pin is not None for pin in rgb) and any(pin is None for pin in rgb):
+        problems.add("indicator.red_pin", "an RGB LED needs red_pin, green_pin and blue_pin "
+                     "all set (or none)")
 
 
 def _check_modbus_addresses(connectors: list[Values], problems: _Problems) -> None:
     first_use: dict[tuple[str, int], str] = {}
     for path, device in _device_uses(connectors, "pilot", "meter"):
-        if "bus" not in device or "device_id" not in device:
+        if device.get("bus") is None or "device_id" not in device:
             continue
+        if device.get("driver") == "pwm":
+            continue  # a PWM pilot is on no bus
         address = (device["bus"], device["device_id"])
         if address in first_use:
             problems.add(f"{path}.device_id", f"device {address[1]} on bus {address[0]!r} is "
@@ -782,7 +1013,10 @@ def _check_across(values: Values, problems: _Problems) -> None:
     _check_buses(buses, problems)
     _check_connector_ids(connectors, problems)
     _check_bus_references(connectors, buses, problems)
-    _check_pins(connectors, problems)
+    _check_pins(values, problems)
+    _check_pilots(connectors, problems)
+    _check_locks(connectors, problems)
+    _check_indicator(values.get("indicator"), problems)
     _check_modbus_addresses(connectors, problems)
     _check_serial_ports(values, problems)
 
@@ -794,7 +1028,9 @@ def _build(table: Table, values: Values) -> object:
     arguments = {key.name: values[key.name] for key in table.keys}
     for sub in table.tables:
         raw = values[sub.field_name]
-        if sub.count is None:
+        if raw is None:
+            arguments[sub.field_name] = None  # an optional table left out
+        elif sub.count is None:
             arguments[sub.field_name] = _build(sub, raw)
         else:
             arguments[sub.field_name] = tuple(_build(sub, item) for item in raw)

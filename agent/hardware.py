@@ -4,6 +4,11 @@ Drivers are imported lazily, so a laptop without a Pi's libraries can still chec
 One gpiozero pin factory serves every GPIO device of the agent (gpiozero keeps per-factory
 pin reservations, so two devices on one pin are caught), and :meth:`Hardware.close` releases
 everything: the GPIO devices (contactors start and end open), the factory and the buses.
+
+Drivers that notice their own failure (a lost EVSE board or pilot ADC, a tripped RCD) report
+it through :attr:`Hardware.on_device_failure` ``(connector id, OCPP error code, error or
+None when it recovered)``, on the driver's thread; the composition root sets it. An RCD trip
+opens the contactors it guards right there, through their interlocks, before anything else.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agent.config import Config, ConnectorConfig
+from agent.config import Config, ConnectorConfig, RcdConfig
+from agent.core.types import ErrorCode
 from agent.runtime import ConnectorHardware
-from hal.roles import TokenReader
+from hal.errors import DeviceError
+from hal.interlock import SafetyInterlock
+from hal.roles import ConnectorLock, ControlPilot, EnergyMeter, Indicator, TokenReader
 
 log = logging.getLogger(__name__)
 
 _UNSET = object()
+FailureSink = Callable[[int, str, BaseException | None], None]
+PLAUSIBILITY_ATTEMPTS = 2  # reads per sample; MeterHealth counts failed samples on top
 
 
 class Hardware:
@@ -30,6 +40,8 @@ class Hardware:
         self._buses: dict[str, Any] = {}
         self._factory: Any = _UNSET
         self._closables: list[Any] = []
+        self._rcds: list[tuple[int, Any]] = []  # (connector id, 0 = all; GpioRcdInput)
+        self.on_device_failure: FailureSink | None = None
 
     @property
     def pin_factory(self) -> Any:
@@ -57,10 +69,6 @@ class Hardware:
 
     def connector(self, c: ConnectorConfig) -> ConnectorHardware:
         from hal.contactor_gpio import GpioContactor
-        from hal.interlock import SafetyInterlock
-        from hal.meter_maps import register_map
-        from hal.meter_modbus import ModbusEnergyMeter
-        from hal.pilot_evse_board import EvseBoardPilot
 
         contactor = GpioContactor(
             c.contactor.pin,
@@ -71,13 +79,118 @@ class Hardware:
         )
         self._closables.append(contactor)
         interlock = SafetyInterlock(contactor)
-        pilot = EvseBoardPilot(self.bus(c.pilot.bus), c.pilot.device_id, c.pilot.poll_interval)
-        meter = ModbusEnergyMeter(self.bus(c.meter.bus), c.meter.device_id,
-                                  register_map(c.meter.driver.replace("-", "_")))
-        return ConnectorHardware(interlock, pilot, meter)
+        if c.rcd is not None:
+            self._watch_rcd(c.rcd, c.id, [interlock])
+        return ConnectorHardware(interlock, self.pilot(c), self.meter(c), self.lock(c))
 
     def connectors(self) -> dict[int, ConnectorHardware]:
-        return {c.id: self.connector(c) for c in self._config.connectors}
+        built = {c.id: self.connector(c) for c in self._config.connectors}
+        if self._config.rcd is not None:  # one RCD for the whole charger
+            self._watch_rcd(self._config.rcd, 0, [hw.interlock for hw in built.values()])
+        return built
+
+    def pilot(self, c: ConnectorConfig) -> ControlPilot:
+        """The connector's control pilot; a lost board or ADC is reported as InternalError
+        (see agent.core.station.PILOT_LOST)."""
+        failed = self._reporter(c.id, ErrorCode.INTERNAL_ERROR.value)
+        p = c.pilot
+        if p.driver == "pwm":
+            return self._pwm_pilot(c, failed)
+        from hal.pilot_evse_board import EvseBoardPilot
+
+        assert p.bus is not None
+        return EvseBoardPilot(self.bus(p.bus), p.device_id, p.poll_interval, on_failure=failed)
+
+    def _pwm_pilot(self, c: ConnectorConfig,
+                   failed: Callable[[BaseException | None], None]) -> ControlPilot:
+        from hal.gpio import mcp3008
+        from hal.pilot_classifier import PilotClassifier, PilotThresholds
+        from hal.pilot_pwm import PilotAdc, PwmPilot
+        from hal.pwm_sysfs import SysfsPwm
+
+        p = c.pilot
+        thresholds = PilotThresholds(
+            a_b=p.threshold_a_b, b_c=p.threshold_b_c, c_d=p.threshold_c_d, d_e=p.threshold_d_e,
+            e_f=p.threshold_e_f, diode_low=p.diode_low, hysteresis=p.hysteresis)
+        adc = mcp3008(p.adc_channel, port=p.adc_port, device=p.adc_device,
+                      pin_factory=self.pin_factory)
+        return PwmPilot(SysfsPwm(p.pwm_chip, p.pwm_channel, inverted=p.pwm_inverted),
+                        PilotAdc(adc, low_v=p.adc_low_v, high_v=p.adc_high_v),
+                        classifier=PilotClassifier(thresholds), interval=p.poll_interval,
+                        on_failure=failed)
+
+    def meter(self, c: ConnectorConfig) -> EnergyMeter:
+        """The connector's meter, behind the plausibility check unless it is switched off."""
+        from hal.meter_maps import register_map
+        from hal.meter_modbus import ModbusEnergyMeter
+
+        meter: EnergyMeter = ModbusEnergyMeter(self.bus(c.meter.bus), c.meter.device_id,
+                                               register_map(c.meter.driver.replace("-", "_")))
+        if not c.meter.plausibility:
+            return meter
+        from hal.meter_plausibility import MeterLimits, PlausibleMeter
+
+        limits = MeterLimits(phases=c.phases, max_current_a=float(c.max_current))
+        return PlausibleMeter(meter, limits, attempts=PLAUSIBILITY_ATTEMPTS,
+                              name=f"connector {c.id} meter")
+
+    def lock(self, c: ConnectorConfig) -> ConnectorLock | None:
+        """The connector's lock, or None for a fixed cable."""
+        if c.lock is None:
+            return None
+        from hal.lock_gpio import GpioConnectorLock
+
+        k = c.lock
+        lock = GpioConnectorLock(k.pin, k.unlock_pin, k.feedback_pin, active_high=k.active_high,
+                                 feedback_active_high=k.feedback_active_high, pulse_s=k.pulse,
+                                 timeout_s=k.timeout, pin_factory=self.pin_factory)
+        self._closables.append(lock)
+        return lock
+
+    def indicator(self) -> Indicator | None:
+        """The LEDs/buzzer of ``[indicator]``, or None."""
+        i = self._config.indicator
+        if i is None:
+            return None
+        from hal.indicator_gpio import GpioIndicator
+
+        rgb = None
+        if i.red_pin is not None and i.green_pin is not None and i.blue_pin is not None:
+            rgb = (i.red_pin, i.green_pin, i.blue_pin)
+        indicator = GpioIndicator(led_pin=i.led_pin, rgb_pins=rgb, buzzer_pin=i.buzzer_pin,
+                                  active_high=i.active_high, pin_factory=self.pin_factory)
+        self._closables.append(indicator)
+        return indicator
+
+    def tripped(self) -> list[int]:
+        """Connectors (0 = all) whose RCD is tripped now: reported once the core runs."""
+        return [cid for cid, rcd in self._rcds if rcd.tripped]
+
+    def _watch_rcd(self, r: RcdConfig, cid: int, interlocks: list[SafetyInterlock]) -> None:
+        from hal.rcd_gpio import GpioRcdInput
+
+        rcd = GpioRcdInput(r.pin, active_high=r.active_high, pin_factory=self.pin_factory)
+        self._closables.append(rcd)
+        report = self._reporter(cid, ErrorCode.GROUND_FAILURE.value)
+
+        def changed(tripped: bool) -> None:  # gpiozero's thread: open first, then report
+            for interlock in interlocks:
+                interlock.trip(tripped)
+            report(DeviceError("residual current device tripped") if tripped else None)
+
+        rcd.watch(changed)
+        if rcd.tripped:
+            for interlock in interlocks:
+                interlock.trip(True)
+        self._rcds.append((cid, rcd))
+
+    def _reporter(self, cid: int, code: str) -> Callable[[BaseException | None], None]:
+        def failed(error: BaseException | None) -> None:
+            sink = self.on_device_failure
+            if sink is not None:
+                sink(cid, code, error)
+
+        return failed
 
     def reader(self, on_failure: Callable[[BaseException | None], None] | None = None,
                ) -> TokenReader | None:
@@ -85,10 +198,15 @@ class Hardware:
         r = self._config.reader
         if r.driver == "none":
             return None
+        assert r.port is not None
+        if r.driver == "pn532":
+            from hal.reader_pn532 import Pn532Reader
+
+            return Pn532Reader(r.port, r.baudrate or 115200, r.byte_order,  # type: ignore[arg-type]
+                               on_failure=on_failure)
         from hal.reader_rdm6300 import Rdm6300Reader
 
-        assert r.port is not None
-        return Rdm6300Reader(r.port, r.baudrate, r.id_format,  # type: ignore[arg-type]
+        return Rdm6300Reader(r.port, r.baudrate or 9600, r.id_format,  # type: ignore[arg-type]
                              on_failure=on_failure)
 
     def close(self) -> None:
@@ -100,6 +218,7 @@ class Hardware:
         for bus in self._buses.values():
             bus.close()
         self._buses = {}
+        self._rcds = []
         factory, self._factory = self._factory, _UNSET
         if factory is not _UNSET and factory is not None:
             with contextlib.suppress(Exception):

@@ -5,13 +5,14 @@ its StartTransaction was journaled and its StopTransaction was not: the agent di
 ran. The journal still holds the messages that were not confirmed; recovery only adds what the
 dead agent could not.
 
-Policy ``end`` (the default, the only one so far): end each open transaction with reason
-PowerLoss. ``meterStop`` is read live from the connector's meter (the register counts on while
-the agent is down, until the contactor drops), falling back to the last meter value journaled
-for it when the meter does not answer; it is never below ``meterStart``. The timestamp is that
-of the last journaled activity of the transaction, the best estimate of when power was lost.
-The StopTransaction goes at the end of the journal, so the messages pending from before the
-crash are delivered first, in order, then this stop.
+Policy ``end`` (``[recovery] policy = "end"`` in the configuration, the default and the only
+one so far): end each open transaction with reason PowerLoss. ``meterStop`` is read live from
+the connector's meter (the register counts on while the agent is down, until the contactor
+drops), falling back to the last meter value journaled for it when the meter does not answer;
+it is never below ``meterStart``. The timestamp is that of the last journaled activity of the
+transaction, the best estimate of when power was lost. The StopTransaction goes at the end of
+the journal, so the messages pending from before the crash are delivered first, in order, then
+this stop.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ class RecoveryPolicy(enum.StrEnum):
     END = "end"  # stop it with reason PowerLoss, meterStop read live
 
 
-# TODO(lead): make this a TOML key (e.g. ``[recovery] policy = "end"``) and pass it from
-# app.serve(); a ``resume`` policy (keep the transaction when the EV is still plugged, OCPP 1.6
-# leaves this to the charger) would be added here as a second value.
+# Chosen by ``[recovery] policy`` (agent.config.RECOVERY_POLICIES lists the same values). A
+# ``resume`` policy (keep the transaction when the EV is still plugged, OCPP 1.6 leaves this to
+# the charger) would be added here as a second value, and there.
 DEFAULT_POLICY = RecoveryPolicy.END
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from agent import clock
@@ -27,18 +27,20 @@ from agent.persistence import MemoryPersistence, Persistence
 from agent.supervision import MeterHealth
 from hal.errors import DeviceError
 from hal.interlock import SafetyInterlock
-from hal.roles import ControlPilot, EnergyMeter, PilotState, TokenReader
+from hal.roles import ConnectorLock, ControlPilot, EnergyMeter, PilotState, TokenReader
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ConnectorHardware:
-    """The devices of one connector. The interlock wraps the contactor."""
+    """The devices of one connector. The interlock wraps the contactor; ``lock`` is None for
+    a fixed cable."""
 
     interlock: SafetyInterlock
     pilot: ControlPilot
     meter: EnergyMeter
+    lock: ConnectorLock | None = None
     offer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -56,6 +58,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handling = False
         self._deferred: list[fx.Send] | None = None
+        self._lock_moves: dict[int, asyncio.Task[bool]] = {}
         self._unsaved: list[fx.Effect] = []  # saves the store refused, for command()
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
         # Set by the composition root: read failures count towards PowerMeterFailure.
@@ -75,16 +78,21 @@ class Runtime:
         assert loop is not None, "start() first"
         loop.call_soon_threadsafe(self._handle, event)
 
-    def command(self, request: msg.CsmsRequest) -> msg.CsmsResponse:
+    def command(self, request: msg.CsmsRequest
+                ) -> msg.CsmsResponse | Awaitable[msg.CsmsResponse]:
         """Handle a CSMS command now (on the loop) and return the core's answer.
 
         What the command makes the core send waits until :meth:`replied`: the CSMS hears the
-        answer first (TriggerMessage, TC_054)."""
+        answer first (TriggerMessage, TC_054). An UnlockConnector that drives a lock returns
+        an awaitable instead: the answer is what the lock did (Unlocked / UnlockFailed)."""
         self._deferred = self._deferred if self._deferred is not None else []
         self._unsaved = []
         effects = self._handle(ev.CsmsCommand(request))
         replies = [e.response for e in effects if isinstance(e, fx.Reply)]
         assert len(replies) == 1, "the core answers every command exactly once"
+        unlocks = [e for e in effects if isinstance(e, fx.SetLock) and e.answer]
+        if unlocks:
+            return self._unlock_answer(self._lock_moves[unlocks[0].connector_id])
         if any(isinstance(e, fx.SaveLocalList) for e in self._unsaved):
             # The list would not survive a restart: the CSMS hears Failed (TC_043_3) and the
             # core goes back to the list it had.
@@ -121,6 +129,11 @@ class Runtime:
                     log.info("connector %s: close refused by the interlock", cid)
             case fx.SetOfferedCurrent(connector_id=cid, amps=amps):
                 self._spawn(self._set_offer(cid, amps))
+            case fx.SetLock(connector_id=cid, locked=locked):
+                task = asyncio.ensure_future(self._move_lock(cid, locked))
+                self._lock_moves[cid] = task
+                self._tasks.add(task)  # type: ignore[arg-type]
+                task.add_done_callback(self._tasks.discard)
             case fx.ReadMeter(connector_id=cid):
                 self._spawn(self._read_meter(cid))
             case fx.StartTimer(name=name, delay=delay):
@@ -190,6 +203,25 @@ class Runtime:
                 await hw.pilot.set_offered_current(amps)
             except DeviceError as error:
                 log.warning("connector %s: cannot set the offered current: %s", cid, error)
+
+    async def _move_lock(self, cid: int, locked: bool) -> bool:
+        """Drive the lock; the outcome goes to the core as LockMoved. Moves of one lock run
+        one after the other (the driver serializes them)."""
+        lock = self.hardware[cid].lock
+        if lock is None:
+            return False
+        try:
+            await (lock.lock() if locked else lock.unlock())
+        except DeviceError as error:
+            log.error("connector %s: lock: %s", cid, error)
+            self._handle(ev.LockMoved(cid, locked, False, str(error)[:50]))
+            return False
+        self._handle(ev.LockMoved(cid, locked, True))
+        return True
+
+    async def _unlock_answer(self, move: asyncio.Task[bool]) -> msg.CsmsResponse:
+        unlocked = await asyncio.shield(move)
+        return msg.StatusResult("Unlocked" if unlocked else "UnlockFailed")
 
     async def _read_meter(self, cid: int) -> None:
         try:

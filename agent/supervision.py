@@ -2,8 +2,11 @@
 
 The contactor check runs every ``interval`` seconds on the event loop (it reports faults; the
 safety reaction itself never waits for it: the interlock opens on the pilot's thread). A
+disagreement must last 0.5 s before it counts anyway, so 0.25 s reports a weld within 0.75 s
+while waking the idle loop 4 times a second, not 10 (docs/performance.md, idle CPU). A
 meter is read now and then while idle too, so a dead meter is reported before the next
-driver plugs in, not during their session.
+driver plugs in, not during their session; while a meter fails, every ``retry_interval``
+seconds, so the fault is reported (and cleared) within a few seconds.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ class MeterHealth:
         self.faulted = False
         self.last: MeterReading | None = None
 
+    @property
+    def troubled(self) -> bool:
+        """The last read failed, or the fault is still reported."""
+        return self._failures > 0 or self.faulted
+
     def ok(self, reading: MeterReading) -> None:
         self.last = reading
         self._failures = 0
@@ -57,14 +65,16 @@ class MeterHealth:
 class Supervisor:
     def __init__(self, post: Callable[[ev.Event], None], contactors: dict[int, Contactor],
                  meters: dict[int, EnergyMeter], health: dict[int, MeterHealth],
-                 interval: float = 0.1, idle_meter_interval: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 interval: float = 0.25, idle_meter_interval: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 retry_interval: float = 1.0) -> None:
         self._post = post
         self._contactors = contactors
         self._meters = meters
         self._health = health
         self._interval = interval
         self._idle_meter_interval = idle_meter_interval
+        self._retry_interval = retry_interval
         self._clock = clock
         self._checks = {cid: ContactorSupervisor() for cid in contactors}
 
@@ -73,8 +83,10 @@ class Supervisor:
         while True:
             self.check_contactors()
             if self._clock() >= next_meter_check:
-                next_meter_check = self._clock() + self._idle_meter_interval
                 await self.check_meters()
+                troubled = any(health.troubled for health in self._health.values())
+                pause = self._retry_interval if troubled else self._idle_meter_interval
+                next_meter_check = self._clock() + pause
             await asyncio.sleep(self._interval)
 
     def check_contactors(self) -> None:

@@ -21,6 +21,7 @@ class SafetyInterlock:
         self._lock = threading.Lock()
         self._pilot = PilotState.A
         self._forced_open = False
+        self._tripped = False
         contactor.set_closed(False)
 
     @property
@@ -45,12 +46,21 @@ class SafetyInterlock:
             if forced:
                 self._contactor.set_closed(False)
 
+    def trip(self, tripped: bool) -> None:
+        """A protective device (the RCD) tripped: hold the contactor open, on the caller's
+        thread, until it is reset (``False``). Independent of :meth:`force_open`."""
+        with self._lock:
+            self._tripped = tripped
+            if tripped:
+                self._contactor.set_closed(False)
+
     def request(self, closed: bool) -> bool:
         """Ask for the contactor to close or open; returns what it now is commanded to be.
 
         A close is refused unless the EV is in C or D and nothing holds the contactor open.
         """
         with self._lock:
-            allowed = closed and self._pilot.wants_energy and not self._forced_open
+            allowed = (closed and self._pilot.wants_energy and not self._forced_open
+                       and not self._tripped)
             self._contactor.set_closed(allowed)
             return allowed

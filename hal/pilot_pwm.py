@@ -8,8 +8,8 @@ waiting for the event loop. The offer goes out as an IEC 61851-1 duty rounded do
 (:mod:`hal.duty`), changed at most once per ``change_interval`` while the PWM runs; a change
 that must wait is applied by the sampling thread when it is due.
 
-An ADC that fails ``failure_threshold`` bursts in a row is a lost pilot: the driver reports E
-(the contactor opens) and the error through ``on_failure``; ``on_failure(None)`` when it reads
+An ADC that fails ``failure_threshold`` bursts in a row is a lost pilot: the driver reports the
+error through ``on_failure``, then E (the contactor opens); ``on_failure(None)`` when it reads
 again. The Pi is not a safety controller: keep a hardware path that drops the contactor when
 the pilot leaves C (DESIGN.md, Safety).
 """
@@ -225,8 +225,8 @@ class PwmPilot:
         self._lost = True
         logger.error("pilot lost after %s failed bursts: %s", self._failures, exc)
         self._classifier.reset()
+        self._call(self._on_failure, exc)  # first: the E below stands in for the lost ADC
         self._report(PilotState.E)
-        self._call(self._on_failure, exc)
 
     def _report(self, state: PilotState) -> None:
         if state is self._reported:

@@ -55,6 +55,11 @@ class Connector:
     operative: bool = True
     pending_inoperative: bool = False
     faults: dict[str, str | None] = field(default_factory=dict)  # error code -> info
+    # Faults whose device recovered but that hold until the EV is unplugged (GroundFailure,
+    # PowerSwitchFailure): the driver sees what happened before the next session.
+    latched: set[str] = field(default_factory=set)
+    has_lock: bool = False  # a socket with a lock motor; False: fixed cable
+    lock_confirmed: bool = False  # the lock reported locked after the last lock command
     authorization: Authorization | None = None
     transaction: Transaction | None = None
     last_reading: MeterReading | None = None
@@ -82,14 +87,39 @@ class Connector:
 
 def contactor_wanted(connector: Connector) -> bool:
     """The contactor may be closed only for an open, energy-allowed transaction on an
-    operative, fault-free connector whose EV asks for power (DESIGN.md, Safety)."""
+    operative, fault-free connector whose EV asks for power (DESIGN.md, Safety), and, on a
+    socket, once its lock holds the plug."""
     tx = connector.transaction
     return (
-        connector.phase is Phase.TRANSACTION
+        (connector.lock_confirmed or not connector.has_lock)
+        and connector.phase is Phase.TRANSACTION
         and tx is not None
         and tx.energy_allowed
         and tx.stopping is None
         and tx.meter_start_wh is not None
+        and not connector.faulted
+        and connector.pilot.wants_energy
+    )
+
+
+def lock_wanted(connector: Connector) -> bool:
+    """A socket's lock holds the plug while a transaction runs and not after it ends, so the
+    driver can take the cable once the session is over."""
+    tx = connector.transaction
+    return (connector.has_lock and connector.phase is Phase.TRANSACTION and tx is not None
+            and tx.stopping is None)
+
+
+def offer_withdrawn(connector: Connector) -> bool:
+    """The transaction goes on with the offer at "no charging" (energy not allowed) while the
+    EV still asks for power: the EV gets a grace period to stop drawing before the contactor
+    opens under load (IEC 61851-1 Table A.6 seq. 10.2)."""
+    tx = connector.transaction
+    return (
+        connector.phase is Phase.TRANSACTION
+        and tx is not None
+        and not tx.energy_allowed
+        and tx.stopping is None
         and not connector.faulted
         and connector.pilot.wants_energy
     )

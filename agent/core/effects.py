@@ -21,6 +21,18 @@ class SetOfferedCurrent:
 
 
 @dataclass(frozen=True)
+class SetLock:
+    """Drive the connector lock (``locked`` or open); the outcome comes back as LockMoved.
+
+    ``answer``: an UnlockConnector.req waits for the outcome (Unlocked / UnlockFailed).
+    """
+
+    connector_id: int
+    locked: bool
+    answer: bool = False
+
+
+@dataclass(frozen=True)
 class ReadMeter:
     """Read the connector's meter now; the answer comes back as MeterSampled or MeterReadFailed."""
 
@@ -118,6 +130,7 @@ class Notice:
 Effect = (
     SetContactor
     | SetOfferedCurrent
+    | SetLock
     | ReadMeter
     | SaveSetting
     | SaveAvailability

@@ -24,6 +24,8 @@ from agent.core.connector import (
     Connector,
     Transaction,
     contactor_wanted,
+    lock_wanted,
+    offer_withdrawn,
     offered_current,
     status_of,
 )
@@ -49,6 +51,17 @@ BOOT_RETRY_AFTER_FAILURE = 30
 EV_RESPONSE_GRACE = 5.0  # s an EV gets to answer the first offer before it counts as SuspendedEV
 MAX_TRANSACTION_DATA = 500  # samples kept for StopTransaction.transactionData
 WARNING_CODES = frozenset({ErrorCode.READER_FAILURE.value})  # reported, but nothing stops
+# Held after the device recovers until the EV is unplugged: an RCD trip (hardware.md §1.4:
+# "latch a fault"), and a contactor that failed during a session (a stuck-open contactor
+# agrees with its command again as soon as it is commanded open; only a new session can tell).
+LATCHED_CODES = frozenset({ErrorCode.GROUND_FAILURE.value, ErrorCode.POWER_SWITCH_FAILURE.value})
+# The charger's own pilot hardware (EVSE board, PWM/ADC) is lost: the driver then reports E as
+# a stand-in, which is not the EV's fault. InternalError, not EVCommunicationError: the link
+# that failed is the one inside the charger (RS-485 to the board, SPI to the ADC); the EV may
+# be fine, and a CSMS operator must send a technician, not blame the car.
+PILOT_LOST = ErrorCode.INTERNAL_ERROR.value
+OFFER_STOP_GRACE = 6.0  # s an EV in C may keep the contactor after the offer stops (seq. 10.2)
+LOCK_RETRY = 5.0  # s between attempts to drive a lock that failed
 TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
                "Heartbeat", "MeterValues", "StatusNotification")
 
@@ -57,6 +70,7 @@ TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareSta
 class ConnectorConfig:
     connector_id: int
     max_current: float
+    has_lock: bool = False  # False: fixed cable (UnlockConnector is NotSupported)
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,10 @@ class _Outputs:
 
     contactor: dict[int, bool] = field(default_factory=dict)
     offer: dict[int, float] = field(default_factory=dict)
+    lock: dict[int, bool] = field(default_factory=dict)
+    # Connectors in the grace after the offer stopped: False while it runs, True once over.
+    offer_stop: dict[int, bool] = field(default_factory=dict)
+    unlock_answers: set[int] = field(default_factory=set)  # UnlockConnector awaits the lock
     station_reported: tuple[ConnectorStatus, ErrorCode] | None = None
 
 
@@ -115,7 +133,8 @@ class Station:
         self.settings = settings
         self._ids = ids
         self.connectors = {
-            c.connector_id: Connector(c.connector_id, c.max_current) for c in config.connectors
+            c.connector_id: Connector(c.connector_id, c.max_current, has_lock=c.has_lock)
+            for c in config.connectors
         }
         self.registration = _Registration()
         self._outputs = _Outputs()
@@ -161,6 +180,8 @@ class Station:
                 self._on_read_failed(self.connectors[cid], detail)
             case ev.DeviceFault():
                 self._on_fault(event)
+            case ev.LockMoved():
+                self._on_lock_moved(event)
             case ev.TimerFired(name=name):
                 self._on_timer(name)
             case ev.CallAnswered(ref=ref, conf=conf):
@@ -208,6 +229,9 @@ class Station:
             self._outputs.contactor[cid] = False
             self._emit(fx.SetOfferedCurrent(cid, 0.0))
             self._outputs.offer[cid] = 0.0
+            if self.connectors[cid].has_lock:  # no transaction yet: free a plug left locked
+                self._emit(fx.SetLock(cid, False))
+                self._outputs.lock[cid] = False
         self._emit(fx.OpenTransactionQueue(False))
 
     def _on_link_up(self) -> None:
@@ -316,6 +340,7 @@ class Station:
 
     def _reconcile_outputs(self, cid: int, connector: Connector) -> None:
         wanted = contactor_wanted(connector) and not self._shutting_down
+        wanted = wanted or self._offer_stop_grace(cid, connector)
         if self._outputs.contactor.get(cid) is not wanted:
             self._outputs.contactor[cid] = wanted
             self._emit(fx.SetContactor(cid, wanted))
@@ -323,6 +348,37 @@ class Station:
         if self._outputs.offer.get(cid) != offer:
             self._outputs.offer[cid] = offer
             self._emit(fx.SetOfferedCurrent(cid, offer))
+        if connector.has_lock:
+            self._reconcile_lock(cid, connector)
+
+    def _offer_stop_grace(self, cid: int, connector: Connector) -> bool:
+        """IEC 61851-1 Table A.6 seq. 10.2: when the offer drops to "no charging" and the EV
+        stays in C, the contactor stays closed for the EV to stop drawing, and is forced
+        open after OFFER_STOP_GRACE s (timer ``offer_stop``). True while it may stay closed."""
+        grace = self._outputs.offer_stop
+        holding = (self._outputs.contactor.get(cid, False) and not self._shutting_down
+                   and offer_withdrawn(connector))
+        if not holding:
+            if grace.pop(cid, None) is False:
+                self._emit(fx.CancelTimer(f"offer_stop:{cid}"))
+            return False
+        if cid not in grace:
+            grace[cid] = False
+            self._emit(fx.StartTimer(f"offer_stop:{cid}", OFFER_STOP_GRACE))
+        return not grace[cid]
+
+    def _reconcile_lock(self, cid: int, connector: Connector) -> None:
+        """The lock follows the transaction; an UnlockConnector drives it open even when the
+        core believes it is open already (the CSMS awaits what the lock does)."""
+        wanted = lock_wanted(connector)
+        answer = cid in self._outputs.unlock_answers
+        self._outputs.unlock_answers.discard(cid)
+        if self._outputs.lock.get(cid) is wanted and not answer:
+            return
+        self._outputs.lock[cid] = wanted
+        connector.lock_confirmed = False
+        self._emit(fx.CancelTimer(f"lock:{cid}"))
+        self._emit(fx.SetLock(cid, wanted, answer))
 
     def _reconcile_status(self, cid: int, connector: Connector) -> None:
         current = (self.status(cid), connector.error_code)
@@ -361,7 +417,9 @@ class Station:
                 return ConnectorStatus.PREPARING  # the transaction is still being started
             if tx.awaiting_ev and not connector.pilot.wants_energy:
                 return ConnectorStatus.PREPARING  # the EV has a moment to answer the offer
-        return status_of(connector, self._outputs.contactor.get(connector_id, False))
+        closed = self._outputs.contactor.get(connector_id, False)
+        offering = self._outputs.offer.get(connector_id, 0.0) > 0  # else SuspendedEVSE
+        return status_of(connector, closed and offering)
 
     # --- the pilot -------------------------------------------------------------------
 
@@ -378,10 +436,15 @@ class Station:
 
     def _track_pilot_fault(self, connector: Connector, state: PilotState) -> None:
         code = ErrorCode.EV_COMMUNICATION_ERROR.value
-        if state.is_error:
+        stand_in = state is PilotState.E and PILOT_LOST in connector.faults
+        if state.is_error and not stand_in:
             connector.faults[code] = f"control pilot in state {state.value}"
         else:
             connector.faults.pop(code, None)
+        if state is PilotState.A:  # the EV left: latched faults whose device recovered end
+            for latched in connector.latched:
+                connector.faults.pop(latched, None)
+            connector.latched.clear()
 
     def _on_plug(self, connector: Connector) -> None:
         self._emit(fx.CancelTimer(f"connection:{connector.connector_id}"))
@@ -573,6 +636,15 @@ class Station:
             self._emit(fx.StartTimer(f"ev_grace:{connector.connector_id}", EV_RESPONSE_GRACE))
         self._notice(connector.connector_id, "charging", tx.id_tag)
 
+    def _abandon_start(self, connector: Connector) -> None:
+        """A fault came while the meter start was read (a store that cannot journal, a
+        device): no transaction starts on a faulted connector (TC_041)."""
+        connector.transaction = None
+        connector.lifecycle.fire("end")
+        if not connector.pilot.plugged:
+            connector.lifecycle.fire("unplug")
+        self._notice(connector.connector_id, "rejected", "faulted before the transaction began")
+
     def _arm_sampling(self, connector: Connector) -> None:
         interval = self.settings.int("MeterValueSampleInterval")
         if interval > 0:
@@ -669,7 +741,10 @@ class Station:
         purposes = self._reads.pop(connector.connector_id, [])
         tx = connector.transaction
         if "start" in purposes and tx is not None and tx.meter_start_wh is None:
-            self._start_transaction(connector, energy_wh)
+            if connector.faulted:
+                self._abandon_start(connector)
+            else:
+                self._start_transaction(connector, energy_wh)
         if reading is not None:
             if "sample" in purposes:
                 self._send_sample(connector, reading, "Sample.Periodic")
@@ -697,10 +772,41 @@ class Station:
             self.connectors[event.connector_id]
         ]
         for connector in targets:
-            if event.active:
-                connector.faults[event.error_code] = event.info
-            else:
-                connector.faults.pop(event.error_code, None)
+            self._set_fault(connector, event.error_code, event.active, event.info)
+
+    def _set_fault(self, connector: Connector, code: str, active: bool, info: str | None) -> None:
+        if active:
+            connector.faults[code] = info
+            connector.latched.discard(code)
+            if code == PILOT_LOST:  # the E that follows is the driver's stand-in
+                connector.faults.pop(ErrorCode.EV_COMMUNICATION_ERROR.value, None)
+        elif code in LATCHED_CODES and code in connector.faults and connector.pilot.plugged:
+            connector.latched.add(code)  # until the EV is unplugged (_track_pilot_fault)
+        else:
+            connector.faults.pop(code, None)
+
+    # --- the connector lock ----------------------------------------------------------
+
+    def _on_lock_moved(self, event: ev.LockMoved) -> None:
+        """A lock that does not move is ConnectorLockFailure (the connector is Faulted, so the
+        contactor stays open) and is driven again every LOCK_RETRY s until it obeys."""
+        cid = event.connector_id
+        connector = self.connectors[cid]
+        if self._outputs.lock.get(cid) is not event.locked:
+            return  # a newer command is on its way
+        code = ErrorCode.CONNECTOR_LOCK_FAILURE.value
+        if event.ok:
+            connector.lock_confirmed = event.locked
+            connector.faults.pop(code, None)
+            return
+        word = "lock" if event.locked else "unlock"
+        connector.faults[code] = event.info or f"connector did not {word}"
+        self._emit(fx.StartTimer(f"lock:{cid}", LOCK_RETRY))
+
+    def _on_lock_retry(self, cid: int) -> None:
+        locked = self._outputs.lock.get(cid)
+        if locked is not None:
+            self._emit(fx.SetLock(cid, locked))
 
     # --- timers ----------------------------------------------------------------------
 
@@ -720,6 +826,13 @@ class Station:
             self._on_status_settled(int(arg))
         elif kind == "authorize":
             self._on_call_failed(arg, "timeout")  # a late answer is then ignored
+        elif kind == "lock":
+            self._on_lock_retry(int(arg))
+        elif kind == "offer_stop":
+            if int(arg) in self._outputs.offer_stop:
+                log.warning("connector %s: EV still in C %s s after the offer stopped: "
+                            "opening the contactor under load", arg, OFFER_STOP_GRACE)
+                self._outputs.offer_stop[int(arg)] = True
         elif kind == "ev_grace":
             tx = self.connectors[int(arg)].transaction
             if tx is not None:
@@ -909,10 +1022,15 @@ class Station:
         return RequestStatus.ACCEPTED
 
     def _unlock(self, connector_id: int) -> str:
-        """TC_017/018/031: without a connector lock (fixed cable) there is nothing to unlock."""
-        if connector_id not in self.connectors:
+        """TC_017/018/031: without a connector lock (fixed cable) there is nothing to unlock.
+        With one, a running transaction ends first (UnlockCommand), then the lock opens; the
+        runtime answers Unlocked or UnlockFailed from what the lock does (SetLock.answer)."""
+        connector = self.connectors.get(connector_id)
+        if connector is None or not connector.has_lock:
             return "NotSupported"
-        return "NotSupported"
+        self._stop(connector, StopReason.UNLOCK_COMMAND)
+        self._outputs.unlock_answers.add(connector_id)
+        return "Unlocked"
 
     def _trigger(self, message: str, connector_id: int | None) -> str:
         """TC_054/055: answer first (the runtime sends the reply before the message)."""

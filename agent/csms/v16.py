@@ -9,9 +9,10 @@ the library's.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -49,7 +50,8 @@ SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse]
+# Answers at once; only an UnlockConnector that drives a lock answers with an awaitable.
+CommandHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse | Awaitable[msg.CsmsResponse]]
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
@@ -302,9 +304,14 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
         return call_result.Reset(ResetStatus(status))
 
     @on(Action.unlock_connector)
-    def _on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
-        status = self._status(msg.CsmsUnlockConnector(connector_id))
-        return call_result.UnlockConnector(UnlockStatus(status))
+    async def _on_unlock_connector(self, connector_id: int, **_: Any) -> Any:
+        # Awaits the lock motor (a few seconds at most): the answer says whether the plug was
+        # freed. Nothing here awaits a call to the CSMS, so the receive loop cannot deadlock.
+        response = self._commands(msg.CsmsUnlockConnector(connector_id))
+        if inspect.isawaitable(response):
+            response = await response
+        assert isinstance(response, msg.StatusResult)
+        return call_result.UnlockConnector(UnlockStatus(response.status))
 
     @on(Action.trigger_message)
     def _on_trigger_message(self, requested_message: str, connector_id: int | None = None,

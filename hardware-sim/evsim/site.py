@@ -35,7 +35,16 @@ class SiteOptions:
     max_current: int = 16
     ocpp_frames: bool = True
     extra_ocpp: str = ""  # more lines for the [ocpp] table
+    extra_csms: str = ""  # more lines for the [csms] table, e.g. "call_timeout = 1"
+    extra_authorization: str = ""  # more lines for [authorization], e.g. "authorize_timeout = 1"
     free_vend_id_tag: str | None = None  # [authorization] mode = "free" with this idTag
+    # Wiring the agent is told about, where the world has it (connector 1 on the reference
+    # board: lock motor 20/21 with feedback 16, RCD trip input 26). Left out: a fixed cable
+    # and no RCD input. The world has no PWM pilot front end and no PN532 emulator on its
+    # reader port, so the agent config always uses the EVSE board and the RDM6300 reader.
+    lock: bool = False
+    rcd: bool = False
+    indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
 
 
 class SimSite:
@@ -89,6 +98,7 @@ state_dir = "{self.workdir / 'state'}"
 url = "{self.csms.url}"
 reconnect_min = 0.2
 reconnect_max = 2.0
+{o.extra_csms}
 
 [ocpp]
 heartbeat_interval = {o.heartbeat_interval}
@@ -112,7 +122,7 @@ timeout = 0.5
 [reader]
 driver = "rdm6300"
 port = "{self.world_server.reader_port}"
-
+{self._indicator_toml()}
 [log]
 level = "INFO"
 ocpp_frames = {'true' if o.ocpp_frames else 'false'}
@@ -120,7 +130,28 @@ ocpp_frames = {'true' if o.ocpp_frames else 'false'}
 
     def _authorization_toml(self) -> str:
         tag = self.options.free_vend_id_tag
-        return f'[authorization]\nmode = "free"\nfree_id_tag = "{tag}"\n' if tag else ""
+        extra = self.options.extra_authorization
+        free = f'mode = "free"\nfree_id_tag = "{tag}"\n' if tag else ""
+        return f"[authorization]\n{free}{extra}\n" if free or extra else ""
+
+    def _indicator_toml(self) -> str:
+        if not self.options.indicator:
+            return ""
+        return "\n[indicator]\nred_pin = 12\ngreen_pin = 13\nblue_pin = 19\nbuzzer_pin = 18\n"
+
+    def _optional_toml(self, c: ConnectorConfig) -> str:
+        """The lock and RCD tables, where asked for and wired in the world."""
+        parts = []
+        if self.options.lock and c.lock_pin is not None and c.unlock_pin is not None:
+            feedback = ("" if c.lock_feedback_pin is None
+                        else f"feedback_pin = {c.lock_feedback_pin}\n")
+            parts.append(f"[connector.lock]\npin = {c.lock_pin}\nunlock_pin = {c.unlock_pin}\n"
+                         f"{feedback}active_high = {_toml_bool(c.lock_active_high)}\n"
+                         f"feedback_active_high = {_toml_bool(c.lock_feedback_active_high)}\n")
+        if self.options.rcd and c.rcd_pin is not None:
+            parts.append(f"[connector.rcd]\npin = {c.rcd_pin}\n"
+                         f"active_high = {_toml_bool(c.rcd_active_high)}\n")
+        return "".join(parts)
 
     def _connector_toml(self, c: ConnectorConfig) -> str:
         feedback = f"feedback_pin = {c.feedback_pin}\n" if c.feedback_pin is not None else ""
@@ -140,9 +171,13 @@ poll_interval = 0.02
 driver = "{c.meter_model}"
 bus = "rs485"
 device_id = {c.meter_id}
-"""
+{self._optional_toml(c)}"""
 
     def write_agent_config(self) -> Path:
         path = self.workdir / "agent.toml"
         path.write_text(self.agent_config())
         return path
+
+
+def _toml_bool(value: bool) -> str:
+    return "true" if value else "false"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.app import id_source, settings_from
-from agent.config import Config, load_config
+from agent.app import Agent, id_source, settings_from
+from agent.config import RECOVERY_POLICIES, Config, ConfigError, load_config, parse_config
+from agent.recovery import RecoveryPolicy
 from agent.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,3 +58,21 @@ def test_websocket_ping_interval_is_seeded_from_the_csms_table(config: Config,
             config.csms.ping_interval
         store.save_setting("WebSocketPingInterval", "7")
         assert settings_from(config, store).int("WebSocketPingInterval") == 7
+
+
+def test_the_recovery_policy_comes_from_the_recovery_table(config: Config) -> None:
+    assert config.recovery.policy == "end"  # the default: examples/sim.toml has no [recovery]
+    assert Agent(config).policy is RecoveryPolicy.END
+    assert Agent(config, policy="end").policy is RecoveryPolicy.END
+
+
+def test_the_schema_allows_exactly_the_policies_recovery_knows() -> None:
+    assert set(RECOVERY_POLICIES) == {policy.value for policy in RecoveryPolicy}
+
+
+def test_an_unknown_recovery_policy_is_refused_with_the_allowed_ones() -> None:
+    text = (ROOT / "examples" / "sim.toml").read_text() + '\n[recovery]\npolicy = "resume"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "sim.toml")
+    assert caught.value.problems == ("recovery.policy: 'resume' is not allowed; "
+                                     "choose one of: end",)

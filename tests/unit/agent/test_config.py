@@ -199,7 +199,7 @@ def test_out_of_range_names_the_range_and_unit() -> None:
 
 def test_bad_choice_lists_the_choices() -> None:
     problem = only_problem(lambda doc: doc.update(reader={"driver": "rdm"}))
-    assert problem == "reader.driver: 'rdm' is not allowed; choose one of: none, rdm6300"
+    assert problem == "reader.driver: 'rdm' is not allowed; choose one of: none, rdm6300, pn532"
 
 
 def test_string_too_long() -> None:
