@@ -30,7 +30,9 @@ StartTransaction was given up cannot name a transactionId and are given up as we
 
 A store that fails (disk full, read-only) is logged and reported as
 ``DeviceFault(0, "InternalError")`` (cleared by the next write that succeeds); the message
-stays in memory and is still delivered, but would not survive a restart.
+stays in memory and is still delivered, but would not survive a restart. The other writers of
+the store report their writes through :meth:`Outbox.store_written`, so whichever write fails
+first raises the fault (a cache write at Authorize.conf comes before the StartTransaction).
 
 Anything that is not a transaction message is sent only while the link is up; what cannot be
 sent fails at once with ``CallFailed("offline")`` so the core can fall back (offline
@@ -189,16 +191,26 @@ class Outbox:
             result = write()
         except StoreError as error:
             log.error("%s; the message is kept in memory only", error)
-            if not self._store_failed:
-                self._store_failed = True
-                self._report(ev.DeviceFault(0, ErrorCode.INTERNAL_ERROR.value, True,
-                                            "state store cannot be written"))
+            self.store_written(error)
             return None
-        if self._store_failed:
+        self.store_written(None)
+        return result
+
+    @property
+    def store_failed(self) -> bool:
+        return self._store_failed
+
+    def store_written(self, error: StoreError | None) -> None:
+        """How a write to the store went (``error`` None: it succeeded). The first failure
+        raises ``DeviceFault(0, "InternalError")``, the next success clears it."""
+        if error is not None and not self._store_failed:
+            self._store_failed = True
+            self._report(ev.DeviceFault(0, ErrorCode.INTERNAL_ERROR.value, True,
+                                        "state store cannot be written"))
+        elif error is None and self._store_failed:
             self._store_failed = False
             log.info("state store writable again")
             self._report(ev.DeviceFault(0, ErrorCode.INTERNAL_ERROR.value, False))
-        return result
 
     # --- the delivery loop --------------------------------------------------------------
 

@@ -530,11 +530,15 @@ class StorePersistence:
     a setting, an availability or a cache entry is not worth stopping the charger for. The
     local list is the exception: its StoreError is raised, so that the CSMS hears Failed
     (TC_043_3) and the core keeps the list it had. Reads raise StoreError (they happen at
-    start, where a broken store stops the agent).
+    start, where a broken store stops the agent). Each write's outcome goes to ``on_write``
+    (the StoreError, or None), which the composition root points at
+    :meth:`agent.outbox.Outbox.store_written`: a failing store is a fault, whoever writes first.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store,
+                 on_write: Callable[[StoreError | None], None] = lambda error: None) -> None:
         self.store = store
+        self.on_write = on_write
 
     def save_setting(self, name: str, value: str) -> None:
         self._try(lambda: self.store.save_setting(name, value), f"configuration {name}")
@@ -582,6 +586,9 @@ class StorePersistence:
             write()
         except StoreError as error:
             log.error("%s not saved: %s", what, error)
+            self.on_write(error)
+            return
+        self.on_write(None)
 
 
 def _id_tag_info(entry: AuthEntry) -> IdTagInfo:

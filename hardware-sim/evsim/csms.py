@@ -7,7 +7,9 @@ empty), keeps every frame in :attr:`Csms.frames`, and keeps the books of the tra
 was told about in :attr:`Csms.transactions`.
 
 Behaviour is configurable per test: boot answers, authorization answers per idTag, and calls
-to the charger (``await csms.call(RemoteStartTransaction(...))``).
+to the charger (``await csms.call(RemoteStartTransaction(...))``). It can also misbehave per
+action, the way real backends do: answer with a CALLERROR (:attr:`Csms.error_answers`), answer
+late (:attr:`Csms.answer_delays`) or never (:attr:`Csms.silent`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import InternalError, OCPPError
 from ocpp.messages import Call, CallResult, _validate_payload, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as _CentralSide
@@ -80,12 +82,47 @@ class _Recorder:
         await self._ws.send(message)
 
 
+def _call_action(raw: str) -> str | None:
+    """The action of a CALL frame, None for anything else."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and len(parsed) > 2 and parsed[0] == 2:
+        return str(parsed[2])
+    return None
+
+
 class CentralSide(_CentralSide):  # type: ignore[misc]
     """The CSMS's session with one charger."""
 
     def __init__(self, charge_point_id: str, connection: _Recorder, csms: Csms) -> None:
         super().__init__(charge_point_id, connection, response_timeout=10)
         self.csms = csms
+
+    async def route_message(self, raw_msg: str) -> None:
+        """Misbehave first if the test asked for it (see :class:`Csms`), else route."""
+        action = _call_action(raw_msg)
+        if action is None:
+            await super().route_message(raw_msg)
+        elif action in self.csms.silent:
+            log.info("CSMS: leaving %s unanswered", action)
+        elif self.csms.error_answers.get(action, 0) > 0:
+            self.csms.error_answers[action] -= 1
+            error = InternalError(description=f"{action} refused by the test")
+            await self._send(unpack(raw_msg).create_call_error(error).to_json())
+        elif self.csms.answer_delays.get(action):
+            delay = self.csms.answer_delays[action].pop(0)
+            self.csms.spawn(self._answer_later(raw_msg, delay))
+        else:
+            await super().route_message(raw_msg)
+
+    async def _answer_later(self, raw_msg: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await super().route_message(raw_msg)
+        except ConnectionClosed:
+            log.info("CSMS: the late answer found the connection closed")
 
     @on(Action.boot_notification)
     def on_boot(self, **_: Any) -> Any:
@@ -144,6 +181,11 @@ class Csms:
         self.authorizations: dict[str, dict[str, Any]] = {}
         self.default_authorization: str = AuthorizationStatus.accepted.value
         self.on_frame: Callable[[Frame], None] | None = None
+        # Misbehaviour per action name ("StartTransaction"), for tests:
+        self.error_answers: dict[str, int] = {}  # the next n calls get a CALLERROR InternalError
+        self.answer_delays: dict[str, list[float]] = {}  # each call pops its delay (seconds)
+        self.silent: set[str] = set()  # calls never answered
+        self._background: set[asyncio.Task[None]] = set()
         self.session: CentralSide | None = None
         self.connections = 0
         self._ids = itertools.count(1)
@@ -163,9 +205,18 @@ class Csms:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._server is not None:  # None while down (go_down)
             self._server.close()
             await self._server.wait_closed()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` beside the session (late answers); cancelled on exit."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def go_down(self) -> None:
         """An outage: stop listening and drop the charger's connection. The books stay."""
