@@ -10,12 +10,15 @@
     evse-agent log [--state-dir DIR | --config FILE] [--since T] [--until T] [--connector N]
                    [--id-tag TAG] [--action NAME]... [--limit N] [--json] [--utc] [--full]
                                       the OCPP message log (docs/operations.md)
+    evse-agent bringup relay|meter|reader|pilot|lock [--config FILE] [--connector N] [--yes]
+                       [--timeout S] [--verbose]
+                                      check one device on the real charger (agent.bringup)
 
 ``run`` and ``check-config`` take the file from ``$EVSE_AGENT_CONFIG`` when none is given;
 ``status`` and ``log`` also fall back to /etc/evse-agent/config.toml.
 Exit status: 0 success, 2 usage or configuration errors; ``run`` returns what the agent returns;
 ``status`` 69 when no agent answers, 77 when the socket may not be opened; ``log`` 66 when
-there is no message log, 77 when it may not be read.
+there is no message log, 77 when it may not be read; ``bringup`` 1 when the device failed.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     reference.set_defaults(command=_config_reference)
     _add_status(commands)
     _add_log(commands)
+    _add_bringup(commands)
     return parser
 
 
@@ -250,3 +254,45 @@ def _log(args: argparse.Namespace) -> int:
     if not records:
         print("evse-agent: no matching frames", file=sys.stderr)
     return EXIT_OK
+
+
+# --- bringup -----------------------------------------------------------------------------------
+
+
+def _add_bringup(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from agent import bringup
+
+    check = commands.add_parser(
+        "bringup", help="check one device of the real charger (stop the agent first)",
+        description="Check one device as the agent would drive it and say what to fix. "
+        "relay: close the contactor for about 1 s and compare its feedback; meter: read every "
+        "value twice; reader: wait for a card; pilot: show the pilot state (switches nothing); "
+        "lock: lock and unlock. Exit status: 0 OK, 1 the device failed, 2 configuration.")
+    check.add_argument("role", choices=bringup.ROLES)
+    check.add_argument("--config", metavar="FILE",
+                       help=f"default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}")
+    check.add_argument("--connector", metavar="N", type=int, default=1,
+                       help="the connector to check (default 1)")
+    check.add_argument("--yes", action="store_true", help="relay: switch without asking")
+    check.add_argument("--timeout", metavar="S", type=float, default=30.0,
+                       help="reader: seconds to wait for a card (default 30)")
+    check.add_argument("--verbose", action="store_true", help="show the drivers' log")
+    check.set_defaults(command=_bringup)
+
+
+def _bringup(args: argparse.Namespace) -> int:
+    import logging
+
+    from agent import bringup
+
+    given: str | None = args.config
+    if not (given or os.environ.get(CONFIG_ENV)) and os.path.exists(DEFAULT_CONFIG):
+        given = DEFAULT_CONFIG
+    path = _config_path(given)
+    config = _load(path) if path else None
+    if config is None:
+        return EXIT_USAGE
+    # The check prints what the installer needs; the drivers' own log only adds noise.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.CRITICAL)
+    options = bringup.Options(connector=args.connector, yes=args.yes, timeout=args.timeout)
+    return bringup.run(args.role, config, options)

@@ -1,4 +1,5 @@
-"""The bench control API: HTTP/JSON on loopback, a thin layer over :class:`evsim.world.World`.
+"""The bench control API: HTTP/JSON, a thin layer over one :class:`evsim.bench_backend.BenchBackend`
+(the simulated :class:`evsim.world.World`, or a real bench's test equipment).
 
 ::
 
@@ -15,7 +16,7 @@ Every verb is idempotent and answers 200 with the new connector state (cards: wh
 presented; faults on connector 0, the station: the station's state). Errors answer
 ``{"error": "...", "field": "..."?}``: 400 bad JSON or value, 404 unknown connector or path,
 405 wrong method, 409 impossible now (EV state with no EV, a fault on hardware not wired).
-Served by the stdlib's ThreadingHTTPServer on its own threads; the world is thread-safe.
+Served by the stdlib's ThreadingHTTPServer on its own threads; the backend is thread-safe.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from evsim.world import (
+from evsim.bench_backend import (
+    BenchBackend,
     ConflictError,
     InvalidValueError,
     JsonObject,
     UnknownConnectorError,
-    World,
 )
 from evsim.world_config import Address
 
@@ -52,9 +53,9 @@ class _HttpError(Exception):
 class _BenchServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: Address, world: World) -> None:
+    def __init__(self, address: Address, backend: BenchBackend) -> None:
         super().__init__((address.host, address.port), _BenchHandler)
-        self.world = world
+        self.backend = backend
 
 
 class _BenchHandler(BaseHTTPRequestHandler):
@@ -68,7 +69,7 @@ class _BenchHandler(BaseHTTPRequestHandler):
         self._respond(self._post)
 
     def _get(self) -> JsonObject:
-        world = self.server.world
+        world = self.server.backend
         if self.path.rstrip("/") == "/api/state":
             return world.snapshot()
         match = _CONNECTOR.fullmatch(self.path.rstrip("/"))
@@ -77,7 +78,7 @@ class _BenchHandler(BaseHTTPRequestHandler):
         raise self._not_found_or_wrong_method()
 
     def _post(self) -> JsonObject:
-        world = self.server.world
+        world = self.server.backend
         path = self.path.rstrip("/")
         if path == "/api/cards":
             return world.present_card(self._body().get("uid"))
@@ -160,8 +161,8 @@ def _field(body: dict[str, Any], name: str) -> Any:
 class BenchApi:
     """The bench API server on its own thread. ``address`` is the bound one after start()."""
 
-    def __init__(self, world: World, address: Address) -> None:
-        self._server = _BenchServer(address, world)
+    def __init__(self, backend: BenchBackend, address: Address) -> None:
+        self._server = _BenchServer(address, backend)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="evsim-bench-api", daemon=True
         )

@@ -9,6 +9,9 @@
     evsim bench draw N AMPS|none
     evsim bench card UID                    UID = 8 hex chars, e.g. 00A1B2C3
     evsim bench fault N NAME on|off         N = 0 for station-wide faults (reader_unplugged)
+    evsim bench serve [--backend world|module:Class] [--config FILE] [--listen HOST:PORT]
+                                            serve the bench API from the simulated world or
+                                            from real test equipment (docs/bench.md)
     evsim csms [--port 9000]                a local CSMS that prints every OCPP message
     evsim demo ...                          see evsim.demo
 
@@ -19,22 +22,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
 import signal
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evsim.bench_client import DEFAULT_URL, BenchClient, BenchError, JsonObject
 from evsim.world_config import (
     CONNECTOR_FAULT_NAMES,
     STATION_FAULT_NAMES,
+    Address,
     WorldConfig,
     WorldConfigError,
     load_world_config,
 )
+
+if TYPE_CHECKING:
+    from evsim.bench_backend import BenchBackend
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--url", default=DEFAULT_URL, help=f"bench API (default {DEFAULT_URL})")
     verbs = bench.add_subparsers(dest="verb", required=True)
     verbs.add_parser("state", help="print the whole site")
+    serve = verbs.add_parser("serve", help="serve the bench API (docs/bench.md)")
+    serve.add_argument("--backend", default="world",
+                       help="world (the simulator, with its wires) or module:Class")
+    serve.add_argument("--config", type=Path,
+                       help="world: the world TOML; module:Class: the backend's own TOML")
+    serve.add_argument("--listen", type=_address,
+                       help="bench API address (world default: its [bench] listen; "
+                       "otherwise 127.0.0.1:8400)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     for name in ("plug", "unplug"):
         verbs.add_parser(name, help=f"{name} the EV").add_argument("connector", type=int)
     ev = verbs.add_parser("ev", help="set the EV's pilot state")
@@ -105,7 +124,16 @@ def _amps(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'none'") from None
 
 
+def _address(text: str) -> Address:
+    try:
+        return Address.parse(text)
+    except WorldConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.verb == "serve":
+        return _serve_bench(args)
     client = BenchClient(args.url)
     try:
         answer = _bench_call(client, args)
@@ -133,18 +161,62 @@ def _bench_call(client: BenchClient, args: argparse.Namespace) -> JsonObject:
     return client.present_card(args.uid)
 
 
-def _world(args: argparse.Namespace) -> int:
+def _world(args: argparse.Namespace, listen: Address | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         config = load_world_config(args.config) if args.config else WorldConfig()
+        if listen is not None:
+            config = dataclasses.replace(config, bench=listen)
         config.validate()
     except (OSError, WorldConfigError) as exc:
         print(f"evsim world: {exc}", file=sys.stderr)
         return 2
     asyncio.run(_serve_world(config))
     return 0
+
+
+def _serve_bench(args: argparse.Namespace) -> int:
+    """``evsim bench serve``: the world with its wires, or a real bench's backend."""
+    from evsim.bench_backend import WORLD, BackendLoadError, load_backend
+
+    if args.backend == WORLD:
+        return _world(args, args.listen)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        options = tomllib.loads(args.config.read_text()) if args.config else {}
+        backend = load_backend(args.backend, options)
+    except (OSError, tomllib.TOMLDecodeError, BackendLoadError) as exc:
+        print(f"evsim bench serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_api(backend, args.listen or Address("127.0.0.1", 8400)))
+    finally:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()  # the backend puts its equipment in a safe state (EV unplugged)
+    return 0
+
+
+async def _serve_api(backend: BenchBackend, address: Address) -> None:
+    from evsim.bench_api import BenchApi
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    api = BenchApi(backend, address)
+    api.start()
+    print(f"     bench: {api.url} ({type(backend).__module__}.{type(backend).__name__})",
+          flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(api.close)
+    print("stopping", flush=True)
 
 
 async def _serve_world(config: WorldConfig) -> None:

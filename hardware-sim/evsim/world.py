@@ -14,12 +14,9 @@ sees on its wires changes exactly as with broken hardware; the active ones are d
 those knobs, never stored twice. Faults are bench state: they are not persisted, and a harness
 re-applies them after a restart (every verb is idempotent).
 
-Errors::
-
-    WorldError
-     +-- UnknownConnectorError (LookupError)   no such connector          -> HTTP 404
-     +-- InvalidValueError (ValueError)        a bad argument, by field   -> HTTP 400
-     +-- ConflictError (RuntimeError)          not possible in this state -> HTTP 409
+The world is one :class:`evsim.bench_backend.BenchBackend`: its verbs raise that module's
+errors (UnknownConnectorError -> HTTP 404, InvalidValueError -> 400, ConflictError -> 409),
+re-exported here.
 """
 
 from __future__ import annotations
@@ -35,6 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, runtime_checkable
 
 from evsim import world_state
+from evsim.bench_backend import ConflictError as ConflictError
+from evsim.bench_backend import InvalidValueError as InvalidValueError
+from evsim.bench_backend import UnknownConnectorError as UnknownConnectorError
 from evsim.contactor_model import ContactorModel
 from evsim.ev import NOMINAL_FREQUENCY_HZ, NOMINAL_VOLTAGE_V, Ev, EvState, PowerPath
 from evsim.modbus_devices import EvseBoardEmulator, MeterEmulator
@@ -60,26 +60,6 @@ _UID = re.compile(r"[0-9A-Fa-f]{8}")
 
 InputListener = Callable[[int, bool], None]
 JsonObject = dict[str, Any]
-
-
-class WorldError(Exception):
-    """Root of the errors a world verb raises."""
-
-
-class UnknownConnectorError(WorldError, LookupError):
-    """No connector has that id."""
-
-
-class InvalidValueError(WorldError, ValueError):
-    """An argument is out of range or of the wrong type; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-class ConflictError(WorldError, RuntimeError):
-    """The verb makes no sense in the world's present state (e.g. EV state with no EV)."""
 
 
 class CardReader(Protocol):
