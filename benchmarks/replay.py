@@ -13,6 +13,11 @@ When the Outbox keeps a durable journal (agent.store), the messages are journale
 directory on disk (one commit for the whole offline batch) and each confirmation is committed
 as it arrives, as in the agent; the report says which was measured.
 
+With the CSMS in its own process the replay runs three times (once with ``--quick``) on a
+fresh store and CSMS each time; the figure is the median, the spread is reported. The CSMS's
+own check of every frame against the schemas (:class:`BenchCsms`) runs after the replay, not
+inside each round trip.
+
     python -m benchmarks.replay [--quick] [--json PATH]
 """
 
@@ -39,9 +44,10 @@ from agent.csms.link import Link, LinkSettings
 from agent.outbox import Outbox
 from benchmarks.harness import quiet_logging, workdir
 from benchmarks.report import Result, benchmark_main, say
-from evsim.csms import Csms
+from evsim.csms import Csms, Frame
 
 FULL_MESSAGES, QUICK_MESSAGES = 10_000, 500
+FULL_ROUNDS, QUICK_ROUNDS = 3, 1  # with the CSMS in its own process
 SAMPLE_SECONDS = 10  # the queued MeterValues are 10 s apart, as at 10 s sampling
 DEADLINE = 900.0
 
@@ -116,8 +122,36 @@ class Replay:
         self.outbox.set_link(up)
 
 
+class BenchCsms(Csms):
+    """The evsim CSMS with the bench's frame check taken off the measured path.
+
+    evsim's Csms validates every frame it receives as it records it, and the ocpp library
+    validates each call once more when it routes it (answering an invalid one with a
+    CALLERROR). The second is what any CSMS does; the first is the test bench's own check and
+    doubled the CSMS's CPU per message inside each round trip. For calls it is done after the
+    replay, in :meth:`check_frames`: the same frames, the same violations.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._unchecked: list[tuple[str, Frame]] = []
+
+    def _validate(self, raw: str, frame: Frame) -> None:
+        if frame.message_type == 2:
+            self._unchecked.append((raw, frame))
+        else:
+            super()._validate(raw, frame)
+
+    def check_frames(self) -> None:
+        unchecked, self._unchecked = self._unchecked, []
+        for raw, frame in unchecked:
+            super()._validate(raw, frame)
+
+
 def books(csms: Csms, count: int) -> dict[str, Any]:
     """What the CSMS booked, and whether the messages came in the order they happened."""
+    if isinstance(csms, BenchCsms):
+        csms.check_frames()
     records = list(csms.transactions.values())
     in_order = [f.action for f in csms.calls()
                 if f.action in ("StartTransaction", "MeterValues", "StopTransaction")]
@@ -203,13 +237,23 @@ async def replay_into(url: str, count: int, state_dir: Path) -> dict[str, Any]:
 
 async def run_replay(count: int, state_dir: Path, csms_in_process: bool) -> dict[str, Any]:
     if csms_in_process:
-        async with Csms() as csms:
+        async with BenchCsms() as csms:
             out = await replay_into(csms.url, count, state_dir)
             out.update(books(csms, count))
             return out
     async with CsmsProcess() as remote:
         out = await replay_into(remote.url, count, state_dir)
         out.update(await remote.books(count))
+        return out
+
+
+async def one_round(count: int, csms_in_process: bool) -> dict[str, Any]:
+    """One replay on a fresh state directory."""
+    with workdir() as path:
+        state_dir = path / "state"
+        os.makedirs(state_dir, exist_ok=True)
+        out = await run_replay(count, state_dir, csms_in_process)
+        out["state_dir_filesystem"] = filesystem(state_dir)
         return out
 
 
@@ -225,15 +269,20 @@ def filesystem(path: Path) -> str:
 async def measure(quick: bool) -> Result:
     quiet_logging()
     count = QUICK_MESSAGES if quick else FULL_MESSAGES
+    rounds = QUICK_ROUNDS if quick else FULL_ROUNDS
     metrics: dict[str, Any] = {}
-    for where, in_process in (("csms_own_process", False), ("csms_same_loop", True)):
-        say(f"replay: {count} queued transaction messages, {where.replace('_', ' ')}")
-        with workdir() as path:
-            state_dir = path / "state"
-            os.makedirs(state_dir, exist_ok=True)
-            metrics[where] = await run_replay(count, state_dir, in_process)
-            metrics[where]["state_dir_filesystem"] = filesystem(state_dir)
-    metrics["messages_per_second"] = metrics["csms_own_process"]["messages_per_second"]
+    own: list[dict[str, Any]] = []
+    for k in range(rounds):
+        say(f"replay: {count} queued transaction messages, csms own process "
+            f"(round {k + 1} of {rounds})")
+        own.append(await one_round(count, False))
+    say(f"replay: {count} queued transaction messages, csms same loop")
+    metrics["csms_same_loop"] = await one_round(count, True)
+    rates = sorted(r["messages_per_second"] for r in own)
+    median = rates[len(rates) // 2]
+    metrics["csms_own_process"] = next(r for r in own if r["messages_per_second"] == median)
+    metrics["csms_own_process_rounds"] = [r["messages_per_second"] for r in own]
+    metrics["messages_per_second"] = median
     durable = metrics["csms_own_process"]["durable_journal"]
     result = Result(
         name="replay",
@@ -256,6 +305,11 @@ async def measure(quick: bool) -> Result:
         result.row(label, f"{m['messages_per_second']:.0f} messages/s "
                    f"({m['replay_seconds']:.1f} s); {m['answered']} of {count} confirmed, "
                    f"{m['failed']} failed, in order: {m['in_order']}")
+    if rounds > 1:
+        result.row("  rounds, CSMS in its own process",
+                   f"median {median:.0f} messages/s; {min(rates):.0f} to {max(rates):.0f} "
+                   f"over {rounds} rounds (" + ", ".join(f"{r:.0f}" for r in
+                                                        metrics["csms_own_process_rounds"]) + ")")
     m = metrics["csms_own_process"]
     cpu = m["process_cpu_ms_per_message"]
     m["csms_cpu_ms_per_message"] = round(1000 * m.get("csms_cpu_seconds", 0.0) / count, 3)
@@ -266,8 +320,8 @@ async def measure(quick: bool) -> Result:
     result.row("CSMS books", f"{m['csms_transactions']} transaction, "
                f"{m['csms_meter_values']} meter values, {m['csms_stopped']} stop, "
                f"{m['csms_violations']} schema violations")
-    result.budget("replay rate (CSMS in its own process)", "messages_per_second", 500, "msg/s",
-                  at_least=True)
+    result.budget("replay rate (CSMS in its own process, median)", "messages_per_second", 500,
+                  "msg/s", at_least=True)
     result.notes.append("one call at a time (OCPP 1.6): the rate is bounded by the round "
                         "trip, so over a link with 50 ms RTT it cannot exceed ~20 messages/s")
     return result
