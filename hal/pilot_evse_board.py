@@ -7,8 +7,9 @@ agent polls the vehicle state and writes the offered current (hardware.md §1.5a
 - holding register 1002: vehicle state 1 = A, 2 = B, 3 = C, 4 = D, 5 = failure (diode check).
 
 A board that stops answering is as good as a pilot in state E: after ``failure_threshold``
-polls in a row fail, the driver reports E through ``on_change`` (so the interlock opens the
-contactor on the polling thread) and the error through ``on_failure``.
+polls in a row fail, the driver reports the error through ``on_failure``, then E through
+``on_change`` (so the interlock opens the contactor on the polling thread). The failure goes
+first so a receiver knows the E that follows is a stand-in for the lost board, not the EV.
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ class EvseBoardPilot:
             return
         self._lost = True
         logger.error("EVSE board %s lost after %s polls: %s", self._device_id, self._failures, exc)
+        self._call(self._on_failure, exc)  # first: the E below stands in for the lost board
         self._report(PilotState.E)
-        self._call(self._on_failure, exc)
 
     def _report(self, state: PilotState) -> None:
         if state is self._reported:
