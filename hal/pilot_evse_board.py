@@ -20,6 +20,7 @@ import math
 import threading
 from collections.abc import Callable
 
+from hal.callbacks import call_safely
 from hal.errors import ConfigurationError, PilotError
 from hal.modbus_bus import ModbusBus
 from hal.roles import PilotCallback, PilotState
@@ -161,9 +162,4 @@ class EvseBoardPilot:
         self._call(self._on_change, state)
 
     def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
-        if callback is None:
-            return
-        try:
-            callback(arg)
-        except Exception:
-            logger.exception("EVSE board %s: callback %r failed", self._device_id, callback)
+        call_safely(callback, arg, logger, f"EVSE board {self._device_id}")

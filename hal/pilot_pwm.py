@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from hal.callbacks import call_safely
 from hal.duty import CHANGE_INTERVAL_S, OfferPacer, duty_ns_for_current, normalised_offer
 from hal.errors import ConfigurationError, PilotError
 from hal.gpio import AnalogInput
@@ -235,9 +236,4 @@ class PwmPilot:
         self._call(self._on_change, state)
 
     def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
-        if callback is None:
-            return
-        try:
-            callback(arg)
-        except Exception:
-            logger.exception("pilot: callback %r failed", callback)
+        call_safely(callback, arg, logger, "pilot")

@@ -25,6 +25,7 @@ from typing import Any
 import serial
 
 from hal import pn532
+from hal.callbacks import RepeatFilter, call_safely
 from hal.errors import ConfigurationError, ReaderError
 from hal.roles import TokenCallback
 
@@ -64,11 +65,9 @@ class Pn532Reader:
         self._baudrate = baudrate
         self._byte_order: pn532.ByteOrder = byte_order
         self._poll_interval = poll_interval
-        self._repeat_window = repeat_window
         self._response_timeout = response_timeout
         self._failure_threshold = failure_threshold
         self._reopen_interval = reopen_interval
-        self._clock = clock
         self._on_failure = on_failure
         self._on_token: TokenCallback | None = None
         self._parser = pn532.Pn532Parser()
@@ -76,7 +75,7 @@ class Pn532Reader:
         self._ready = False
         self._misses = 0
         self._failed = False
-        self._last: tuple[str, float] | None = None
+        self._repeats = RepeatFilter(repeat_window, clock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -209,18 +208,10 @@ class Pn532Reader:
                 logger.debug("closing %s: %s", self._port_name, exc)
 
     def _presented(self, uid: str) -> None:
-        now = self._clock()
-        last = self._last
-        self._last = (uid, now)
-        if last is not None and last[0] == uid and now - last[1] < self._repeat_window:
+        if not self._repeats.fresh(uid):
             return
         logger.info("PN532: card %s", uid)
         self._call(self._on_token, uid)
 
     def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
-        if callback is None:
-            return
-        try:
-            callback(arg)
-        except Exception:
-            logger.exception("PN532: callback %r failed", callback)
+        call_safely(callback, arg, logger, "PN532")

@@ -20,6 +20,7 @@ from typing import Any
 
 import serial
 
+from hal.callbacks import RepeatFilter, call_safely
 from hal.errors import ConfigurationError, ReaderError
 from hal.rdm6300 import IdFormat, Rdm6300Parser
 from hal.roles import TokenCallback
@@ -52,13 +53,11 @@ class Rdm6300Reader:
         self._port_name = port
         self._baudrate = baudrate
         self._parser = Rdm6300Parser(id_format)
-        self._repeat_window = repeat_window
-        self._clock = clock
         self._on_failure = on_failure
         self._reopen_interval = reopen_interval
         self._on_token: TokenCallback | None = None
         self._port: Any = None  # serial.Serial (pyserial is untyped)
-        self._last: tuple[str, float] | None = None
+        self._repeats = RepeatFilter(repeat_window, clock)
         self._failed = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,18 +148,10 @@ class Rdm6300Reader:
         self._call(self._on_failure, exc)
 
     def _presented(self, uid: str) -> None:
-        now = self._clock()
-        last = self._last
-        self._last = (uid, now)
-        if last is not None and last[0] == uid and now - last[1] < self._repeat_window:
+        if not self._repeats.fresh(uid):
             return
         logger.info("RDM6300: card %s", uid)
         self._call(self._on_token, uid)
 
     def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
-        if callback is None:
-            return
-        try:
-            callback(arg)
-        except Exception:
-            logger.exception("RDM6300: callback %r failed", callback)
+        call_safely(callback, arg, logger, "RDM6300")
