@@ -107,7 +107,6 @@ def build(config: Config, hardware: Hardware, store: Store,
     station = Station(station_config(config), settings_from(config, store), id_source(store))
     if devices is None:
         devices = hardware.connectors()
-    runtime_holder: list[Runtime] = []
     link_holder: list[Link] = []
 
     def outbox(runtime: Runtime) -> Outbox:
@@ -115,22 +114,16 @@ def build(config: Config, hardware: Hardware, store: Store,
                       runtime.post, station.settings, lambda: clock.now().mono, store,
                       wall=lambda: clock.now().utc.timestamp())
 
-    def reader_failed(error: BaseException | None) -> None:  # on the reader's thread
-        if runtime_holder and runtime_holder[0].started:
-            runtime_holder[0].post(ev.DeviceFault(0, ErrorCode.READER_FAILURE, error is not None,
-                                                  str(error)[:50] if error else None))
-
     persistence = StorePersistence(store)
     station.restore_availability(persistence.load_availability())
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
-    runtime = Runtime(station, devices, hardware.reader(reader_failed), outbox, persistence)
-    runtime_holder.append(runtime)
+    runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
     persistence.on_write = runtime.outbox.store_written  # a failing store is one fault
 
     def device_failed(cid: int, code: str, error: BaseException | None) -> None:  # any thread
-        if runtime.started:
+        if runtime.started:  # the adapter cuts the info to OCPP's 50 characters
             runtime.post(ev.DeviceFault(cid, code, error is not None,
-                                        str(error)[:50] if error else None))
+                                        str(error) if error else None))
 
     hardware.on_device_failure = device_failed
     runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
@@ -245,13 +238,6 @@ class Agent:
             log.error("message log: cannot write in %s: %s (charging goes on without it)",
                       self.config.charger.state_dir, error)
             return None
-        on_state = self.link._on_state
-
-        def on_link_state(up: bool) -> None:
-            frames.record_event("link up" if up else "link down")
-            on_state(up)
-
-        self.link._on_state = on_link_state
         return frames
 
     async def _open_status_server(self) -> StatusServer | None:
@@ -265,8 +251,11 @@ class Agent:
 
     def _on_event(self, event: ev.Event, effects: list[fx.Effect]) -> None:
         if isinstance(event, ev.LinkUp | ev.LinkDown):
+            up = isinstance(event, ev.LinkUp)
+            if self.frames is not None:
+                self.frames.record_event("link up" if up else "link down")
             sdnotify.status(f"{len(self.config.connectors)} connector(s), CSMS "
-                            f"{'online' if isinstance(event, ev.LinkUp) else 'offline'}")
+                            f"{'online' if up else 'offline'}")
 
     def on_power_failure(self) -> None:
         """SIGPWR, from a UPS daemon: stop now, transactions end with PowerLoss (TC_032_1)."""
@@ -323,7 +312,7 @@ def status_snapshot(config: Config, runtime: Runtime, link: Link,
 async def serve(config: Config) -> bool | None:
     """Run the agent until SIGTERM or SIGINT, or a CSMS Reset. Returns None, or whether the
     reset was hard when one asked for a restart. Raises StoreError when the store is unusable."""
-    agent = Agent(config, policy=config.recovery.policy)
+    agent = Agent(config)  # [recovery] policy
     loop = asyncio.get_running_loop()
     # Before start(): a SIGTERM during recovery's meter reads still gets the ordered stop.
     for sig in (signal.SIGTERM, signal.SIGINT):

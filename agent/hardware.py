@@ -194,10 +194,12 @@ class Hardware:
 
     def reader(self, on_failure: Callable[[BaseException | None], None] | None = None,
                ) -> TokenReader | None:
-        """The token reader; ``on_failure(error)`` when it is lost, ``(None)`` when back."""
+        """The token reader; ``on_failure(error)`` when it is lost, ``(None)`` when back
+        (default: ReaderFailure on connector 0 through :attr:`on_device_failure`)."""
         r = self._config.reader
         if r.driver == "none":
             return None
+        on_failure = on_failure or self._reporter(0, ErrorCode.READER_FAILURE.value)
         assert r.port is not None
         if r.driver == "pn532":
             from hal.reader_pn532 import Pn532Reader

@@ -214,7 +214,7 @@ class Runtime:
             await (lock.lock() if locked else lock.unlock())
         except DeviceError as error:
             log.error("connector %s: lock: %s", cid, error)
-            self._handle(ev.LockMoved(cid, locked, False, str(error)[:50]))
+            self._handle(ev.LockMoved(cid, locked, False, str(error)))
             return False
         self._handle(ev.LockMoved(cid, locked, True))
         return True

@@ -38,7 +38,6 @@ class MeterHealth:
         self._threshold = threshold
         self._failures = 0
         self.faulted = False
-        self.last: MeterReading | None = None
 
     @property
     def troubled(self) -> bool:
@@ -46,7 +45,6 @@ class MeterHealth:
         return self._failures > 0 or self.faulted
 
     def ok(self, reading: MeterReading) -> None:
-        self.last = reading
         self._failures = 0
         if self.faulted:
             self.faulted = False
@@ -59,7 +57,7 @@ class MeterHealth:
             log.error("connector %s: meter failed %d times: %s", self._connector_id,
                       self._failures, error)
             self._post(ev.DeviceFault(self._connector_id, ErrorCode.POWER_METER_FAILURE, True,
-                                      str(error)[:50]))
+                                      str(error)))
 
 
 class Supervisor:

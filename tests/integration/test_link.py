@@ -17,6 +17,7 @@ import pytest
 
 from agent.app import Agent
 from agent.config import parse_config
+from agent.frame_log import EVENT
 from evsim.site import SimSite, SiteOptions
 
 from .conformance.helpers import booted, status
@@ -128,6 +129,9 @@ async def test_a_silent_peer_is_found_by_pings_and_the_link_comes_back(
     await site.csms.wait_for(
         lambda: len(site.csms.calls("StatusNotification")) > statuses_before)
     assert len(site.csms.calls("BootNotification")) == 1
+    assert agent.frames is not None  # the message log tells the installer when it dropped
+    events = [r.text for r in agent.frames.query() if r.direction == EVENT]
+    assert events == ["link up", "link down", "link up"]
 
 
 async def test_an_authorize_in_flight_when_the_link_dies_is_decided_offline(
