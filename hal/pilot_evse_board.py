@@ -20,7 +20,7 @@ import math
 import threading
 from collections.abc import Callable
 
-from hal.callbacks import call_safely
+from hal.callbacks import PilotReports
 from hal.errors import ConfigurationError, PilotError
 from hal.modbus_bus import ModbusBus
 from hal.roles import PilotCallback, PilotState
@@ -73,12 +73,8 @@ class EvseBoardPilot:
         self._bus = bus
         self._device_id = device_id
         self._poll_interval = poll_interval
-        self._failure_threshold = failure_threshold
-        self._on_failure = on_failure
-        self._on_change: PilotCallback | None = None
-        self._reported: PilotState | None = None
-        self._failures = 0
-        self._lost = False
+        self._reports = PilotReports(f"EVSE board {device_id}", logger, failure_threshold,
+                                     on_failure)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -86,13 +82,13 @@ class EvseBoardPilot:
     @property
     def state(self) -> PilotState:
         """The last state reported to ``on_change``; E before the board first answered."""
-        return self._reported or PilotState.E
+        return self._reports.state
 
     async def start(self, on_change: PilotCallback) -> None:
         """Start the polling thread; it reports the first state it reads, then every change."""
         if self._thread is not None or self._closed:
             raise RuntimeError("EvseBoardPilot.start() called twice or after aclose()")
-        self._on_change = on_change
+        self._reports.on_change = on_change
         self._thread = threading.Thread(
             target=self._run, name=f"evse-board-{self._device_id}", daemon=True
         )
@@ -128,14 +124,10 @@ class EvseBoardPilot:
         try:
             state = self._read_state()
         except PilotError as exc:
-            self._failed(exc)
+            self._reports.failed(exc)
             return
-        self._failures = 0
-        if self._lost:
-            self._lost = False
-            logger.info("EVSE board %s answers again", self._device_id)
-            self._call(self._on_failure, None)
-        self._report(state)
+        self._reports.answered()
+        self._reports.report(state)
 
     def _read_state(self) -> PilotState:
         (code,) = self._bus.read_holding_registers(
@@ -145,21 +137,3 @@ class EvseBoardPilot:
             return VEHICLE_STATES[code]
         except KeyError:
             raise PilotError(f"EVSE board {self._device_id}: vehicle state {code}?") from None
-
-    def _failed(self, exc: PilotError) -> None:
-        self._failures += 1
-        if self._lost or self._failures < self._failure_threshold:
-            return
-        self._lost = True
-        logger.error("EVSE board %s lost after %s polls: %s", self._device_id, self._failures, exc)
-        self._call(self._on_failure, exc)  # first: the E below stands in for the lost board
-        self._report(PilotState.E)
-
-    def _report(self, state: PilotState) -> None:
-        if state is self._reported:
-            return
-        self._reported = state
-        self._call(self._on_change, state)
-
-    def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
-        call_safely(callback, arg, logger, f"EVSE board {self._device_id}")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from hal.callbacks import call_safely
+from hal.callbacks import PilotReports
 from hal.duty import CHANGE_INTERVAL_S, OfferPacer, duty_ns_for_current, normalised_offer
 from hal.errors import ConfigurationError, PilotError
 from hal.gpio import AnalogInput
@@ -98,16 +98,11 @@ class PwmPilot:
         self._burst_size = burst_size
         self._interval = interval
         self._pacer = OfferPacer(change_interval)
-        self._failure_threshold = failure_threshold
-        self._on_failure = on_failure
+        self._reports = PilotReports("pilot ADC", logger, failure_threshold, on_failure)
         self._clock = clock
-        self._on_change: PilotCallback | None = None
         self._lock = threading.Lock()  # the PWM and the pacer: event loop vs sampling thread
         self._duty_ns = pwm.period_ns  # 100 %: steady +12 V, no offer
         self._generation = 0  # bumped on every duty change: a burst spanning one is dropped
-        self._reported: PilotState | None = None
-        self._failures = 0
-        self._lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -115,7 +110,7 @@ class PwmPilot:
     @property
     def state(self) -> PilotState:
         """The last state reported to ``on_change``; E before the first one."""
-        return self._reported or PilotState.E
+        return self._reports.state
 
     @property
     def diode_seen(self) -> bool:
@@ -135,7 +130,7 @@ class PwmPilot:
         """Switch the PWM on at 100 % (no offer) and start sampling."""
         if self._thread is not None or self._closed:
             raise RuntimeError("PwmPilot.start() called twice or after aclose()")
-        self._on_change = on_change
+        self._reports.on_change = on_change
         await asyncio.to_thread(self._pwm.open, self._duty_ns)
         self._thread = threading.Thread(target=self._run, name="pwm-pilot", daemon=True)
         self._thread.start()
@@ -194,7 +189,7 @@ class PwmPilot:
                     self._set_duty(offer)
             except PilotError as exc:
                 logger.error("pilot: could not apply the waiting offer: %s", exc)
-                self._call(self._on_failure, exc)
+                self._reports.failure(exc)
 
     def _sample_once(self) -> None:
         with self._lock:
@@ -202,38 +197,13 @@ class PwmPilot:
         try:
             samples = [self._sample() for _ in range(self._burst_size)]
         except Exception as exc:  # an ADC/SPI failure of any kind is a lost pilot
-            self._failed(PilotError(f"pilot ADC: {exc}"))
+            if self._reports.failed(PilotError(f"pilot ADC: {exc}")):
+                self._classifier.reset()
             return
         if generation != self._generation:
             return  # the duty changed during the burst: its low plateau may be missing
-        self._answered()
+        self._reports.answered()
         pwm_active = 0 < duty < self._pwm.period_ns
         state = self._classifier.feed(samples, pwm_active=pwm_active)
         if state is not None:
-            self._report(state)
-
-    def _answered(self) -> None:
-        self._failures = 0
-        if self._lost:
-            self._lost = False
-            logger.info("pilot ADC reads again")
-            self._call(self._on_failure, None)
-
-    def _failed(self, exc: PilotError) -> None:
-        self._failures += 1
-        if self._lost or self._failures < self._failure_threshold:
-            return
-        self._lost = True
-        logger.error("pilot lost after %s failed bursts: %s", self._failures, exc)
-        self._classifier.reset()
-        self._call(self._on_failure, exc)  # first: the E below stands in for the lost ADC
-        self._report(PilotState.E)
-
-    def _report(self, state: PilotState) -> None:
-        if state is self._reported:
-            return
-        self._reported = state
-        self._call(self._on_change, state)
-
-    def _call(self, callback: Callable[..., None] | None, arg: object) -> None:
-        call_safely(callback, arg, logger, "pilot")
+            self._reports.report(state)
