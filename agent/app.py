@@ -209,18 +209,29 @@ class Agent:
         try:
             await self.runtime.shutdown(self.drain_seconds, reason)  # contactors open first
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            if self._status is not None:
-                await self._status.close()
-            if self.frames is not None:
-                self.frames.close()
-            logging.getLogger().removeHandler(self.problems)
-            self.hardware.close()
-            if self.store is not None:
-                self.store.close()
-            self.stopped.set()
+            await self._release()
+
+    async def halt(self) -> None:
+        """Stop as a power cut without backup would: no transaction is stopped, nothing is
+        drained or sent; the devices are released and the store keeps what it committed."""
+        try:
+            await self.runtime.halt()
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._status is not None:
+            await self._status.close()
+        if self.frames is not None:
+            self.frames.close()
+        logging.getLogger().removeHandler(self.problems)
+        self.hardware.close()
+        if self.store is not None:
+            self.store.close()
+        self.stopped.set()
 
     def snapshot(self) -> dict[str, Any]:
         return status_snapshot(self.config, self.runtime, self.link, self.problems.entries())

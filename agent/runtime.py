@@ -276,6 +276,11 @@ class Runtime:
             hw.interlock.force_open(True)
         self._handle(ev.ShutdownRequested(reason))
         await self._drain(drain_seconds)
+        await self.halt()
+
+    async def halt(self) -> None:
+        """Stop everything where it stands: timers and tasks cancelled, devices released
+        (contactors open). Nothing is stopped or sent: what a power cut leaves behind."""
         for timer in self._timers.values():
             timer.cancel()
         for task in list(self._tasks):

@@ -10,9 +10,7 @@ CSMS outlive it.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -51,22 +49,7 @@ async def die(agent: RunningAgent) -> None:
     """A power cut without backup, in-process: like kill -9, no transaction is stopped and
     nothing is drained or sent. The devices are released (a dead Pi drives no pin, so the
     contactor drops out) and the store keeps what it had committed."""
-    runtime = agent.runtime
-    for timer in runtime._timers.values():
-        timer.cancel()
-    tasks = [*runtime._tasks, *agent._tasks]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await runtime._close_devices()
-    if agent._status is not None:
-        await agent._status.close()
-    if agent.frames is not None:
-        agent.frames.close()
-    logging.getLogger().removeHandler(agent.problems)
-    agent.hardware.close()
-    if agent.store is not None:
-        agent.store.close()
+    await agent.halt()
 
 
 class Power:
