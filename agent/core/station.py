@@ -307,7 +307,9 @@ class Station:
             else ErrorCode.NO_ERROR
 
     def _station_info(self) -> str | None:
-        return next(iter(self._station_warnings.values()), None)
+        """The info of the warning :meth:`_station_error` reports."""
+        code = self._station_error()
+        return self._station_warnings.get(code.value) if code is not ErrorCode.NO_ERROR else None
 
     def _station_status(self) -> ConnectorStatus:
         if all(not c.operative for c in self.connectors.values()):
