@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ocpp.v16 import call
 
 from evsim.site import SimSite
 from tests.integration.conftest import Bench, RunningAgent
@@ -27,6 +28,13 @@ BAD_FRAMES = [
     ("not in the enumeration", '[2, "m7", "Reset", {"type": "Sometimes"}]', "m7",
      "PropertyConstraintViolation"),
     ("unknown field", '[2, "m8", "ClearCache", {"please": true}]', "m8", "FormationViolation"),
+    ("local list: bad update type", '[2, "m10", "SendLocalList", {"listVersion": 2, '
+     '"updateType": "Sometimes"}]', "m10", "PropertyConstraintViolation"),
+    ("local list: no version", '[2, "m11", "SendLocalList", {"updateType": "Full"}]', "m11",
+     "OccurenceConstraintViolation"),
+    ("local list: bad entry", '[2, "m12", "SendLocalList", {"listVersion": 2, "updateType": '
+     '"Full", "localAuthorizationList": [{"idTag": "A", "idTagInfo": {"status": "Maybe"}}]}]',
+     "m12", "PropertyConstraintViolation"),
     ("oversized", json.dumps([2, "m9", "DataTransfer", {"vendorId": "x", "data": "y" * 70000}]),
      "m9", "FormationViolation"),
 ]
@@ -53,6 +61,7 @@ async def test_a_barrage_of_garbage_leaves_a_charging_session_untouched(
     await site.csms.wait_for(lambda: len(site.csms.call_errors()) == len(BAD_FRAMES))
     assert site.csms.last_status(1) == "Charging"
     assert await bench.relay_closed()
+    assert (await site.csms.call(call.GetLocalListVersion())).list_version == 0  # untouched
     await bench("unplug", 1)
     stop = await site.csms.wait_for_action("StopTransaction")
     assert stop.payload["reason"] == "EVDisconnected"
