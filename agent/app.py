@@ -30,6 +30,8 @@ from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
 from agent.core.types import ErrorCode, StopReason
+from agent.csms import v16
+from agent.csms.adapter import Adapter
 from agent.csms.link import Link, LinkSettings
 from agent.frame_log import FrameLog, FrameStore
 from agent.hardware import Hardware
@@ -100,6 +102,10 @@ def link_settings(config: Config) -> LinkSettings:
 
 
 
+ADAPTERS: dict[str, Adapter] = {"1.6": v16.ADAPTER}
+"""The OCPP version spoken to the CSMS, by ``csms.ocpp_version``."""
+
+
 def build(config: Config, hardware: Hardware, store: Store,
           devices: dict[int, ConnectorHardware] | None = None) -> tuple[Runtime, Link]:
     """Wire the core, the delivery layer and the link over ``store``; without ``devices``, the
@@ -108,11 +114,13 @@ def build(config: Config, hardware: Hardware, store: Store,
     if devices is None:
         devices = hardware.connectors()
     link_holder: list[Link] = []
+    adapter = ADAPTERS[config.csms.ocpp_version]
 
     def outbox(runtime: Runtime) -> Outbox:
         return Outbox(lambda ref, req, txid: link_holder[0].send(ref, req, txid),
                       runtime.post, station.settings, lambda: clock.now().mono, store,
-                      wall=lambda: clock.now().utc.timestamp())
+                      wall=lambda: clock.now().utc.timestamp(),
+                      csms_transaction_ids=adapter.uses_csms_transaction_ids)
 
     persistence = StorePersistence(store)
     station.restore_availability(persistence.load_availability())
@@ -127,7 +135,8 @@ def build(config: Config, hardware: Hardware, store: Store,
 
     hardware.on_device_failure = device_failed
     runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
-    link = Link(link_settings(config), runtime.command, runtime.on_link_state, runtime.replied,
+    link = Link(link_settings(config), adapter, runtime.command, runtime.on_link_state,
+                runtime.replied,
                 ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")))
     link_holder.append(link)
     return runtime, link

@@ -91,7 +91,7 @@ class Hardware:
 
     def pilot(self, c: ConnectorConfig) -> ControlPilot:
         """The connector's control pilot; a lost board or ADC is reported as InternalError
-        (see agent.core.station.PILOT_LOST)."""
+        (see agent.core.faults.PILOT_LOST)."""
         failed = self._reporter(c.id, ErrorCode.INTERNAL_ERROR.value)
         p = c.pilot
         if p.driver == "pwm":

@@ -8,9 +8,9 @@ Two parts:
   type hints, so a field added to a message is journaled without touching this module (a
   field with a default may be missing from an older row).
 * :class:`Journal`, which keeps the ``transactions`` table in step with the messages it
-  journals, in the same commit: StartTransaction opens a transaction, MeterValues updates its
-  last meter value, StopTransaction closes it, and the CSMS's confirmations mark it. The core
-  therefore needs to know nothing about the store.
+  journals, in the same commit: TransactionStarted opens a transaction, TransactionUpdated
+  updates its last meter value and message number, TransactionEnded closes it, and the CSMS's
+  confirmations mark it. The core therefore needs to know nothing about the store.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ ENERGY = "Energy.Active.Import.Register"
 KEEP_TRANSACTIONS = 100
 """Finished transactions kept in the store (for inspection) before the oldest are pruned."""
 
-KINDS: dict[str, type[msg.OutboundReq]] = {
-    cls.__name__.removesuffix("Req"): cls for cls in get_args(msg.OutboundReq)
-}
-"""Every outbound message by its kind, the OCPP 1.6 action name (``StartTransaction``)."""
+KINDS: dict[str, type[msg.OutboundReq]] = {cls.__name__: cls for cls in get_args(msg.OutboundReq)}
+"""Every outbound message by its kind, the neutral message's name (``TransactionStarted``).
+Journals written before schema 2 named rows by the OCPP 1.6 action (``StartTransaction``);
+the store's migration 2 renames them (agent/store.py)."""
 _KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 
 
@@ -49,7 +49,7 @@ class JournalError(ValueError):
 
 
 def kind_of(req: msg.OutboundReq) -> str:
-    """The message's name, as the ``kind`` column holds it (the OCPP 1.6 action name)."""
+    """The message's name, as the ``kind`` column holds it."""
     return _KIND_OF[type(req)]
 
 
@@ -154,7 +154,7 @@ class Journal:
     written together or not at all (StoreError).
     """
 
-    DROPPABLE = "MeterValues"  # the only kind the size cap may drop; never Start or Stop
+    DROPPABLE = "TransactionUpdated"  # the only kind the size cap may drop; never start/end
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -163,9 +163,9 @@ class Journal:
                protect: int | None = None) -> Appended:
         """Journal ``req`` at the end; return its ``seq``.
 
-        Size cap: when the journal holds ``limit`` rows or more, the oldest MeterValues rows
-        (not ``protect``, the one in flight) are dropped to make room. StartTransaction and
-        StopTransaction rows are never dropped, so the journal may exceed ``limit`` with them.
+        Size cap: when the journal holds ``limit`` rows or more, the oldest TransactionUpdated
+        rows (not ``protect``, the one in flight) are dropped to make room. The start and the
+        end of a transaction are never dropped, so the journal may exceed ``limit`` with them.
         """
         with self.store.write():
             dropped = self._make_room(limit, protect)
@@ -184,13 +184,14 @@ class Journal:
 
     def _track(self, req: msg.OutboundReq) -> None:
         match req:
-            case msg.StartTransactionReq():
+            case msg.TransactionStarted():
                 self.store.tx_open(req.tx_ref, req.connector_id, req.id_tag, req.meter_start_wh,
                                    req.timestamp)
-            case msg.MeterValuesReq(tx_ref=int(tx_ref), samples=samples) if samples:
-                last = samples[-1]
-                self.store.tx_meter(tx_ref, energy_of(last), last.timestamp)
-            case msg.StopTransactionReq():
+            case msg.TransactionUpdated(tx_ref=tx_ref, samples=samples, seq_no=seq_no):
+                last = samples[-1] if samples else None
+                self.store.tx_meter(tx_ref, energy_of(last) if last else None,
+                                    last.timestamp if last else None, seq_no)
+            case msg.TransactionEnded():
                 self.store.tx_close(req.tx_ref, req.reason.value, req.meter_stop_wh,
                                     req.timestamp)
 
@@ -199,11 +200,11 @@ class Journal:
         StopTransaction also prunes finished transactions beyond :data:`KEEP_TRANSACTIONS`)."""
         with self.store.write():
             self.store.journal_delete(seq)
-            if isinstance(req, msg.StartTransactionReq) and isinstance(
-                conf, msg.StartTransactionConf
-            ):
+            if isinstance(req, msg.TransactionStarted) and isinstance(
+                conf, msg.TransactionStartResult
+            ) and conf.transaction_id is not None:
                 self.store.tx_confirm_start(req.tx_ref, conf.transaction_id)
-            elif isinstance(req, msg.StopTransactionReq):
+            elif isinstance(req, msg.TransactionEnded):
                 self.store.tx_confirm_stop(req.tx_ref)
                 self.store.prune_transactions(KEEP_TRANSACTIONS)
 
@@ -246,6 +247,4 @@ def energy_of(sample: msg.MeterSample) -> float | None:
 
 
 def _tx_ref(req: msg.OutboundReq) -> int | None:
-    if isinstance(req, msg.StartTransactionReq | msg.MeterValuesReq | msg.StopTransactionReq):
-        return req.tx_ref
-    return None
+    return req.tx_ref if isinstance(req, msg.TRANSACTION_MESSAGES) else None

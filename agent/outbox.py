@@ -93,13 +93,15 @@ class Outbox:
 
     def __init__(self, deliver: Deliver, report: Callable[[ev.Event], None],
                  settings: Settings, clock: Callable[[], float], store: Store, *,
-                 wall: Callable[[], float] = _wall_clock, limit: int = JOURNAL_LIMIT) -> None:
+                 wall: Callable[[], float] = _wall_clock, limit: int = JOURNAL_LIMIT,
+                 csms_transaction_ids: bool = True) -> None:
         self._deliver = deliver
         self._report = report
         self._settings = settings
         self._clock = clock
         self._wall = wall
         self._limit = limit
+        self._csms_ids = csms_transaction_ids  # False: the charger's own ids (2.0.1)
         self._journal = Journal(store)
         self._ordered: deque[_Item] = deque()
         self._urgent: deque[_Item] = deque()
@@ -135,7 +137,7 @@ class Outbox:
         elif not self._link_up:
             self._fail(item, "offline")
             return
-        elif isinstance(req, msg.StatusNotificationReq):
+        elif isinstance(req, msg.StatusChanged):
             self._ordered.append(item)
         else:
             self._urgent.append(item)
@@ -264,7 +266,8 @@ class Outbox:
     async def _deliver_one(self, item: _Item) -> None:
         transactional = msg.is_transaction_message(item.req)
         transaction_id = self._transaction_id_for(item.req)
-        if transactional and _needs_transaction_id(item.req) and transaction_id is None:
+        if (self._csms_ids and transactional and _needs_transaction_id(item.req)
+                and transaction_id is None):
             self._give_up(item, "callerror", "its StartTransaction was never confirmed")
             return
         try:
@@ -284,19 +287,19 @@ class Outbox:
     def _on_confirmed(self, item: _Item, conf: msg.InboundConf) -> None:
         self._discard(item)
         req = item.req
-        if isinstance(req, msg.StartTransactionReq) and isinstance(
-            conf, msg.StartTransactionConf
-        ):
+        if isinstance(req, msg.TransactionStarted) and isinstance(
+            conf, msg.TransactionStartResult
+        ) and conf.transaction_id is not None:
             self._tx_ids[req.tx_ref] = conf.transaction_id
         seq = item.seq
         if seq is not None:
             self._durably(lambda: self._journal.confirm(seq, req, conf))
-        if isinstance(req, msg.StopTransactionReq):
+        if isinstance(req, msg.TransactionEnded):
             self._tx_ids.pop(req.tx_ref, None)
         self._report(ev.CallAnswered(item.ref, conf))
 
     def _transaction_id_for(self, req: msg.OutboundReq) -> int | None:
-        if isinstance(req, msg.MeterValuesReq | msg.StopTransactionReq) and req.tx_ref is not None:
+        if isinstance(req, msg.TransactionUpdated | msg.TransactionEnded):
             return self._tx_ids.get(req.tx_ref)
         return None
 
@@ -335,5 +338,6 @@ class Outbox:
 
 
 def _needs_transaction_id(req: msg.OutboundReq) -> bool:
-    """MeterValues and StopTransaction of a transaction go out with the CSMS's id only."""
-    return isinstance(req, msg.MeterValuesReq | msg.StopTransactionReq)
+    """Where the CSMS makes transaction ids (1.6), a transaction's updates and its end go out
+    with that id only."""
+    return isinstance(req, msg.TransactionUpdated | msg.TransactionEnded)

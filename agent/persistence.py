@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.core.types import IdTagInfo
+from agent.core.types import AuthorizationInfo
 
 
 class Persistence(Protocol):
@@ -16,26 +16,27 @@ class Persistence(Protocol):
 
     def save_availability(self, connector_id: int, operative: bool) -> None: ...
 
-    def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
+    def cache_id_tag(self, id_tag: str | None, info: AuthorizationInfo | None) -> None:
         """Remember ``info`` for ``id_tag``; ``id_tag`` None clears the whole cache."""
 
-    def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None: ...
+    def save_local_list(self, version: int,
+                        entries: list[tuple[str, AuthorizationInfo]]) -> None: ...
 
     def load_settings(self) -> dict[str, str]: ...
 
-    def load_local_list(self) -> tuple[int, list[tuple[str, IdTagInfo]]]: ...
+    def load_local_list(self) -> tuple[int, list[tuple[str, AuthorizationInfo]]]: ...
 
     def load_availability(self) -> dict[int, bool]: ...
 
-    def load_cache(self) -> list[tuple[str, IdTagInfo]]: ...
+    def load_cache(self) -> list[tuple[str, AuthorizationInfo]]: ...
 
 
 class MemoryPersistence:
     def __init__(self) -> None:
         self.settings: dict[str, str] = {}
         self.availability: dict[int, bool] = {}
-        self.cache: dict[str, IdTagInfo] = {}
-        self.local_list: tuple[int, list[tuple[str, IdTagInfo]]] = (0, [])
+        self.cache: dict[str, AuthorizationInfo] = {}
+        self.local_list: tuple[int, list[tuple[str, AuthorizationInfo]]] = (0, [])
 
     def save_setting(self, name: str, value: str) -> None:
         self.settings[name] = value
@@ -43,23 +44,23 @@ class MemoryPersistence:
     def save_availability(self, connector_id: int, operative: bool) -> None:
         self.availability[connector_id] = operative
 
-    def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
+    def cache_id_tag(self, id_tag: str | None, info: AuthorizationInfo | None) -> None:
         if id_tag is None or info is None:
             self.cache.clear()
         else:
             self.cache[id_tag] = info
 
-    def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None:
+    def save_local_list(self, version: int, entries: list[tuple[str, AuthorizationInfo]]) -> None:
         self.local_list = (version, list(entries))
 
     def load_settings(self) -> dict[str, str]:
         return dict(self.settings)
 
-    def load_local_list(self) -> tuple[int, list[tuple[str, IdTagInfo]]]:
+    def load_local_list(self) -> tuple[int, list[tuple[str, AuthorizationInfo]]]:
         return self.local_list[0], list(self.local_list[1])
 
     def load_availability(self) -> dict[int, bool]:
         return dict(self.availability)
 
-    def load_cache(self) -> list[tuple[str, IdTagInfo]]:
+    def load_cache(self) -> list[tuple[str, AuthorizationInfo]]:
         return list(self.cache.items())

@@ -78,11 +78,13 @@ async def _end(journal: Journal, tx: TransactionRow, meter: EnergyMeter | None,
     live = await _read(meter, tx.connector_id)
     value = live if live is not None else tx.last_meter_wh
     meter_stop = max(int(value) if value is not None else tx.meter_start, tx.meter_start)
-    stop = msg.StopTransactionReq(
+    stop = msg.TransactionEnded(
         tx_ref=tx.tx_ref,
+        connector_id=tx.connector_id,
         meter_stop_wh=meter_stop,
         timestamp=tx.last_activity_at,
         reason=StopReason.POWER_LOSS,
+        seq_no=tx.last_seq_no + 1,
     )
     journal.append(ref, stop)
     log.warning(

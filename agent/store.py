@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.core.types import AuthStatus, IdTagInfo
+from agent.core.types import AuthorizationInfo, AuthStatus
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "INSERT INTO local_list_version (id, version) VALUES (0, 0)",
     ),
+    # 2: the journal holds the core's version-neutral messages (agent/core/messages.py), named
+    # by message (TransactionStarted) instead of the OCPP 1.6 action (StartTransaction), each
+    # with its seq_no; transactions remember the newest seq_no. Undelivered rows are kept and
+    # rewritten in place. A row's seq_no counts the rows of its transaction before it, plus
+    # one when the start was already delivered (1.6 never sends it; it only orders 2.0.1).
+    (
+        "ALTER TABLE transactions ADD COLUMN last_seq_no INTEGER NOT NULL DEFAULT 0",
+        """UPDATE journal SET body = json_set(body, '$.seq_no',
+            (SELECT count(*) FROM journal AS j WHERE j.tx_ref = journal.tx_ref
+                AND j.seq < journal.seq)
+            + (CASE WHEN EXISTS (SELECT 1 FROM journal AS j WHERE j.tx_ref = journal.tx_ref
+                AND j.kind = 'StartTransaction') THEN 0 ELSE 1 END))
+        WHERE tx_ref IS NOT NULL
+            AND kind IN ('StartTransaction', 'MeterValues', 'StopTransaction')""",
+        "UPDATE journal SET kind = 'TransactionStarted' WHERE kind = 'StartTransaction'",
+        """UPDATE journal SET kind = 'TransactionUpdated'
+        WHERE kind = 'MeterValues' AND tx_ref IS NOT NULL""",
+        """UPDATE journal SET kind = 'MeterValuesReported', body = json_remove(body, '$.tx_ref')
+        WHERE kind = 'MeterValues'""",
+        """UPDATE journal SET kind = 'TransactionEnded', body = json_set(
+            json_remove(body, '$.transaction_data'),
+            '$.samples', json(coalesce(json_extract(body, '$.transaction_data'), '[]')),
+            '$.connector_id', coalesce((SELECT connector_id FROM transactions AS t
+                                        WHERE t.tx_ref = journal.tx_ref), 0))
+        WHERE kind = 'StopTransaction'""",
+        """UPDATE transactions SET last_seq_no = coalesce((SELECT max(json_extract(body,
+            '$.seq_no')) FROM journal WHERE journal.tx_ref = transactions.tx_ref), 0)""",
+    ),
 )
 """Each entry is one schema version's statements, applied in one commit with the new version."""
 
@@ -140,6 +168,7 @@ class TransactionRow:
     stopped_at: datetime | None
     start_confirmed: bool
     stop_confirmed: bool
+    last_seq_no: int = 0  # the seq_no of the newest message journaled for it
 
 
 @dataclass(frozen=True)
@@ -361,8 +390,15 @@ class Store:
             (tx_ref, connector_id, id_tag, meter_start, _text(started_at), _text(started_at)),
         )
 
-    def tx_meter(self, tx_ref: int, energy_wh: float | None, at: datetime) -> None:
-        """A meter sample of the transaction was journaled (``energy_wh`` None: no register)."""
+    def tx_meter(self, tx_ref: int, energy_wh: float | None, at: datetime | None,
+                 seq_no: int | None = None) -> None:
+        """An update of the transaction, its message ``seq_no``, was journaled (``energy_wh``
+        None: no register; ``at`` None: no sample)."""
+        if seq_no is not None:
+            self._run("UPDATE transactions SET last_seq_no = ? WHERE tx_ref = ?",
+                      (seq_no, tx_ref))
+        if at is None:
+            return
         if energy_wh is None:
             self._run("UPDATE transactions SET last_activity_at = ? WHERE tx_ref = ?",
                       (_text(at), tx_ref))
@@ -406,7 +442,8 @@ class Store:
         rows = self._rows(
             "SELECT tx_ref, connector_id, id_tag, meter_start, started_at, transaction_id,"
             " last_meter_wh, last_meter_at, last_activity_at, stopped, stop_reason, meter_stop,"
-            f" stopped_at, start_confirmed, stop_confirmed FROM transactions {where}"
+            " stopped_at, start_confirmed, stop_confirmed, last_seq_no"
+            f" FROM transactions {where}"
             " ORDER BY tx_ref",
             args,
         )
@@ -506,11 +543,11 @@ class Store:
 
 def _transaction_row(row: Any) -> TransactionRow:
     (tx_ref, cid, id_tag, meter_start, started_at, txid, last_wh, last_at, activity, stopped,
-     reason, meter_stop, stopped_at, start_ok, stop_ok) = row
+     reason, meter_stop, stopped_at, start_ok, stop_ok, last_seq_no) = row
     return TransactionRow(
         tx_ref, cid, id_tag, meter_start, datetime.fromisoformat(started_at), txid, last_wh,
         _time(last_at), datetime.fromisoformat(activity), bool(stopped), reason, meter_stop,
-        _time(stopped_at), bool(start_ok), bool(stop_ok),
+        _time(stopped_at), bool(start_ok), bool(stop_ok), last_seq_no,
     )
 
 
@@ -547,18 +584,18 @@ class StorePersistence:
         self._try(lambda: self.store.set_availability(connector_id, operative),
                   f"availability of connector {connector_id}")
 
-    def cache_id_tag(self, id_tag: str | None, info: IdTagInfo | None) -> None:
+    def cache_id_tag(self, id_tag: str | None, info: AuthorizationInfo | None) -> None:
         if id_tag is None or info is None:
             self._try(self.store.auth_cache_clear, "clearing the authorization cache")
             return
-        entry = AuthEntry(id_tag, info.status.value, info.parent_id_tag, info.expiry,
+        entry = AuthEntry(id_tag, info.status.value, info.group_id, info.expiry,
                           datetime.now(UTC))
         self._try(lambda: self.store.auth_cache_put(entry), f"cache entry {id_tag}")
 
-    def save_local_list(self, version: int, entries: list[tuple[str, IdTagInfo]]) -> None:
+    def save_local_list(self, version: int, entries: list[tuple[str, AuthorizationInfo]]) -> None:
         """Replace the whole list (the core hands over the list after every update). Raises
         StoreError."""
-        rows = [AuthEntry(id_tag, info.status.value, info.parent_id_tag, info.expiry)
+        rows = [AuthEntry(id_tag, info.status.value, info.group_id, info.expiry)
                 for id_tag, info in entries]
 
         def replace() -> None:
@@ -571,14 +608,14 @@ class StorePersistence:
     def load_settings(self) -> dict[str, str]:
         return self.store.settings()
 
-    def load_local_list(self) -> tuple[int, list[tuple[str, IdTagInfo]]]:
+    def load_local_list(self) -> tuple[int, list[tuple[str, AuthorizationInfo]]]:
         return self.store.local_list_version(), [
             (e.id_tag, _id_tag_info(e)) for e in self.store.local_list_entries()]
 
     def load_availability(self) -> dict[int, bool]:
         return self.store.availability()
 
-    def load_cache(self) -> list[tuple[str, IdTagInfo]]:
+    def load_cache(self) -> list[tuple[str, AuthorizationInfo]]:
         return [(e.id_tag, _id_tag_info(e)) for e in self.store.auth_cache_entries()]
 
     def _try(self, write: Callable[[], None], what: str) -> None:
@@ -591,5 +628,5 @@ class StorePersistence:
         self.on_write(None)
 
 
-def _id_tag_info(entry: AuthEntry) -> IdTagInfo:
-    return IdTagInfo(AuthStatus(entry.status), entry.parent_id_tag, entry.expiry)
+def _id_tag_info(entry: AuthEntry) -> AuthorizationInfo:
+    return AuthorizationInfo(AuthStatus(entry.status), entry.parent_id_tag, entry.expiry)

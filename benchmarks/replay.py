@@ -40,6 +40,7 @@ from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.settings import Settings, core_keys
 from agent.core.types import RequestStatus, StopReason
+from agent.csms import v16
 from agent.csms.link import Link, LinkSettings
 from agent.outbox import Outbox
 from benchmarks.harness import quiet_logging, workdir
@@ -56,16 +57,17 @@ def backlog(count: int) -> Iterator[tuple[str, msg.OutboundReq]]:
     """One transaction of ``count`` messages: start, count - 2 samples, stop."""
     start = datetime.now(UTC) - timedelta(seconds=SAMPLE_SECONDS * count)
     energy = 1_234_500.0
-    yield "start", msg.StartTransactionReq(1, 1, "B0000001", int(energy), start)
+    yield "start", msg.TransactionStarted(1, 1, "B0000001", int(energy), start)
     for i in range(1, count - 1):
         energy += 30.5
         sample = msg.MeterSample(start + timedelta(seconds=SAMPLE_SECONDS * i), (
             msg.SampledValue("Energy.Active.Import.Register", energy, "Wh"),
             msg.SampledValue("Power.Active.Import", 11_000.0, "W"),
         ))
-        yield f"mv-{i}", msg.MeterValuesReq(1, 1, (sample,))
+        yield f"mv-{i}", msg.TransactionUpdated(1, 1, (sample,), i)
     stop_at = start + timedelta(seconds=SAMPLE_SECONDS * (count - 1))
-    yield "stop", msg.StopTransactionReq(1, int(energy), stop_at, StopReason.EV_DISCONNECTED)
+    yield "stop", msg.TransactionEnded(1, 1, int(energy), stop_at, StopReason.EV_DISCONNECTED,
+                                       count - 1)
 
 
 @contextlib.contextmanager
@@ -100,7 +102,7 @@ class Replay:
         self.outbox.set_gate(True)  # registered before the outage
         self.link = Link(LinkSettings(url=url, charge_point_id="REPLAY-1",
                                       reconnect_min=0.1, reconnect_max=1.0, ping_interval=0),
-                         _refuse, self._on_state)
+                         v16.ADAPTER, _refuse, self._on_state)
 
     async def _deliver(self, ref: str, req: msg.OutboundReq,
                        transaction_id: int | None) -> msg.InboundConf:

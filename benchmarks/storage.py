@@ -35,7 +35,7 @@ from typing import Any
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.settings import Settings, core_keys
-from agent.core.types import AuthStatus, IdTagInfo, StopReason
+from agent.core.types import AuthorizationInfo, AuthStatus, StopReason
 from agent.journal import encode
 from agent.outbox import Outbox
 from agent.store import Store
@@ -66,11 +66,11 @@ def sample(at: datetime, energy_wh: float, values: int) -> msg.MeterSample:
 
 
 async def instant_csms(ref: str, req: msg.OutboundReq, txid: int | None) -> msg.InboundConf:
-    if isinstance(req, msg.StartTransactionReq):
-        return msg.StartTransactionConf(1, IdTagInfo(AuthStatus.ACCEPTED))
-    if isinstance(req, msg.StopTransactionReq):
-        return msg.StopTransactionConf()
-    return msg.EmptyConf()
+    if isinstance(req, msg.TransactionStarted):
+        return msg.TransactionStartResult(AuthorizationInfo(AuthStatus.ACCEPTED), 1)
+    if isinstance(req, msg.TransactionEnded):
+        return msg.TransactionEndResult()
+    return msg.Ack()
 
 
 class Rig:
@@ -112,20 +112,22 @@ async def charging_hour(workdir: Path, interval: int, values: int) -> dict[str, 
     samples = HOUR // interval
     put_s: list[float] = []
     before = wchar()
-    rig.outbox.put("start", msg.StartTransactionReq(1, 1, "CAFE0001", 10_000, T0))
+    rig.outbox.put("start", msg.TransactionStarted(1, 1, "CAFE0001", 10_000, T0))
     await rig.drained()
     for i in range(1, samples + 1):
         at = T0 + timedelta(seconds=i * interval)
-        req = msg.MeterValuesReq(1, 1, (sample(at, 10_000 + i * 3.07 * interval, values),))
+        req = msg.TransactionUpdated(1, 1, (sample(at, 10_000 + i * 3.07 * interval, values),),
+                                     seq_no=i)
         started = time.perf_counter()
         rig.outbox.put(f"mv{i}", req)
         put_s.append(time.perf_counter() - started)
         await rig.drained()
     end = T0 + timedelta(seconds=HOUR)
-    rig.outbox.put("stop", msg.StopTransactionReq(1, 21_000, end, StopReason.EV_DISCONNECTED))
+    rig.outbox.put("stop", msg.TransactionEnded(1, 1, 21_000, end, StopReason.EV_DISCONNECTED,
+                                                seq_no=samples + 1))
     await rig.drained()
     written = wchar() - before
-    body = len(encode(msg.MeterValuesReq(1, 1, (sample(T0, 12345.6, values),))))
+    body = len(encode(msg.TransactionUpdated(1, 1, (sample(T0, 12345.6, values),))))
     files = rig.files()
     await rig.close()
     return {"interval_s": interval, "values": values, "samples": samples,
@@ -136,11 +138,11 @@ async def charging_hour(workdir: Path, interval: int, values: int) -> dict[str, 
 async def replay(workdir: Path, messages: int) -> dict[str, Any]:
     """``messages`` MeterValues journaled offline, then delivered at once."""
     rig = Rig(workdir)
-    rig.outbox.put("start", msg.StartTransactionReq(1, 1, "CAFE0001", 10_000, T0))
+    rig.outbox.put("start", msg.TransactionStarted(1, 1, "CAFE0001", 10_000, T0))
     started = time.perf_counter()
     for i in range(1, messages + 1):
         at = T0 + timedelta(seconds=i * 10)
-        rig.outbox.put(f"mv{i}", msg.MeterValuesReq(1, 1, (sample(at, 10_000 + i, 2),)))
+        rig.outbox.put(f"mv{i}", msg.TransactionUpdated(1, 1, (sample(at, 10_000 + i, 2),), i))
     queued = time.perf_counter() - started
     files = rig.files()
     started = time.perf_counter()
@@ -155,7 +157,7 @@ async def replay(workdir: Path, messages: int) -> dict[str, Any]:
 
 def fsync_cost(workdir: Path, commits: int) -> dict[str, Any]:
     """The same append+commit with and without the fsync of synchronous=FULL."""
-    body = encode(msg.MeterValuesReq(1, 1, (sample(T0, 12345.6, 2),)))
+    body = encode(msg.TransactionUpdated(1, 1, (sample(T0, 12345.6, 2),)))
     out: dict[str, Any] = {}
     for mode in ("FULL", "OFF"):
         path = workdir / f"fsync-{mode}.db"

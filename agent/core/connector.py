@@ -11,7 +11,7 @@ from datetime import datetime
 
 from agent.core.lifecycle import Lifecycle, Phase
 from agent.core.messages import MeterSample
-from agent.core.types import ConnectorStatus, ErrorCode, StopReason
+from agent.core.types import ConnectorStatus, ErrorCode, StopReason, TxTrigger
 from hal.roles import MeterReading, PilotState
 
 
@@ -27,15 +27,22 @@ class Transaction:
     tx_ref: int
     id_tag: str
     started_mono: float
-    parent_id_tag: str | None = None
+    group_id: str | None = None
     meter_start_wh: int | None = None
     started_at: datetime | None = None
     transaction_id: int | None = None
     energy_allowed: bool = True
     stopping: StopReason | None = None
     stop_id_tag: str | None = None
-    transaction_data: list[MeterSample] = field(default_factory=list)
+    end_samples: list[MeterSample] = field(default_factory=list)  # sent with the end
     awaiting_ev: bool = True  # started, and the EV has not yet asked for power
+    trigger: TxTrigger = TxTrigger.AUTHORIZED
+    remote_start_id: int | None = None
+    seq_no: int = 0  # the seq_no of the transaction's next message
+
+    def next_seq_no(self) -> int:
+        seq_no, self.seq_no = self.seq_no, self.seq_no + 1
+        return seq_no
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,9 @@ class Authorization:
     """An accepted token waiting for its transaction to start."""
 
     id_tag: str
-    parent_id_tag: str | None = None
+    group_id: str | None = None
+    remote: bool = False  # a remote start: the transaction's trigger is RemoteStart
+    remote_start_id: int | None = None
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.messages import CsmsResponse, OutboundReq
-from agent.core.types import IdTagInfo
+from agent.core.types import AuthorizationInfo
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class CacheIdTag:
     """Remember the CSMS's latest word on an idTag (``info`` None: forget everything)."""
 
     id_tag: str | None
-    info: IdTagInfo | None
+    info: AuthorizationInfo | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class SaveLocalList:
     """The local authorization list changed: persist all of it (``entries``) at ``version``."""
 
     version: int
-    entries: tuple[tuple[str, IdTagInfo], ...]
+    entries: tuple[tuple[str, AuthorizationInfo], ...]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
 """Messages between the core and the CSMS, independent of the OCPP version.
 
-Outbound: what the charger asks of the CSMS (``*Req``) and what the CSMS answers (``*Conf``).
-Inbound: what the CSMS commands (``Csms*``); the core answers each with a response value.
-Transaction messages carry ``tx_ref``, the charger's own number for a transaction; the delivery
-layer substitutes the CSMS's transactionId once StartTransaction has been confirmed.
+Outbound: what happened on the charger, as it tells the CSMS (:data:`OutboundReq`), and what
+the CSMS answers (:data:`InboundConf`). Inbound: what the CSMS commands (``Csms*``); the core
+answers each with a response value. Names say what happened, not which OCPP message carries
+it: each adapter (agent/csms/v16.py, agent/csms/v201.py) maps them onto its version's
+messages (docs/architecture.md has the table).
+
+Transaction messages carry ``tx_ref``, the charger's own number for a transaction; where the
+CSMS makes the transaction id (1.6), the delivery layer substitutes it once the start has been
+confirmed.
 """
 
 from __future__ import annotations
@@ -12,19 +17,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.core.types import (
+    AuthorizationInfo,
     ConnectorStatus,
     ErrorCode,
-    IdTagInfo,
     RegistrationStatus,
     RequestStatus,
     StopReason,
+    TxTrigger,
 )
 
 # --- what the charger sends -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BootNotificationReq:
+class RegistrationRequest:
+    """The charger introduces itself (1.6 and 2.0.1 BootNotification)."""
+
     vendor: str
     model: str
     serial_number: str | None = None
@@ -32,12 +40,15 @@ class BootNotificationReq:
 
 
 @dataclass(frozen=True)
-class HeartbeatReq:
+class HeartbeatRequest:
     pass
 
 
 @dataclass(frozen=True)
-class StatusNotificationReq:
+class StatusChanged:
+    """A connector's status (``connector_id`` 0: the charger as a whole). In 2.0.1 terms
+    ``connector_id`` is the evseId; each of our EVSEs has one connector."""
+
     connector_id: int
     status: ConnectorStatus
     error_code: ErrorCode
@@ -47,7 +58,7 @@ class StatusNotificationReq:
 
 
 @dataclass(frozen=True)
-class AuthorizeReq:
+class AuthorizationRequest:
     id_tag: str
 
 
@@ -69,107 +80,132 @@ class MeterSample:
 
 
 @dataclass(frozen=True)
-class StartTransactionReq:
+class TransactionStarted:
+    """Energy transfer may begin: the start meter value is read. ``seq_no`` counts the
+    transaction's messages from 0 (this one) without gaps; ``trigger`` says what started it."""
+
     tx_ref: int
     connector_id: int
     id_tag: str
     meter_start_wh: int
     timestamp: datetime
+    seq_no: int = 0
+    trigger: TxTrigger = TxTrigger.AUTHORIZED
     reservation_id: int | None = None
+    remote_start_id: int | None = None
 
 
 @dataclass(frozen=True)
-class MeterValuesReq:
+class TransactionUpdated:
+    """Meter samples taken during a transaction (periodic or clock-aligned)."""
+
+    tx_ref: int
     connector_id: int
-    tx_ref: int | None
+    samples: tuple[MeterSample, ...]
+    seq_no: int = 0
+
+
+@dataclass(frozen=True)
+class TransactionEnded:
+    """The transaction is over: the stop meter value, why, and (``samples``) the data the
+    CSMS asked to get with the stop (1.6 StopTxn*Data)."""
+
+    tx_ref: int
+    connector_id: int
+    meter_stop_wh: int
+    timestamp: datetime
+    reason: StopReason
+    seq_no: int = 0
+    id_tag: str | None = None
+    samples: tuple[MeterSample, ...] = ()
+
+
+@dataclass(frozen=True)
+class MeterValuesReported:
+    """Meter samples outside any transaction (clock-aligned while idle, or triggered)."""
+
+    connector_id: int
     samples: tuple[MeterSample, ...]
 
 
 @dataclass(frozen=True)
-class StopTransactionReq:
-    tx_ref: int
-    meter_stop_wh: int
-    timestamp: datetime
-    reason: StopReason
-    id_tag: str | None = None
-    transaction_data: tuple[MeterSample, ...] = ()
-
-
-@dataclass(frozen=True)
-class DiagnosticsStatusReq:
+class DiagnosticsStatusReport:
     status: str = "Idle"
 
 
 @dataclass(frozen=True)
-class FirmwareStatusReq:
+class FirmwareStatusReport:
     status: str = "Idle"
 
 
 OutboundReq = (
-    BootNotificationReq
-    | HeartbeatReq
-    | StatusNotificationReq
-    | AuthorizeReq
-    | StartTransactionReq
-    | MeterValuesReq
-    | StopTransactionReq
-    | DiagnosticsStatusReq
-    | FirmwareStatusReq
+    RegistrationRequest
+    | HeartbeatRequest
+    | StatusChanged
+    | AuthorizationRequest
+    | TransactionStarted
+    | TransactionUpdated
+    | TransactionEnded
+    | MeterValuesReported
+    | DiagnosticsStatusReport
+    | FirmwareStatusReport
 )
 
-TRANSACTION_MESSAGES = (StartTransactionReq, MeterValuesReq, StopTransactionReq)
+TransactionMessage = TransactionStarted | TransactionUpdated | TransactionEnded
+TRANSACTION_MESSAGES = (TransactionStarted, TransactionUpdated, TransactionEnded)
 
 
 def is_transaction_message(req: OutboundReq) -> bool:
     """True for messages that must be journaled and delivered in order, at least once."""
-    if isinstance(req, MeterValuesReq):
-        return req.tx_ref is not None
-    return isinstance(req, StartTransactionReq | StopTransactionReq)
+    return isinstance(req, TRANSACTION_MESSAGES)
 
 
 # --- what the CSMS answers --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BootNotificationConf:
+class RegistrationResult:
     status: RegistrationStatus
     interval: int
     current_time: datetime | None = None
 
 
 @dataclass(frozen=True)
-class HeartbeatConf:
+class HeartbeatResult:
     current_time: datetime | None = None
 
 
 @dataclass(frozen=True)
-class AuthorizeConf:
-    id_tag_info: IdTagInfo
+class AuthorizationResult:
+    info: AuthorizationInfo
 
 
 @dataclass(frozen=True)
-class StartTransactionConf:
-    transaction_id: int
-    id_tag_info: IdTagInfo
+class TransactionStartResult:
+    """``transaction_id``: the CSMS's id for the transaction where the CSMS makes it (1.6);
+    None where the charger does (2.0.1). ``info`` None: the CSMS said nothing of the token."""
+
+    info: AuthorizationInfo | None
+    transaction_id: int | None = None
 
 
 @dataclass(frozen=True)
-class StopTransactionConf:
-    id_tag_info: IdTagInfo | None = None
+class TransactionEndResult:
+    info: AuthorizationInfo | None = None
 
 
 @dataclass(frozen=True)
-class EmptyConf:
-    """StatusNotification.conf and MeterValues.conf carry nothing."""
+class Ack:
+    """An answer that carries nothing (StatusNotification, MeterValues, ...)."""
 
 
 InboundConf = (
-    BootNotificationConf
-    | HeartbeatConf
-    | AuthorizeConf
-    | StartTransactionConf
-    | StopTransactionConf
-    | EmptyConf
+    RegistrationResult
+    | HeartbeatResult
+    | AuthorizationResult
+    | TransactionStartResult
+    | TransactionEndResult
+    | Ack
 )
 
 # --- what the CSMS commands, and our answers --------------------------------------------
@@ -179,11 +215,16 @@ InboundConf = (
 class CsmsRemoteStart:
     id_tag: str
     connector_id: int | None = None
+    remote_start_id: int | None = None  # 2.0.1 remoteStartId, echoed in TransactionStarted
 
 
 @dataclass(frozen=True)
 class CsmsRemoteStop:
-    transaction_id: int
+    """Stop by the CSMS's ``transaction_id`` (1.6) or by our ``tx_ref`` (2.0.1, where the
+    charger made the transaction's id)."""
+
+    transaction_id: int | None = None
+    tx_ref: int | None = None
 
 
 @dataclass(frozen=True)
@@ -224,7 +265,7 @@ class CsmsDataTransfer:
 class CsmsSendLocalList:
     version: int
     full: bool  # Full replaces the list; Differential adds, updates and (no info) removes
-    entries: tuple[tuple[str, IdTagInfo | None], ...] = ()
+    entries: tuple[tuple[str, AuthorizationInfo | None], ...] = ()
 
 
 @dataclass(frozen=True)

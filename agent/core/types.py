@@ -79,8 +79,20 @@ class RequestStatus(enum.StrEnum):
     REJECTED = "Rejected"
 
 
+class TxTrigger(enum.StrEnum):
+    """What made a transaction start (2.0.1 triggerReason of TransactionEvent Started)."""
+
+    AUTHORIZED = "Authorized"  # plugged in first, then a token
+    CABLE_PLUGGED_IN = "CablePluggedIn"  # a token first, the plug-in started it
+    REMOTE_START = "RemoteStart"
+
+
 @dataclass(frozen=True)
-class IdTagInfo:
+class AuthorizationInfo:
+    """What the CSMS (or the cache, or the local list) says of a token. ``group_id`` is the
+    1.6 parentIdTag and the 2.0.1 groupIdToken; ``expiry`` the 1.6 expiryDate and the 2.0.1
+    cacheExpiryDateTime."""
+
     status: AuthStatus
-    parent_id_tag: str | None = None
+    group_id: str | None = None
     expiry: datetime | None = None

@@ -21,8 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from agent.core import messages as msg
+from agent.csms.adapter import Adapter, CommandHandler, Session
 from agent.csms.errors import LinkLost
-from agent.csms.v16 import SUBPROTOCOL, ChargePoint16, CommandHandler
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,18 @@ def basic_auth_header(charge_point_id: str, password: str) -> dict[str, str]:
 
 
 class Link:
-    def __init__(self, settings: LinkSettings, commands: CommandHandler,
+    def __init__(self, settings: LinkSettings, adapter: Adapter, commands: CommandHandler,
                  on_state: Callable[[bool], None],
                  replied: Callable[[], None] = lambda: None,
                  ping_interval: Callable[[], float] | None = None) -> None:
         self._settings = settings
+        self._adapter = adapter
         # WebSocketPingInterval as the CSMS last set it; read at each connection.
         self._ping_interval = ping_interval or (lambda: settings.ping_interval)
         self._commands = commands
         self._on_state = on_state
         self._replied = replied
-        self._session: ChargePoint16 | None = None
+        self._session: Session | None = None
         self._closed: asyncio.Event | None = None
 
     @property
@@ -83,8 +84,8 @@ class Link:
 
     async def _session_once(self) -> None:
         async with connect(self._settings.endpoint, **self._connect_options()) as ws:
-            if ws.subprotocol != SUBPROTOCOL:
-                log.error("link: CSMS did not accept subprotocol %s", SUBPROTOCOL)
+            if ws.subprotocol != self._adapter.subprotocol:
+                log.error("link: CSMS did not accept subprotocol %s", self._adapter.subprotocol)
                 return
             await self._serve(ws)
 
@@ -94,7 +95,7 @@ class Link:
         # two intervals (issue: the link stays alive).
         ping = self._ping_interval() or None
         options: dict[str, Any] = {
-            "subprotocols": [SUBPROTOCOL],
+            "subprotocols": [self._adapter.subprotocol],
             "open_timeout": 10,
             "ping_interval": ping,
             "ping_timeout": ping,
@@ -109,8 +110,8 @@ class Link:
         return options
 
     async def _serve(self, ws: ClientConnection) -> None:
-        session = ChargePoint16(self._settings.charge_point_id, ws, self._commands,
-                                self._settings.call_timeout, self._replied)
+        session = self._adapter.open(self._settings.charge_point_id, ws, self._commands,
+                                     self._settings.call_timeout, self._replied)
         self._session, self._closed = session, asyncio.Event()
         log.info("link: connected to %s", self._settings.endpoint)
         self._on_state(True)

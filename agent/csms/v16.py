@@ -12,12 +12,10 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any
 
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as _OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
@@ -41,39 +39,15 @@ from ocpp.v16.enums import (
 )
 
 from agent.core import messages as msg
-from agent.core.types import AuthStatus, IdTagInfo
+from agent.core.types import AuthorizationInfo, AuthStatus
 from agent.core.types import RegistrationStatus as CoreRegistration
+from agent.csms.adapter import CommandHandler, Session, on, parse_timestamp, timestamp
 from agent.csms.errors import CallRejected
 from agent.csms.v16_frames import FrameError, check_frame
 
 SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
 log = logging.getLogger(__name__)
-
-# Answers at once; only an UnlockConnector that drives a lock answers with an awaitable.
-CommandHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse | Awaitable[msg.CsmsResponse]]
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
-
-
-def on(action: Action) -> Callable[[_Handler], _Handler]:
-    """``ocpp.routing.on`` with a type (the library is untyped)."""
-    return cast(Callable[[_Handler], _Handler], _on(action))
-
-
-def timestamp(moment: datetime) -> str:
-    """OCPP timestamps: UTC with an explicit Z, millisecond precision."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_timestamp(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 # --- outbound requests ----------------------------------------------------------------------
 
@@ -104,16 +78,16 @@ def meter_value(sample: msg.MeterSample) -> dict[str, Any]:
 def to_call(req: msg.OutboundReq, transaction_id: int | None = None) -> Any:
     """The ``ocpp.v16.call`` payload for ``req``; transaction messages need ``transaction_id``."""
     match req:
-        case msg.BootNotificationReq():
+        case msg.RegistrationRequest():
             return call.BootNotification(
                 charge_point_model=req.model,
                 charge_point_vendor=req.vendor,
                 charge_point_serial_number=req.serial_number,
                 firmware_version=req.firmware_version,
             )
-        case msg.HeartbeatReq():
+        case msg.HeartbeatRequest():
             return call.Heartbeat()
-        case msg.StatusNotificationReq():
+        case msg.StatusChanged():
             return call.StatusNotification(
                 connector_id=req.connector_id,
                 error_code=ChargePointErrorCode(req.error_code.value),
@@ -122,18 +96,18 @@ def to_call(req: msg.OutboundReq, transaction_id: int | None = None) -> Any:
                 info=req.info[:50] if req.info else None,
                 vendor_error_code=req.vendor_error_code,
             )
-        case msg.AuthorizeReq():
+        case msg.AuthorizationRequest():
             return call.Authorize(id_tag=req.id_tag)
-        case msg.DiagnosticsStatusReq():
+        case msg.DiagnosticsStatusReport():
             return call.DiagnosticsStatusNotification(status=req.status)
-        case msg.FirmwareStatusReq():
+        case msg.FirmwareStatusReport():
             return call.FirmwareStatusNotification(status=req.status)
     return _transaction_call(req, transaction_id)
 
 
 def _transaction_call(req: msg.OutboundReq, transaction_id: int | None) -> Any:
     match req:
-        case msg.StartTransactionReq():
+        case msg.TransactionStarted():
             return call.StartTransaction(
                 connector_id=req.connector_id,
                 id_tag=req.id_tag,
@@ -141,13 +115,13 @@ def _transaction_call(req: msg.OutboundReq, transaction_id: int | None) -> Any:
                 timestamp=timestamp(req.timestamp),
                 reservation_id=req.reservation_id,
             )
-        case msg.MeterValuesReq():
+        case msg.TransactionUpdated() | msg.MeterValuesReported():
             return call.MeterValues(
                 connector_id=req.connector_id,
                 meter_value=[meter_value(s) for s in req.samples],
                 transaction_id=transaction_id,
             )
-        case msg.StopTransactionReq():
+        case msg.TransactionEnded():
             assert transaction_id is not None, "StopTransaction needs the CSMS transactionId"
             return call.StopTransaction(
                 meter_stop=req.meter_stop_wh,
@@ -155,7 +129,7 @@ def _transaction_call(req: msg.OutboundReq, transaction_id: int | None) -> Any:
                 transaction_id=transaction_id,
                 reason=Reason(req.reason.value),
                 id_tag=req.id_tag,
-                transaction_data=[meter_value(s) for s in req.transaction_data] or None,
+                transaction_data=[meter_value(s) for s in req.samples] or None,
             )
     raise TypeError(f"no OCPP 1.6 message for {type(req).__name__}")
 
@@ -163,11 +137,11 @@ def _transaction_call(req: msg.OutboundReq, transaction_id: int | None) -> Any:
 # --- answers -----------------------------------------------------------------------------
 
 
-def id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo:
+def id_tag_info(raw: dict[str, Any] | None) -> AuthorizationInfo:
     raw = raw or {}
-    return IdTagInfo(
+    return AuthorizationInfo(
         status=AuthStatus(raw.get("status", AuthorizationStatus.invalid)),
-        parent_id_tag=raw.get("parent_id_tag"),
+        group_id=raw.get("parent_id_tag"),
         expiry=parse_timestamp(raw.get("expiry_date")),
     )
 
@@ -176,23 +150,23 @@ def from_result(result: Any) -> msg.InboundConf:
     """The neutral confirmation for an ``ocpp.v16.call_result`` payload."""
     match result:
         case call_result.BootNotification():
-            return msg.BootNotificationConf(
+            return msg.RegistrationResult(
                 status=CoreRegistration(result.status),
                 interval=int(result.interval),
                 current_time=parse_timestamp(result.current_time),
             )
         case call_result.Heartbeat():
-            return msg.HeartbeatConf(parse_timestamp(result.current_time))
+            return msg.HeartbeatResult(parse_timestamp(result.current_time))
         case call_result.Authorize():
-            return msg.AuthorizeConf(id_tag_info(result.id_tag_info))
+            return msg.AuthorizationResult(id_tag_info(result.id_tag_info))
         case call_result.StartTransaction():
-            return msg.StartTransactionConf(
-                int(result.transaction_id), id_tag_info(result.id_tag_info)
+            return msg.TransactionStartResult(
+                id_tag_info(result.id_tag_info), int(result.transaction_id)
             )
         case call_result.StopTransaction():
             info = result.id_tag_info
-            return msg.StopTransactionConf(id_tag_info(info) if info else None)
-    return msg.EmptyConf()
+            return msg.TransactionEndResult(id_tag_info(info) if info else None)
+    return msg.Ack()
 
 
 # --- the charge point session -------------------------------------------------------------
@@ -265,7 +239,7 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
 
     @on(Action.remote_stop_transaction)
     def _on_remote_stop(self, transaction_id: int, **_: Any) -> Any:
-        response = self._commands(msg.CsmsRemoteStop(transaction_id))
+        response = self._commands(msg.CsmsRemoteStop(transaction_id=transaction_id))
         assert isinstance(response, msg.CommandResult)
         return call_result.RemoteStopTransaction(RemoteStartStopStatus(response.status.value))
 
@@ -345,3 +319,17 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
                           data: str | None = None, **_: Any) -> Any:
         status = self._status(msg.CsmsDataTransfer(vendor_id, message_id, data))
         return call_result.DataTransfer(DataTransferStatus(status))
+
+
+class Adapter16:
+    """OCPP 1.6J: the CSMS makes the transaction ids (StartTransaction.conf)."""
+
+    subprotocol = SUBPROTOCOL
+    uses_csms_transaction_ids = True
+
+    def open(self, charge_point_id: str, connection: Any, commands: CommandHandler,
+             response_timeout: float, replied: Callable[[], None]) -> Session:
+        return ChargePoint16(charge_point_id, connection, commands, response_timeout, replied)
+
+
+ADAPTER = Adapter16()

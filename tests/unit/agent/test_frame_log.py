@@ -101,9 +101,9 @@ async def test_frames_of_a_real_session_are_recorded(frames: FrameLog, tmp_path:
     tasks = [asyncio.create_task(charger.start()), asyncio.create_task(csms.start())]
     try:
         now = datetime.now(UTC)
-        await charger.send(msg.AuthorizeReq("BLOCKED1"), "a-1")
-        await charger.send(msg.StartTransactionReq(1, 1, "04A1B2C3", 1200, now), "s-1")
-        await charger.send(msg.StopTransactionReq(1, 1900, now, StopReason.LOCAL), "e-1",
+        await charger.send(msg.AuthorizationRequest("BLOCKED1"), "a-1")
+        await charger.send(msg.TransactionStarted(1, 1, "04A1B2C3", 1200, now), "s-1")
+        await charger.send(msg.TransactionEnded(1, 1, 1900, now, StopReason.LOCAL), "e-1",
                            transaction_id=42)
         await csms.call(call.ChangeConfiguration(key="AuthorizationKey", value=KEY))
         await csms.call(call.GetConfiguration())

@@ -18,13 +18,13 @@ import pytest
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.settings import Settings, core_keys
-from agent.core.types import AuthStatus, ConnectorStatus, ErrorCode, IdTagInfo, StopReason
+from agent.core.types import AuthorizationInfo, AuthStatus, ConnectorStatus, ErrorCode, StopReason
 from agent.csms.errors import CallRejected, LinkLost
 from agent.outbox import Outbox
 from agent.store import Store, StoreError
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-ACCEPTED = IdTagInfo(AuthStatus.ACCEPTED)
+ACCEPTED = AuthorizationInfo(AuthStatus.ACCEPTED)
 
 
 @dataclass
@@ -53,11 +53,11 @@ class RecordingCsms:
         errors = self.failures.get(ref)
         if errors:
             raise errors.pop(0)
-        if isinstance(req, msg.StartTransactionReq):
-            return msg.StartTransactionConf(self.transaction_ids.pop(0), ACCEPTED)
-        if isinstance(req, msg.StopTransactionReq):
-            return msg.StopTransactionConf()
-        return msg.EmptyConf()
+        if isinstance(req, msg.TransactionStarted):
+            return msg.TransactionStartResult(ACCEPTED, self.transaction_ids.pop(0))
+        if isinstance(req, msg.TransactionEnded):
+            return msg.TransactionEndResult()
+        return msg.Ack()
 
     def _journaled(self, ref: str) -> bool:
         try:
@@ -119,18 +119,18 @@ async def idle() -> None:
         await asyncio.sleep(0)
 
 
-def start(tx_ref: int = 1) -> msg.StartTransactionReq:
-    return msg.StartTransactionReq(tx_ref, 1, "CAFE0001", 1000, T0)
+def start(tx_ref: int = 1) -> msg.TransactionStarted:
+    return msg.TransactionStarted(tx_ref, 1, "CAFE0001", 1000, T0)
 
 
-def meter(tx_ref: int, n: int) -> msg.MeterValuesReq:
+def meter(tx_ref: int, n: int) -> msg.TransactionUpdated:
     at = T0 + timedelta(seconds=10 * n)
     value = msg.SampledValue("Energy.Active.Import.Register", 1000.0 + n, "Wh")
-    return msg.MeterValuesReq(1, tx_ref, (msg.MeterSample(at, (value,)),))
+    return msg.TransactionUpdated(tx_ref, 1, (msg.MeterSample(at, (value,)),))
 
 
-def stop(tx_ref: int = 1) -> msg.StopTransactionReq:
-    return msg.StopTransactionReq(tx_ref, 1100, T0 + timedelta(minutes=5), StopReason.LOCAL)
+def stop(tx_ref: int = 1) -> msg.TransactionEnded:
+    return msg.TransactionEnded(tx_ref, 1, 1100, T0 + timedelta(minutes=5), StopReason.LOCAL)
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ async def rig(tmp_path: Path) -> Rig:
 async def test_a_transaction_message_is_journaled_before_put_returns(rig: Rig) -> None:
     rig.outbox.put("s", start())  # link down: nothing can be sent
     assert [(r.ref, r.kind, r.tx_ref) for r in rig.store.journal_rows()] == [
-        ("s", "StartTransaction", 1)]
+        ("s", "TransactionStarted", 1)]
     assert rig.store.open_transactions()[0].tx_ref == 1
 
 
@@ -161,9 +161,9 @@ async def test_the_journal_holds_a_message_when_it_is_delivered_and_forgets_it_w
 
 async def test_status_notifications_and_other_calls_are_not_journaled(rig: Rig) -> None:
     rig.online()
-    rig.outbox.put("st", msg.StatusNotificationReq(1, ConnectorStatus.AVAILABLE,
+    rig.outbox.put("st", msg.StatusChanged(1, ConnectorStatus.AVAILABLE,
                                                    ErrorCode.NO_ERROR, T0))
-    rig.outbox.put("hb", msg.HeartbeatReq())
+    rig.outbox.put("hb", msg.HeartbeatRequest())
     await until(lambda: len(rig.answered()) == 2)
     assert not any(call.journaled for call in rig.csms.calls)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.core import messages as msg
-from agent.core.types import AuthStatus, IdTagInfo, StopReason
+from agent.core.types import AuthorizationInfo, AuthStatus, StopReason
 from agent.journal import Journal
 from agent.recovery import recover
 from agent.store import Store
@@ -40,14 +40,14 @@ def journal(tmp_path: Path) -> Journal:
 
 def charge(journal: Journal, tx_ref: int = 1, connector_id: int = 1, samples: int = 2) -> None:
     """A transaction that was running when the agent died: started, confirmed, sampled."""
-    start = msg.StartTransactionReq(tx_ref, connector_id, "CAFE0001", 1000, T0)
+    start = msg.TransactionStarted(tx_ref, connector_id, "CAFE0001", 1000, T0)
     appended = journal.append(f"s{tx_ref}", start)
-    journal.confirm(appended.seq, start, msg.StartTransactionConf(42, IdTagInfo(
-        AuthStatus.ACCEPTED)))
+    journal.confirm(appended.seq, start, msg.TransactionStartResult(AuthorizationInfo(
+        AuthStatus.ACCEPTED), 42))
     for n in range(1, samples + 1):
         value = msg.SampledValue("Energy.Active.Import.Register", 1000.0 + 10.4 * n, "Wh")
         sample = msg.MeterSample(T0 + timedelta(seconds=10 * n), (value,))
-        journal.append(f"m{tx_ref}.{n}", msg.MeterValuesReq(connector_id, tx_ref, (sample,)))
+        journal.append(f"m{tx_ref}.{n}", msg.TransactionUpdated(tx_ref, connector_id, (sample,), n))
 
 
 async def test_an_open_transaction_is_ended_with_power_loss_and_the_live_meter_value(
@@ -57,9 +57,9 @@ async def test_an_open_transaction_is_ended_with_power_loss_and_the_live_meter_v
     settled = await recover(journal.store, {1: Meter(1234.9)}, new_ref=lambda: "recovered")
     pending = journal.pending()
     assert [e.ref for e in pending] == ["m1.1", "m1.2", "recovered"]  # the stop comes last
-    assert pending[-1].req == msg.StopTransactionReq(
-        tx_ref=1, meter_stop_wh=1234, timestamp=T0 + timedelta(seconds=20),
-        reason=StopReason.POWER_LOSS, id_tag=None)
+    assert pending[-1].req == msg.TransactionEnded(
+        tx_ref=1, connector_id=1, meter_stop_wh=1234, timestamp=T0 + timedelta(seconds=20),
+        reason=StopReason.POWER_LOSS, seq_no=3, id_tag=None)
     assert [(s.tx_ref, s.meter_stop_wh, s.meter_read_live) for s in settled] == [(1, 1234, True)]
     assert journal.open_transactions() == []
 
@@ -95,6 +95,6 @@ async def test_stopped_transactions_are_left_alone_and_recovery_is_idempotent(
     journal: Journal,
 ) -> None:
     charge(journal)
-    journal.append("t", msg.StopTransactionReq(1, 1030, T0, StopReason.LOCAL))
+    journal.append("t", msg.TransactionEnded(1, 1, 1030, T0, StopReason.LOCAL))
     assert await recover(journal.store, {1: Meter(2000.0)}) == []
     assert [e.ref for e in journal.pending()][-1] == "t"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.types import AuthStatus, IdTagInfo
+from agent.core.types import AuthorizationInfo, AuthStatus
 from agent.store import FILE_NAME, MIGRATIONS, AuthEntry, Store, StoreError, StorePersistence
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -164,20 +164,21 @@ def test_the_runtime_persistence_round_trips_through_the_store(tmp_path: Path) -
         persistence = StorePersistence(store)
         persistence.save_setting("MeterValueSampleInterval", "15")
         persistence.save_availability(2, False)
-        persistence.cache_id_tag("CAFE0001", IdTagInfo(AuthStatus.ACCEPTED, "G", T0))
-        persistence.cache_id_tag("BEEF0002", IdTagInfo(AuthStatus.BLOCKED))
-        persistence.save_local_list(4, [("D00D0004", IdTagInfo(AuthStatus.ACCEPTED))])
-        persistence.save_local_list(5, [("F00D0005", IdTagInfo(AuthStatus.EXPIRED, None, T0))])
+        persistence.cache_id_tag("CAFE0001", AuthorizationInfo(AuthStatus.ACCEPTED, "G", T0))
+        persistence.cache_id_tag("BEEF0002", AuthorizationInfo(AuthStatus.BLOCKED))
+        persistence.save_local_list(4, [("D00D0004", AuthorizationInfo(AuthStatus.ACCEPTED))])
+        persistence.save_local_list(
+            5, [("F00D0005", AuthorizationInfo(AuthStatus.EXPIRED, None, T0))])
     with Store.open(tmp_path) as store:
         persistence = StorePersistence(store)
         assert persistence.load_settings() == {"MeterValueSampleInterval": "15"}
         assert persistence.load_availability() == {2: False}
         assert sorted(persistence.load_cache()) == [
-            ("BEEF0002", IdTagInfo(AuthStatus.BLOCKED)),
-            ("CAFE0001", IdTagInfo(AuthStatus.ACCEPTED, "G", T0)),
+            ("BEEF0002", AuthorizationInfo(AuthStatus.BLOCKED)),
+            ("CAFE0001", AuthorizationInfo(AuthStatus.ACCEPTED, "G", T0)),
         ]
         assert persistence.load_local_list() == (
-            5, [("F00D0005", IdTagInfo(AuthStatus.EXPIRED, None, T0))])
+            5, [("F00D0005", AuthorizationInfo(AuthStatus.EXPIRED, None, T0))])
         persistence.cache_id_tag(None, None)
         assert persistence.load_cache() == []
 

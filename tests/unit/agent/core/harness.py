@@ -14,7 +14,7 @@ from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.settings import Settings, core_keys
 from agent.core.station import ConnectorConfig, IdSource, Station, StationConfig
-from agent.core.types import AuthStatus, IdTagInfo, Now, RegistrationStatus
+from agent.core.types import AuthorizationInfo, AuthStatus, Now, RegistrationStatus
 from hal.roles import MeterReading, PilotState
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,8 +86,8 @@ class CoreHarness:
     def statuses(self, connector_id: int) -> list[str]:
         return [
             s.req.status.value
-            for s in self.sent(msg.StatusNotificationReq)
-            if isinstance(s.req, msg.StatusNotificationReq) and s.req.connector_id == connector_id
+            for s in self.sent(msg.StatusChanged)
+            if isinstance(s.req, msg.StatusChanged) and s.req.connector_id == connector_id
         ]
 
     def contactor(self, connector_id: int = 1) -> bool:
@@ -102,20 +102,20 @@ class CoreHarness:
     def boot(self, interval: int = 300) -> None:
         self.feed(ev.Started())
         self.feed(ev.LinkUp())
-        boot = self.last(msg.BootNotificationReq)
-        self.answer(boot, msg.BootNotificationConf(RegistrationStatus.ACCEPTED, interval))
+        boot = self.last(msg.RegistrationRequest)
+        self.answer(boot, msg.RegistrationResult(RegistrationStatus.ACCEPTED, interval))
 
     def answer(self, send: fx.Send, conf: msg.InboundConf) -> list[fx.Effect]:
         return self.feed(ev.CallAnswered(send.ref, conf))
 
     def accept_authorize(self, parent: str | None = None) -> None:
-        self.answer(self.last(msg.AuthorizeReq),
-                    msg.AuthorizeConf(IdTagInfo(AuthStatus.ACCEPTED, parent)))
+        self.answer(self.last(msg.AuthorizationRequest),
+                    msg.AuthorizationResult(AuthorizationInfo(AuthStatus.ACCEPTED, parent)))
 
     def accept_start(self, transaction_id: int = 1, parent: str | None = None) -> None:
-        self.answer(self.last(msg.StartTransactionReq),
-                    msg.StartTransactionConf(transaction_id,
-                                             IdTagInfo(AuthStatus.ACCEPTED, parent)))
+        self.answer(self.last(msg.TransactionStarted),
+                    msg.TransactionStartResult(AuthorizationInfo(AuthStatus.ACCEPTED, parent),
+                                               transaction_id))
 
     def pilot(self, state: str, connector_id: int = 1) -> None:
         self.feed(ev.PilotChanged(connector_id, PilotState(state)))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.station import LOCK_RETRY, OFFER_STOP_GRACE
-from agent.core.types import AuthStatus, ErrorCode, IdTagInfo, RequestStatus
+from agent.core.outputs import LOCK_RETRY, OFFER_STOP_GRACE
+from agent.core.types import AuthorizationInfo, AuthStatus, ErrorCode, RequestStatus
 
 from .harness import CoreHarness
 
@@ -30,8 +30,8 @@ def charging(lock: bool = False, **seed: object) -> CoreHarness:
 
 
 def last_status(h: CoreHarness, connector_id: int = 1) -> tuple[str, str]:
-    reqs = [s.req for s in h.sent(msg.StatusNotificationReq)
-            if isinstance(s.req, msg.StatusNotificationReq)]
+    reqs = [s.req for s in h.sent(msg.StatusChanged)
+            if isinstance(s.req, msg.StatusChanged)]
     req = [r for r in reqs if r.connector_id == connector_id][-1]
     return req.status.value, req.error_code.value
 
@@ -79,7 +79,7 @@ def test_a_welded_contactor_refuses_every_new_session() -> None:
     h.pilot("B")
     h.card(TAG)
     h.pilot("C")
-    assert not h.sent(msg.AuthorizeReq) and not h.sent(msg.StartTransactionReq)
+    assert not h.sent(msg.AuthorizationRequest) and not h.sent(msg.TransactionStarted)
     assert not h.contactor(1)
 
 
@@ -92,8 +92,8 @@ def test_a_lost_pilot_device_is_internal_error_not_the_evs_fault() -> None:
     h.pilot("E")  # ... then E as its stand-in
     assert not h.contactor(1)
     assert last_status(h) == ("Faulted", "InternalError")
-    codes = {s.req.error_code for s in h.sent(msg.StatusNotificationReq)
-             if isinstance(s.req, msg.StatusNotificationReq)}
+    codes = {s.req.error_code for s in h.sent(msg.StatusChanged)
+             if isinstance(s.req, msg.StatusChanged)}
     assert ErrorCode.EV_COMMUNICATION_ERROR not in codes
 
     h.feed(fault(ErrorCode.INTERNAL_ERROR, active=False))
@@ -123,8 +123,8 @@ def deauthorized(**seed: object) -> CoreHarness:
     h.accept_authorize()
     h.pilot("C")
     assert h.contactor(1)
-    h.answer(h.last(msg.StartTransactionReq),
-             msg.StartTransactionConf(1, IdTagInfo(AuthStatus.INVALID)))
+    h.answer(h.last(msg.TransactionStarted),
+             msg.TransactionStartResult(AuthorizationInfo(AuthStatus.INVALID), 1))
     return h
 
 
@@ -199,7 +199,7 @@ def test_a_lock_that_does_not_move_is_retried_and_clears_when_it_does() -> None:
 
 def test_the_lock_opens_when_the_transaction_ends() -> None:
     h = charging(lock=True)
-    h.feed(ev.CsmsCommand(msg.CsmsRemoteStop(1)))
+    h.feed(ev.CsmsCommand(msg.CsmsRemoteStop(transaction_id=1)))
     assert not h.contactor(1)
     assert locks(h)[-1] == fx.SetLock(1, False)
 
@@ -222,8 +222,8 @@ def test_unlock_with_a_lock_ends_the_transaction_then_drives_the_lock() -> None:
     assert fx.Reply(msg.StatusResult("Unlocked")) in out
     opened = out.index(fx.SetContactor(1, False))
     assert out.index(fx.SetLock(1, False, answer=True)) > opened  # power off first
-    stop = h.last(msg.StopTransactionReq).req
-    assert isinstance(stop, msg.StopTransactionReq) and stop.reason.value == "UnlockCommand"
+    stop = h.last(msg.TransactionEnded).req
+    assert isinstance(stop, msg.TransactionEnded) and stop.reason.value == "UnlockCommand"
 
 
 def test_unlock_with_a_lock_and_no_transaction_still_drives_the_lock() -> None:

@@ -10,7 +10,7 @@ from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.lifecycle import Phase
-from agent.core.types import AuthStatus, IdTagInfo, RegistrationStatus
+from agent.core.types import AuthorizationInfo, AuthStatus, RegistrationStatus
 
 from .harness import CoreHarness
 
@@ -45,7 +45,7 @@ def apply(h: CoreHarness, action: tuple[object, ...]) -> None:
         cid = action[1]
         h.feed(ev.CsmsCommand(msg.CsmsRemoteStart(str(action[2]), cid)))  # type: ignore[arg-type]
     elif kind == "remote_stop":
-        h.feed(ev.CsmsCommand(msg.CsmsRemoteStop(int(action[1]))))  # type: ignore[call-overload]
+        h.feed(ev.CsmsCommand(msg.CsmsRemoteStop(transaction_id=int(action[1]))))  # type: ignore[call-overload]
     elif kind == "availability":
         h.feed(ev.CsmsCommand(msg.CsmsChangeAvailability(int(action[1]),  # type: ignore[call-overload]
                                                          bool(action[2]))))
@@ -63,7 +63,7 @@ def answer_oldest(h: CoreHarness, status: AuthStatus, fail: bool) -> None:
     """Answer the oldest unanswered Authorize or StartTransaction (or fail it); the core does
     not wait for the answers to anything else."""
     answered = {e.ref for e in h.answered}
-    decisive = (msg.AuthorizeReq, msg.StartTransactionReq, msg.BootNotificationReq)
+    decisive = (msg.AuthorizationRequest, msg.TransactionStarted, msg.RegistrationRequest)
     pending = [s for s in h.sent() if s.ref not in answered and isinstance(s.req, decisive)]
     if not pending:
         return
@@ -72,16 +72,16 @@ def answer_oldest(h: CoreHarness, status: AuthStatus, fail: bool) -> None:
     if fail:
         h.feed(ev.CallFailed(send.ref, "timeout"))
         return
-    info = IdTagInfo(status)
+    info = AuthorizationInfo(status)
     conf: msg.InboundConf
-    if isinstance(send.req, msg.AuthorizeReq):
-        conf = msg.AuthorizeConf(info)
-    elif isinstance(send.req, msg.StartTransactionReq):
-        conf = msg.StartTransactionConf(len(h.answered), info)
-    elif isinstance(send.req, msg.BootNotificationReq):
-        conf = msg.BootNotificationConf(RegistrationStatus.ACCEPTED, 60)
+    if isinstance(send.req, msg.AuthorizationRequest):
+        conf = msg.AuthorizationResult(info)
+    elif isinstance(send.req, msg.TransactionStarted):
+        conf = msg.TransactionStartResult(info, len(h.answered))
+    elif isinstance(send.req, msg.RegistrationRequest):
+        conf = msg.RegistrationResult(RegistrationStatus.ACCEPTED, 60)
     else:
-        conf = msg.EmptyConf()
+        conf = msg.Ack()
     h.feed(ev.CallAnswered(send.ref, conf))
 
 
@@ -112,7 +112,7 @@ def test_the_contactor_closes_only_when_everything_allows_it(
     steps = [*before, *charging_session(), *after]
     h = CoreHarness(connectors=CONNECTORS, LocalAuthorizeOffline=True)
     h.boot()
-    h.answered.extend(h.sent(msg.BootNotificationReq))
+    h.answered.extend(h.sent(msg.RegistrationRequest))
     for step in steps:
         apply(h, step)
         check_invariant(h)
@@ -125,7 +125,7 @@ def test_the_scripted_session_does_close_the_contactor() -> None:
     """Guards the property test against vacuity: its session really charges."""
     h = CoreHarness(connectors=CONNECTORS)
     h.boot()
-    h.answered.extend(h.sent(msg.BootNotificationReq))
+    h.answered.extend(h.sent(msg.RegistrationRequest))
     for step in charging_session():
         apply(h, step)
     assert h.contactor(1)

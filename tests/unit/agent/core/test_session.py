@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.types import AuthStatus, IdTagInfo, RegistrationStatus, StopReason
+from agent.core.types import AuthorizationInfo, AuthStatus, RegistrationStatus, StopReason
 
 from .harness import CoreHarness
 
@@ -20,8 +20,8 @@ def charging(h: CoreHarness, tag: str = "CAFE0001") -> None:
 def test_boot_reports_connector_zero_and_each_connector_available() -> None:
     h = CoreHarness(connectors=2)
     h.boot()
-    sent = [(s.req.connector_id, s.req.status.value) for s in h.sent(msg.StatusNotificationReq)
-            if isinstance(s.req, msg.StatusNotificationReq)]
+    sent = [(s.req.connector_id, s.req.status.value) for s in h.sent(msg.StatusChanged)
+            if isinstance(s.req, msg.StatusChanged)]
     assert sent == [(0, "Available"), (1, "Available"), (2, "Available")]
     assert h.timers["heartbeat"] == 300
 
@@ -30,13 +30,13 @@ def test_nothing_but_boot_is_sent_while_rejected_and_boot_repeats_after_interval
     h = CoreHarness()
     h.feed(ev.Started())
     h.feed(ev.LinkUp())
-    h.answer(h.last(msg.BootNotificationReq),
-             msg.BootNotificationConf(RegistrationStatus.REJECTED, 20))
+    h.answer(h.last(msg.RegistrationRequest),
+             msg.RegistrationResult(RegistrationStatus.REJECTED, 20))
     h.pilot("B")
     h.advance(19)
-    assert [type(s.req) for s in h.sent()] == [msg.BootNotificationReq]
+    assert [type(s.req) for s in h.sent()] == [msg.RegistrationRequest]
     h.advance(1)
-    assert len(h.sent(msg.BootNotificationReq)) == 2
+    assert len(h.sent(msg.RegistrationRequest)) == 2
 
 
 def test_plug_first_session_starts_with_meter_start_and_closes_only_in_c() -> None:
@@ -45,11 +45,11 @@ def test_plug_first_session_starts_with_meter_start_and_closes_only_in_c() -> No
     h.pilot("B")
     assert h.statuses(1)[-1] == "Preparing"
     h.card("cafe0001")
-    assert h.last(msg.AuthorizeReq).req == msg.AuthorizeReq("cafe0001")
+    assert h.last(msg.AuthorizationRequest).req == msg.AuthorizationRequest("cafe0001")
     assert not h.contactor()
     h.accept_authorize()
-    start = h.last(msg.StartTransactionReq).req
-    assert isinstance(start, msg.StartTransactionReq)
+    start = h.last(msg.TransactionStarted).req
+    assert isinstance(start, msg.TransactionStarted)
     assert (start.connector_id, start.id_tag, start.meter_start_wh) == (1, "cafe0001", 1000)
     assert not h.contactor(), "EV still in B"
     h.accept_start()
@@ -65,7 +65,7 @@ def test_card_first_then_plug_starts_the_transaction() -> None:
     h.accept_authorize()
     assert h.statuses(1)[-1] == "Preparing"
     h.pilot("B")
-    assert h.sent(msg.StartTransactionReq)
+    assert h.sent(msg.TransactionStarted)
 
 
 def test_card_first_without_plug_times_out_to_available_without_a_transaction() -> None:
@@ -76,7 +76,7 @@ def test_card_first_without_plug_times_out_to_available_without_a_transaction() 
     h.advance(30)
     assert h.statuses(1)[-2:] == ["Preparing", "Available"]
     h.pilot("B")
-    assert not h.sent(msg.StartTransactionReq)
+    assert not h.sent(msg.TransactionStarted)
 
 
 def test_ev_pause_opens_contactor_and_reports_suspended_ev() -> None:
@@ -94,8 +94,8 @@ def test_same_card_stops_with_reason_local_and_meter_stop() -> None:
     charging(h)
     h.energy_wh[1] = 1500.0
     h.card("CAFE0001")
-    stop = h.last(msg.StopTransactionReq).req
-    assert isinstance(stop, msg.StopTransactionReq)
+    stop = h.last(msg.TransactionEnded).req
+    assert isinstance(stop, msg.TransactionEnded)
     assert (stop.reason, stop.meter_stop_wh, stop.id_tag) == (StopReason.LOCAL, 1500, "CAFE0001")
     assert not h.contactor()
     assert h.statuses(1)[-1] == "Finishing"
@@ -108,8 +108,8 @@ def test_other_card_does_not_stop_the_transaction() -> None:
     h.boot()
     charging(h)
     h.card("OTHER")
-    assert not h.sent(msg.StopTransactionReq)
-    assert not h.sent(msg.AuthorizeReq)[1:], "TC_068: no Authorize for another card"
+    assert not h.sent(msg.TransactionEnded)
+    assert not h.sent(msg.AuthorizationRequest)[1:], "TC_068: no Authorize for another card"
 
 
 def test_unplug_stops_with_ev_disconnected() -> None:
@@ -117,8 +117,8 @@ def test_unplug_stops_with_ev_disconnected() -> None:
     h.boot()
     charging(h)
     h.pilot("A")
-    stop = h.last(msg.StopTransactionReq).req
-    assert isinstance(stop, msg.StopTransactionReq)
+    stop = h.last(msg.TransactionEnded).req
+    assert isinstance(stop, msg.TransactionEnded)
     assert stop.reason is StopReason.EV_DISCONNECTED
     assert h.statuses(1)[-2:] == ["Finishing", "Available"]
 
@@ -128,8 +128,9 @@ def test_rejected_card_starts_nothing() -> None:
     h.boot()
     h.pilot("B")
     h.card("BAD")
-    h.answer(h.last(msg.AuthorizeReq), msg.AuthorizeConf(IdTagInfo(AuthStatus.INVALID)))
-    assert not h.sent(msg.StartTransactionReq)
+    h.answer(h.last(msg.AuthorizationRequest),
+             msg.AuthorizationResult(AuthorizationInfo(AuthStatus.INVALID)))
+    assert not h.sent(msg.TransactionStarted)
     assert h.statuses(1)[-1] == "Preparing"
 
 
@@ -139,10 +140,10 @@ def test_sampled_meter_values_follow_the_interval() -> None:
     charging(h)
     h.energy_wh[1] = 1100.0
     h.advance(25)
-    values = h.sent(msg.MeterValuesReq)
+    values = h.sent(msg.TransactionUpdated)
     assert len(values) == 2
     first = values[0].req
-    assert isinstance(first, msg.MeterValuesReq)
+    assert isinstance(first, msg.TransactionUpdated)
     assert first.samples[0].values[0].value == 1100.0
 
 

@@ -9,7 +9,7 @@ import pytest
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.metering import seconds_to_next_aligned
-from agent.core.types import AuthStatus, IdTagInfo, RegistrationStatus
+from agent.core.types import AuthorizationInfo, AuthStatus, RegistrationStatus
 
 from .harness import CoreHarness
 
@@ -18,10 +18,10 @@ def test_heartbeat_follows_the_boot_interval_and_a_changed_key() -> None:
     h = CoreHarness()
     h.boot(interval=30)
     h.advance(90)
-    assert len(h.sent(msg.HeartbeatReq)) == 3
+    assert len(h.sent(msg.HeartbeatRequest)) == 3
     h.feed(ev.CsmsCommand(msg.CsmsChangeConfiguration("HeartbeatInterval", "10")))
     h.advance(30)
-    assert len(h.sent(msg.HeartbeatReq)) == 6
+    assert len(h.sent(msg.HeartbeatRequest)) == 6
 
 
 def test_heartbeat_interval_zero_sends_none() -> None:
@@ -29,28 +29,28 @@ def test_heartbeat_interval_zero_sends_none() -> None:
     h.boot(interval=0)
     h.feed(ev.CsmsCommand(msg.CsmsChangeConfiguration("HeartbeatInterval", "0")))
     h.advance(3600)
-    assert not h.sent(msg.HeartbeatReq)
+    assert not h.sent(msg.HeartbeatRequest)
 
 
 def test_a_failed_boot_is_retried() -> None:
     h = CoreHarness()
     h.feed(ev.Started())
     h.feed(ev.LinkUp())
-    h.feed(ev.CallFailed(h.last(msg.BootNotificationReq).ref, "timeout"))
+    h.feed(ev.CallFailed(h.last(msg.RegistrationRequest).ref, "timeout"))
     h.advance(29)
-    assert len(h.sent(msg.BootNotificationReq)) == 1
+    assert len(h.sent(msg.RegistrationRequest)) == 1
     h.advance(1)
-    assert len(h.sent(msg.BootNotificationReq)) == 2
+    assert len(h.sent(msg.RegistrationRequest)) == 2
 
 
 def test_pending_boot_with_interval_zero_retries_after_the_default() -> None:
     h = CoreHarness()
     h.feed(ev.Started())
     h.feed(ev.LinkUp())
-    h.answer(h.last(msg.BootNotificationReq),
-             msg.BootNotificationConf(RegistrationStatus.PENDING, 0))
+    h.answer(h.last(msg.RegistrationRequest),
+             msg.RegistrationResult(RegistrationStatus.PENDING, 0))
     h.advance(60)
-    assert len(h.sent(msg.BootNotificationReq)) == 2
+    assert len(h.sent(msg.RegistrationRequest)) == 2
 
 
 def test_minimum_status_duration_reports_only_stable_statuses() -> None:
@@ -71,9 +71,8 @@ def test_clock_aligned_samples_land_on_interval_boundaries() -> None:
     h.boot()
     assert h.timers["aligned"] == pytest.approx(900)  # the harness starts at midnight
     h.advance(900)
-    samples = [s.req for s in h.sent(msg.MeterValuesReq)]
-    assert samples and all(isinstance(r, msg.MeterValuesReq) and r.tx_ref is None
-                           for r in samples)
+    samples = [s.req for s in h.sent(msg.MeterValuesReported)]
+    assert samples and all(isinstance(r, msg.MeterValuesReported) for r in samples)
     assert samples[0].samples[0].context == "Sample.Clock"  # type: ignore[union-attr]
 
 
@@ -93,16 +92,16 @@ def test_an_unanswered_authorize_falls_back_to_the_offline_rules() -> None:
     h.card("CAFE0001")
     h.accept_authorize()  # cached as Accepted
     h.pilot("A")
-    h.answer(h.last(msg.StartTransactionReq), msg.StartTransactionConf(
-        1, IdTagInfo(AuthStatus.ACCEPTED)))
+    h.answer(h.last(msg.TransactionStarted), msg.TransactionStartResult(
+        AuthorizationInfo(AuthStatus.ACCEPTED), 1))
     h.pilot("B")
     h.advance(2)  # the reader's repeat window
     h.card("CAFE0001")
-    assert len(h.sent(msg.AuthorizeReq)) == 2
+    assert len(h.sent(msg.AuthorizationRequest)) == 2
     h.advance(19)
-    assert len(h.sent(msg.StartTransactionReq)) == 1
+    assert len(h.sent(msg.TransactionStarted)) == 1
     h.advance(1)  # authorize_timeout (20 s): the cache decides
-    assert len(h.sent(msg.StartTransactionReq)) == 2
+    assert len(h.sent(msg.TransactionStarted)) == 2
 
 
 def test_an_unanswered_authorize_of_an_unknown_tag_is_refused() -> None:
@@ -111,7 +110,7 @@ def test_an_unanswered_authorize_of_an_unknown_tag_is_refused() -> None:
     h.pilot("B")
     h.card("UNKNOWN1")
     h.advance(20)
-    assert not h.sent(msg.StartTransactionReq)
-    late = h.last(msg.AuthorizeReq)
-    h.answer(late, msg.AuthorizeConf(IdTagInfo(AuthStatus.ACCEPTED)))
-    assert not h.sent(msg.StartTransactionReq), "a late answer is ignored"
+    assert not h.sent(msg.TransactionStarted)
+    late = h.last(msg.AuthorizationRequest)
+    h.answer(late, msg.AuthorizationResult(AuthorizationInfo(AuthStatus.ACCEPTED)))
+    assert not h.sent(msg.TransactionStarted), "a late answer is ignored"
