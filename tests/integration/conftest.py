@@ -7,7 +7,7 @@ Modbus RTU, RDM6300 frames on a pty and the pin bus, and the CSMS validates ever
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,21 @@ class Bench:
 
     async def until_relay(self, closed: bool, connector_id: int = 1, within: float = 5.0) -> None:
         """Wait for the world to see the relay in the given position (it crosses the pin bus)."""
+        await self.until_connector(lambda s: s["contactor"]["relay_closed"] is closed,
+                                   connector_id, within, f"relay never became {closed}")
+
+    async def until_connector(self, wanted: Callable[[dict[str, Any]], bool],
+                              connector_id: int = 1, within: float = 5.0,
+                              what: str = "condition not met") -> dict[str, Any]:
+        """Wait for the world's view of the connector to satisfy ``wanted``: what the agent
+        does to its pins reaches the world over the pin bus, a moment later."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while await self.relay_closed(connector_id) is not closed:
+        while not wanted(state := await self.connector(connector_id)):
             if loop.time() > deadline:
-                raise TimeoutError(f"relay of connector {connector_id} never became {closed}")
+                raise TimeoutError(f"connector {connector_id}: {what} within {within} s: {state}")
             await asyncio.sleep(0.02)
+        return state
 
 
 class RunningAgent(Agent):
