@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ocpp.exceptions import InternalError, OCPPError
@@ -28,25 +25,13 @@ from ocpp.messages import Call, CallResult, _validate_payload, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as _CentralSide
 from ocpp.v16 import call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
-from websockets.asyncio.server import Server, ServerConnection, serve
+from ocpp.v16.enums import Action, AuthorizationStatus
 from websockets.exceptions import ConnectionClosed
 
+from evsim.csms_base import CsmsServer, Frame, Recorder, call_action, utc_now
+
+__all__ = ["CentralSide", "Csms", "Frame", "TransactionRecord", "utc_now"]
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Frame:
-    direction: str  # "in" (charger -> CSMS) or "out"
-    raw: str
-    at: float
-    message_type: int = 0
-    action: str = ""
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,45 +49,16 @@ class TransactionRecord:
     stop_count: int = 0
 
 
-class _Recorder:
-    """Wraps a server connection so every frame in and out is recorded and validated."""
-
-    def __init__(self, ws: ServerConnection, csms: Csms) -> None:
-        self._ws = ws
-        self._csms = csms
-
-    async def recv(self) -> str:
-        raw = await self._ws.recv()
-        text = raw if isinstance(raw, str) else raw.decode()
-        self._csms.record("in", text)
-        return text
-
-    async def send(self, message: str) -> None:
-        self._csms.record("out", message)
-        await self._ws.send(message)
-
-
-def _call_action(raw: str) -> str | None:
-    """The action of a CALL frame, None for anything else."""
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(parsed, list) and len(parsed) > 2 and parsed[0] == 2:
-        return str(parsed[2])
-    return None
-
-
 class CentralSide(_CentralSide):  # type: ignore[misc]
     """The CSMS's session with one charger."""
 
-    def __init__(self, charge_point_id: str, connection: _Recorder, csms: Csms) -> None:
+    def __init__(self, charge_point_id: str, connection: Recorder, csms: Csms) -> None:
         super().__init__(charge_point_id, connection, response_timeout=10)
         self.csms = csms
 
     async def route_message(self, raw_msg: str) -> None:
         """Misbehave first if the test asked for it (see :class:`Csms`), else route."""
-        action = _call_action(raw_msg)
+        action = call_action(raw_msg)
         if action is None:
             await super().route_message(raw_msg)
         elif action in self.csms.silent:
@@ -165,137 +121,45 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
         )
 
 
-class Csms:
+class Csms(CsmsServer[CentralSide]):
     """The CSMS server. ``async with Csms() as csms:`` listens on ``csms.url``."""
+
+    subprotocol = "ocpp1.6"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/ocpp",
                  password: str | None = None) -> None:
-        self.host, self.port, self.path = host, port, path
-        self.password = password
-        self.frames: list[Frame] = []
-        self.violations: list[str] = []
+        super().__init__(host, port, path, password)
         self.statuses: list[tuple[int, str, str]] = []
         self.transactions: dict[int, TransactionRecord] = {}
-        self.boot_answers: list[tuple[str, int]] = []  # consumed first; then Accepted
-        self.heartbeat_interval = 300
         self.authorizations: dict[str, dict[str, Any]] = {}
         self.default_authorization: str = AuthorizationStatus.accepted.value
-        self.on_frame: Callable[[Frame], None] | None = None
         # Misbehaviour per action name ("StartTransaction"), for tests:
         self.error_answers: dict[str, int] = {}  # the next n calls get a CALLERROR InternalError
         self.answer_delays: dict[str, list[float]] = {}  # each call pops its delay (seconds)
         self.silent: set[str] = set()  # calls never answered
-        self._background: set[asyncio.Task[None]] = set()
-        self.session: CentralSide | None = None
-        self.connections = 0
         self._ids = itertools.count(1)
-        self._server: Server | None = None
-        self._changed = asyncio.Condition()
 
-    # --- serving ------------------------------------------------------------------------
+    def open_session(self, charge_point_id: str, connection: Recorder) -> CentralSide:
+        return CentralSide(charge_point_id, connection, self)
 
-    @property
-    def url(self) -> str:
-        return f"ws://{self.host}:{self.port}{self.path}"
+    # --- validation -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> Csms:
-        self._server = await serve(self._handler, self.host, self.port,
-                                   subprotocols=["ocpp1.6"])  # type: ignore[list-item]
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        if self._server is not None:  # None while down (go_down)
-            self._server.close()
-            await self._server.wait_closed()
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` beside the session (late answers); cancelled on exit."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def go_down(self) -> None:
-        """An outage: stop listening and drop the charger's connection. The books stay."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-
-    async def come_back(self) -> None:
-        """End the outage: listen again on the same port."""
-        if self._server is None:
-            self._server = await serve(self._handler, self.host, self.port,
-                                       subprotocols=["ocpp1.6"])  # type: ignore[list-item]
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        path = ws.request.path if ws.request else ""
-        charge_point_id = path.rstrip("/").rsplit("/", 1)[-1]
-        if ws.subprotocol != "ocpp1.6":
-            self.violations.append(f"connection without subprotocol ocpp1.6 ({ws.subprotocol})")
-        self.session = CentralSide(charge_point_id, _Recorder(ws, self), self)
-        self.connections += 1
-        await self._notify()
-        try:
-            await self.session.start()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.session = None
-            await self._notify()
-
-    # --- recording and validation ---------------------------------------------------------
-
-    def record(self, direction: str, raw: str) -> None:
-        frame = Frame(direction, raw, asyncio.get_running_loop().time())
-        try:
-            parsed = json.loads(raw)
-            frame.message_type = parsed[0]
-            if parsed[0] == 2:
-                frame.action, frame.payload = parsed[2], parsed[3]
-            elif parsed[0] == 3:
-                frame.payload = parsed[2]
-        except (ValueError, IndexError, KeyError, TypeError):
-            pass
-        if direction == "in":
-            self._validate(raw, frame)
-        self.frames.append(frame)
-        if self.on_frame is not None:
-            self.on_frame(frame)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    def _validate(self, raw: str, frame: Frame) -> None:
+    def validate(self, direction: str, raw: str, frame: Frame) -> None:
+        if direction != "in":
+            return
         try:
             message = unpack(raw)
             if isinstance(message, Call):
                 _validate_payload(message, "1.6")
             elif isinstance(message, CallResult):
-                frame.action = self._action_of(message.unique_id)
+                frame.action = self.action_of(message.unique_id)
                 if frame.action:
                     message.action = frame.action
                     _validate_payload(message, "1.6")
         except OCPPError as error:
             self.violations.append(f"{type(error).__name__}: {error} in {raw}")
 
-    def _action_of(self, unique_id: str) -> str:
-        for frame in reversed(self.frames):
-            if frame.direction == "out" and frame.message_type == 2:
-                try:
-                    if json.loads(frame.raw)[1] == unique_id:
-                        return frame.action
-                except (ValueError, IndexError):
-                    continue
-        return ""
-
     # --- the books -----------------------------------------------------------------------
-
-    def next_boot_answer(self) -> tuple[str, int]:
-        if self.boot_answers:
-            return self.boot_answers.pop(0)
-        return RegistrationStatus.accepted.value, self.heartbeat_interval
 
     def id_tag_info(self, id_tag: str) -> dict[str, Any]:
         return self.authorizations.get(id_tag.upper(), {"status": self.default_authorization})
@@ -316,53 +180,8 @@ class Csms:
         tx.meter_stop, tx.stopped = meter_stop, timestamp
         tx.reason, tx.stop_id_tag = reason or "Local", id_tag
 
-    # --- waiting and calling -------------------------------------------------------------
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_for(self, predicate: Callable[[], object], within: float = 10.0) -> Any:
-        """Wait until ``predicate()`` is truthy; return its value. Raises TimeoutError."""
-        async def waiter() -> Any:
-            async with self._changed:
-                while not (result := predicate()):
-                    await self._changed.wait()
-                return result
-
-        return await asyncio.wait_for(waiter(), within)
-
-    async def wait_for_action(self, action: str, count: int = 1, within: float = 10.0) -> Frame:
-        """Wait for the ``count``-th call ``action`` from the charger; return that frame."""
-        def found() -> Frame | None:
-            calls = self.calls(action)
-            return calls[count - 1] if len(calls) >= count else None
-
-        result: Frame = await self.wait_for(found, within)
-        return result
-
-    def calls(self, action: str | None = None) -> list[Frame]:
-        return [f for f in self.frames
-                if f.direction == "in" and f.message_type == 2
-                and (action is None or f.action == action)]
-
     def last_status(self, connector_id: int) -> str | None:
         for cid, status, _ in reversed(self.statuses):
             if cid == connector_id:
                 return status
         return None
-
-    async def call(self, payload: Any) -> Any:
-        """Send a call to the connected charger and return its result (CallErrors raise)."""
-        session = await self.wait_for(lambda: self.session)
-        return await session.call(payload, suppress=False)
-
-    async def send_raw(self, text: str) -> None:
-        """Send any text as a frame, to test how the charger copes with garbage."""
-        session = await self.wait_for(lambda: self.session)
-        await session._connection.send(text)
-
-    def call_errors(self) -> list[list[Any]]:
-        """Every CALLERROR the charger sent, parsed."""
-        return [json.loads(f.raw) for f in self.frames
-                if f.direction == "in" and f.message_type == 4]
