@@ -51,7 +51,7 @@ ERROR_CODES = frozenset({
     "TypeConstraintViolation",
 })
 _PROPERTY_VALIDATORS = {"enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                        "pattern", "format", "minLength", "maxLength", "multipleOf",
+                        "pattern", "format", "minLength", "multipleOf",
                         "minItems", "maxItems"}
 
 
@@ -136,7 +136,7 @@ def _schema_problem(unique_id: str, kind: int, action: str,
 def _code_for(error: SchemaError) -> str:
     if error.validator == "required":
         return "OccurrenceConstraintViolation"
-    if error.validator == "type":
+    if error.validator in ("type", "maxLength"):  # a string over its length: its type
         return "TypeConstraintViolation"
     if error.validator in _PROPERTY_VALIDATORS:
         return "PropertyConstraintViolation"
