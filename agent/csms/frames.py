@@ -10,11 +10,17 @@ names: :data:`agent.csms.v16_frames.V16` (OCPP-J 1.6 section 4.2.3) and
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import get_validator
+
+from agent.csms.adapter import CommandHandler
+
+log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 65536
 CALL, CALL_RESULT, CALL_ERROR = 2, 3, 4
@@ -115,3 +121,57 @@ def _peek_id(raw: str | bytes) -> str:
     head = raw[:64] if isinstance(raw, str) else raw[:64].decode(errors="replace")
     parts = head.split('"')
     return parts[1][:36] if len(parts) > 2 and head.lstrip("[ ").startswith("2") else UNKNOWN_ID
+
+
+class StrictSession:
+    """What the adapters' sessions share, mixed in before an ``ocpp`` ChargePoint class.
+
+    ``commands`` receives each CSMS command as a neutral request and returns the neutral
+    response synchronously; it must not await a call to the CSMS (the library's receive loop
+    is blocked while a handler runs, see hardware.md §9.1).
+
+    A bad frame is refused with the version's CALLERROR before the library routes it, an
+    action without a handler gets NotImplemented when the version does not know it and
+    NotSupported when it does but this charger does not offer it (OCPP-J 1.6 §4.2.3, 2.0.1
+    part 4 §4.3; the library has the two the other way round), and ``_replied`` runs after
+    each answer to the CSMS has been sent (TriggerMessage: the reply goes first).
+    """
+
+    frame_codes: ErrorCodes
+    actions: frozenset[str]  # every action of the version
+    route_map: dict[str, dict[str, Any]]
+
+    if TYPE_CHECKING:
+        async def _send(self, message: str) -> None: ...
+
+    def __init__(self, charge_point_id: str, connection: Any, commands: CommandHandler,
+                 response_timeout: float, replied: Callable[[], None] = lambda: None) -> None:
+        super().__init__(charge_point_id, connection,  # type: ignore[call-arg]
+                         response_timeout=response_timeout,
+                         logger=logging.getLogger("agent.ocpp"))
+        self._commands = commands
+        self._replied = replied
+
+    async def route_message(self, raw_msg: str) -> None:
+        try:
+            check(raw_msg, self.frame_codes)
+            self._check_action(raw_msg)
+        except FrameError as error:
+            log.warning("refusing a frame from the CSMS: %s", error)
+            await self._send(error.to_json())
+            return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    def _check_action(self, raw_msg: str) -> None:
+        message = json.loads(raw_msg)
+        if message[0] != CALL or "_on_action" in self.route_map.get(message[2], {}):
+            return
+        known = message[2] in self.actions
+        code = "NotSupported" if known else "NotImplemented"
+        raise FrameError(message[1], code, f"{message[2]} is not {'offered' if known else 'known'}")
+
+    async def _handle_call(self, msg: Any) -> None:
+        try:
+            await super()._handle_call(msg)  # type: ignore[misc]
+        finally:
+            self._replied()

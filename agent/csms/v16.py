@@ -10,7 +10,6 @@ the library's.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -43,7 +42,8 @@ from agent.core.types import AuthorizationInfo, AuthStatus
 from agent.core.types import RegistrationStatus as CoreRegistration
 from agent.csms.adapter import CommandHandler, Session, on, parse_timestamp, timestamp
 from agent.csms.errors import CallRejected
-from agent.csms.v16_frames import FrameError, check_frame
+from agent.csms.frames import StrictSession
+from agent.csms.v16_frames import V16
 
 SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
@@ -172,50 +172,11 @@ def from_result(result: Any) -> msg.InboundConf:
 # --- the charge point session -------------------------------------------------------------
 
 
-class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
-    """One OCPP 1.6J session over an open WebSocket.
+class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
+    """One OCPP 1.6J session over an open WebSocket (see :class:`StrictSession`)."""
 
-    ``commands`` receives each CSMS command as a neutral request and returns the neutral
-    response synchronously; it must not await (the library's receive loop is blocked while a
-    handler runs, see hardware.md §9.1).
-    """
-
-    def __init__(self, charge_point_id: str, connection: Any, commands: CommandHandler,
-                 response_timeout: float, replied: Callable[[], None] = lambda: None) -> None:
-        super().__init__(charge_point_id, connection, response_timeout=response_timeout,
-                         logger=logging.getLogger("agent.ocpp"))
-        self._commands = commands
-        self._replied = replied
-
-    async def route_message(self, raw_msg: str) -> None:
-        """Refuse bad frames with the OCPP 1.6 error code, then let the library route."""
-        try:
-            check_frame(raw_msg)
-            self._check_action(raw_msg)
-        except FrameError as error:
-            log.warning("refusing a frame from the CSMS: %s", error)
-            await self._send(error.to_json())
-            return
-        await super().route_message(raw_msg)
-
-    def _check_action(self, raw_msg: str) -> None:
-        """OCPP-J 1.6 §4.2.3: NotImplemented for an action the protocol does not know,
-        NotSupported for one it knows that this charger does not offer (the library has
-        the two the other way round)."""
-        message = json.loads(raw_msg)
-        if message[0] != 2 or "_on_action" in self.route_map.get(message[2], {}):
-            return
-        known = message[2] in _V16_ACTIONS
-        code = "NotSupported" if known else "NotImplemented"
-        raise FrameError(message[1], code, f"{message[2]} is not {'offered' if known else 'known'}")
-
-    async def _handle_call(self, msg: Any) -> None:
-        """After the reply to a CSMS call is sent, release what the command made us send
-        (TriggerMessage: the reply goes first)."""
-        try:
-            await super()._handle_call(msg)
-        finally:
-            self._replied()
+    frame_codes = V16
+    actions = _V16_ACTIONS
 
     async def send(self, req: msg.OutboundReq, ref: str,
                    transaction_id: int | None = None) -> msg.InboundConf:
