@@ -30,7 +30,7 @@ from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
 from agent.core.types import ErrorCode, StopReason
-from agent.csms import v16
+from agent.csms import v16, v201
 from agent.csms.adapter import Adapter
 from agent.csms.link import Link, LinkSettings
 from agent.frame_log import FrameLog, FrameStore
@@ -102,7 +102,7 @@ def link_settings(config: Config) -> LinkSettings:
 
 
 
-ADAPTERS: dict[str, Adapter] = {"1.6": v16.ADAPTER}
+ADAPTERS: dict[str, Adapter] = {"1.6": v16.ADAPTER, "2.0.1": v201.ADAPTER}
 """The OCPP version spoken to the CSMS, by ``csms.ocpp_version``."""
 
 

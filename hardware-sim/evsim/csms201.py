@@ -322,7 +322,6 @@ class Csms201(CsmsServer[CentralSide201]):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/ocpp",
                  password: str | None = None) -> None:
         super().__init__(host, port, path, password)
-        self.sent_violations: list[str] = []
         self.statuses: list[tuple[int, int, str]] = []  # (evseId, connectorId, status)
         self.transactions: dict[str, Transaction201] = {}
         self.meter_values: list[tuple[int, list[dict[str, Any]]]] = []
@@ -359,6 +358,7 @@ class Csms201(CsmsServer[CentralSide201]):
         problem = tx.add(event)
         if problem is not None:
             self.violations.append(problem)
+        self.spawn(self._notify())
 
     def last_status(self, evse_id: int) -> str | None:
         for evse, _, status in reversed(self.statuses):
@@ -373,13 +373,19 @@ class Csms201(CsmsServer[CentralSide201]):
 
     async def wait_for_event(self, event_type: str, count: int = 1,
                              within: float = 10.0) -> Frame:
-        """Wait for the ``count``-th TransactionEvent of ``event_type``; return its frame."""
+        """Wait for the ``count``-th TransactionEvent of ``event_type`` to be booked in
+        :attr:`transactions` (the frame arrives a moment before); return its frame."""
         def found() -> Frame | None:
             frames = self.events(event_type)
-            return frames[count - 1] if len(frames) >= count else None
+            frame = frames[count - 1] if len(frames) >= count else None
+            return frame if frame is not None and self._booked(frame.payload) else None
 
         result: Frame = await self.wait_for(found, within)
         return result
+
+    def _booked(self, event: dict[str, Any]) -> bool:
+        tx = self.transactions.get(event.get("transactionInfo", {}).get("transactionId", ""))
+        return tx is not None and event in tx.events
 
     # --- commands ------------------------------------------------------------------------
 

@@ -82,7 +82,8 @@ class CsmsServer(Generic[Session]):
         self.host, self.port, self.path = host, port, path
         self.password = password
         self.frames: list[Frame] = []
-        self.violations: list[str] = []
+        self.violations: list[str] = []  # what is wrong with frames from the charger
+        self.sent_violations: list[str] = []  # with frames to it (where a version checks)
         self.on_frame: Callable[[Frame], None] | None = None
         self.boot_answers: list[tuple[str, int]] = []  # consumed first; then Accepted
         self.heartbeat_interval = 300

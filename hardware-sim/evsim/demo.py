@@ -24,11 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from evsim.bench_client import BenchClient
-from evsim.csms import Csms, Frame
+from evsim.csms import Frame
+from evsim.csms_base import CsmsServer
 from evsim.site import SimSite, SiteOptions
 
 CARD = "00A1B2C3"
 STEP_TIMEOUT = 30.0
+
+
+_STATUS_201 = {"Preparing": "Occupied", "Charging": "Occupied", "SuspendedEV": "Occupied",
+               "SuspendedEVSE": "Occupied", "Finishing": "Occupied"}
 
 
 class DemoFailed(Exception):
@@ -48,13 +53,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="where config, state and logs go")
     parser.add_argument("--quiet-frames", action="store_true",
                         help="do not print every OCPP message")
+    parser.add_argument("--ocpp", choices=("1.6", "2.0.1"), default="1.6",
+                        help="the OCPP version the CSMS and the agent speak (default 1.6)")
     return parser.parse_args(argv)
 
 
 class FlowPrinter:
     """Prints OCPP frames readably, with the time since the demo began."""
 
-    def __init__(self, csms: Csms) -> None:
+    def __init__(self, csms: CsmsServer[Any]) -> None:
         self._started = time.monotonic()
         self._actions: dict[str, str] = {}
         csms.on_frame = self
@@ -130,15 +137,37 @@ class Demo:
 
     async def until(self, what: str, check: Callable[[], object]) -> Any:
         try:
-            return await self.site.csms.wait_for(check, within=STEP_TIMEOUT)
+            return await self.site.server.wait_for(check, within=STEP_TIMEOUT)
         except TimeoutError:
             raise DemoFailed(f"timed out waiting for {what}") from None
 
     async def status(self, status: str) -> None:
-        await self.until(f"status {status}", lambda: self.site.csms.last_status(1) == status)
+        """Wait for connector 1's ``status`` (1.6 names; 2.0.1 says Occupied for several)."""
+        if self.v16:
+            csms = self.site.csms
+            await self.until(f"status {status}", lambda: csms.last_status(1) == status)
+            return
+        csms201, wanted = self.site.csms201, _STATUS_201.get(status, status)
+        await self.until(f"status {wanted}", lambda: csms201.last_status(1) == wanted)
+
+    @property
+    def v16(self) -> bool:
+        return self.site.options.ocpp_version == "1.6"
+
+    async def started(self) -> None:
+        if self.v16:
+            await self.until("StartTransaction", lambda: self.site.csms.calls("StartTransaction"))
+        else:
+            await self.until("TransactionEvent Started",
+                             lambda: self.site.csms201.events("Started"))
+
+    async def ended(self) -> None:
+        if self.v16:
+            await self.until("StopTransaction", lambda: self.site.csms.calls("StopTransaction"))
+        else:
+            await self.until("TransactionEvent Ended", lambda: self.site.csms201.events("Ended"))
 
     async def session(self) -> dict[str, Any]:
-        csms = self.site.csms
         step("the charger boots and registers with the CSMS")
         await self.status("Available")
         meter_before = await self.meter_wh()
@@ -150,7 +179,7 @@ class Demo:
         await asyncio.sleep(0.5)  # the driver walks to the reader
         step(f"the driver presents card {CARD}")
         await self.call("present_card", CARD)
-        await self.until("StartTransaction", lambda: csms.calls("StartTransaction"))
+        await self.started()
         await self.status("Charging")
         step(f"charging for {self.args.charge_seconds:.0f} s")
         await asyncio.sleep(self.args.charge_seconds)
@@ -159,35 +188,59 @@ class Demo:
         await self.status("SuspendedEV")
         step("the driver unplugs")
         await self.call("unplug", 1)
-        await self.until("StopTransaction", lambda: csms.calls("StopTransaction"))
+        await self.ended()
         await self.status("Available")
         meter_after = await self.meter_wh()
         return {"before": meter_before, "after": meter_after}
 
     def summary(self, meter: dict[str, float]) -> bool:
+        booked = self.booked()
+        energy = booked["meterStop"] - booked["meterStart"]
+        delta = int(meter["after"]) - int(meter["before"])
+        violations = self.site.server.violations
+        step("session summary")
+        rows = [
+            ("idTag", booked["idTag"]), ("transactionId", booked["transactionId"]),
+            ("meterStart", f"{booked['meterStart']} Wh"),
+            ("meterStop", f"{booked['meterStop']} Wh"),
+            ("energy", f"{energy} Wh"), ("meter register delta", f"{delta} Wh"),
+            ("duration", f"{_seconds_between(booked['started'], booked['stopped']):.1f} s"),
+            ("stop reason", booked["reason"]),
+            ("meter values received", booked["meterValues"]),
+            ("schema violations", len(violations)),
+        ]
+        for name, value in rows:
+            say(f"  {name:<24}{value}")
+        ok = energy == delta and energy > 0 and not violations
+        say("\n✔ session complete: booked energy equals the meter delta" if ok
+            else "\n✘ session booked wrongly")
+        return ok
+
+    def booked(self) -> dict[str, Any]:
+        """The one finished transaction as the CSMS booked it."""
+        return self._booked_16() if self.v16 else self._booked_201()
+
+    def _booked_16(self) -> dict[str, Any]:
         txs = list(self.site.csms.transactions.values())
         if len(txs) != 1 or txs[0].meter_stop is None:
             raise DemoFailed(f"expected one finished transaction, the CSMS has {len(txs)}")
         tx = txs[0]
-        assert tx.meter_stop is not None
-        energy = tx.meter_stop - tx.meter_start
-        delta = int(meter["after"]) - int(meter["before"])
-        duration = _seconds_between(tx.started, tx.stopped)
-        step("session summary")
-        rows = [
-            ("idTag", tx.id_tag), ("transactionId", tx.transaction_id),
-            ("meterStart", f"{tx.meter_start} Wh"), ("meterStop", f"{tx.meter_stop} Wh"),
-            ("energy", f"{energy} Wh"), ("meter register delta", f"{delta} Wh"),
-            ("duration", f"{duration:.1f} s"), ("stop reason", tx.reason),
-            ("meter values received", len(tx.meter_values)),
-            ("schema violations", len(self.site.csms.violations)),
-        ]
-        for name, value in rows:
-            say(f"  {name:<24}{value}")
-        ok = energy == delta and energy > 0 and not self.site.csms.violations
-        say("\n✔ session complete: booked energy equals the meter delta" if ok
-            else "\n✘ session booked wrongly")
-        return ok
+        return {"idTag": tx.id_tag, "transactionId": tx.transaction_id,
+                "meterStart": tx.meter_start, "meterStop": tx.meter_stop,
+                "started": tx.started, "stopped": tx.stopped, "reason": tx.reason,
+                "meterValues": len(tx.meter_values)}
+
+    def _booked_201(self) -> dict[str, Any]:
+        txs = list(self.site.csms201.transactions.values())
+        if len(txs) != 1 or not txs[0].ended:
+            raise DemoFailed(f"expected one finished transaction, the CSMS has {len(txs)}")
+        tx = txs[0]
+        return {"idTag": tx.id_token, "transactionId": tx.transaction_id,
+                "meterStart": int(tx.meter_start or 0), "meterStop": int(tx.meter_stop or 0),
+                "started": tx.events[0]["timestamp"], "stopped": tx.events[-1]["timestamp"],
+                "reason": tx.stopped_reason,
+                "meterValues": f"{len(tx.meter_values)} in {len(tx.events)} TransactionEvents"
+                               f" (seqNo {', '.join(map(str, tx.seq_nos))})"}
 
     def print_bench_help(self) -> None:
         url = self.site.bench_url
@@ -196,7 +249,7 @@ class Demo:
                      f"evsim bench --url {url} card {CARD}", f"evsim bench --url {url} ev 1 C",
                      f"evsim bench --url {url} ev 1 B", f"evsim bench --url {url} unplug 1"):
             say(f"  .venv/bin/{line}")
-        say(f"  CSMS: {self.site.csms.url}   agent log: {self.log_path}   Ctrl-C to stop")
+        say(f"  CSMS: {self.site.server.url}   agent log: {self.log_path}   Ctrl-C to stop")
 
 
 def _seconds_between(start: str, stop: str | None) -> float:
@@ -220,11 +273,13 @@ async def wait_for_ctrl_c() -> None:
 async def run_demo(args: argparse.Namespace) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="evse-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    options = SiteOptions(sample_interval=args.sample_interval, ocpp_frames=True)
+    options = SiteOptions(sample_interval=args.sample_interval, ocpp_frames=True,
+                          ocpp_version=args.ocpp)
     async with SimSite(workdir, options) as site:
         if not args.quiet_frames:
-            FlowPrinter(site.csms)
-        say(f"CSMS on {site.csms.url}, bench API on {site.bench_url}, files in {workdir}")
+            FlowPrinter(site.server)
+        say(f"OCPP {args.ocpp} CSMS on {site.server.url}, bench API on {site.bench_url}, "
+            f"files in {workdir}")
         demo = Demo(site, args)
         await demo.start_agent()
         ok = await _drive(demo, args)

@@ -11,8 +11,11 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from evsim.csms import Csms
+from evsim.csms201 import Csms201
+from evsim.csms_base import CsmsServer
 from evsim.world_config import Address, ConnectorConfig, WorldConfig
 from evsim.world_server import WorldServer
 
@@ -45,6 +48,7 @@ class SiteOptions:
     lock: bool = False
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
+    ocpp_version: str = "1.6"  # or "2.0.1": the site's CSMS speaks it, the agent is told to
 
 
 class SimSite:
@@ -53,7 +57,8 @@ class SimSite:
     def __init__(self, workdir: Path, options: SiteOptions | None = None) -> None:
         self.workdir = workdir
         self.options = options or SiteOptions()
-        self.csms = Csms()
+        self.server: CsmsServer[Any] = (
+            Csms201() if self.options.ocpp_version == "2.0.1" else Csms())
         self.world_server = WorldServer(self._world_config())
         self._stack = contextlib.AsyncExitStack()
 
@@ -68,8 +73,20 @@ class SimSite:
             connectors=connectors,
         )
 
+    @property
+    def csms(self) -> Csms:
+        """The OCPP 1.6 CSMS (the default site)."""
+        assert isinstance(self.server, Csms), "this site speaks OCPP 2.0.1: use csms201"
+        return self.server
+
+    @property
+    def csms201(self) -> Csms201:
+        """The OCPP 2.0.1 CSMS of a site with ``ocpp_version = "2.0.1"``."""
+        assert isinstance(self.server, Csms201), "this site speaks OCPP 1.6: use csms"
+        return self.server
+
     async def __aenter__(self) -> SimSite:
-        await self._stack.enter_async_context(self.csms)
+        await self._stack.enter_async_context(self.server)
         await self._stack.enter_async_context(self.world_server)
         return self
 
@@ -95,7 +112,8 @@ id = "{CHARGER_ID}"
 state_dir = "{self.workdir / 'state'}"
 
 [csms]
-url = "{self.csms.url}"
+url = "{self.server.url}"
+ocpp_version = "{o.ocpp_version}"
 reconnect_min = 0.2
 reconnect_max = 2.0
 {o.extra_csms}

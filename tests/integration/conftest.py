@@ -61,6 +61,12 @@ class RunningAgent(Agent):
         super().__init__(parse_config(site.agent_config(), "site"), drain_seconds=5.0)
 
 
+def assert_no_violations(site: SimSite) -> None:
+    """Every frame both ways kept to the schemas of the site's OCPP version."""
+    assert site.server.violations == [], "the CSMS saw frames that break the OCPP schemas"
+    assert site.server.sent_violations == [], "the CSMS sent frames that break them"
+
+
 @pytest.fixture
 def site_options() -> SiteOptions:
     return SiteOptions(sample_interval=1)
@@ -87,7 +93,7 @@ async def agent(site: SimSite) -> AsyncIterator[RunningAgent]:
         yield running
     finally:
         await running.stop()
-    assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"
+    assert_no_violations(site)
 
 
 @pytest.fixture
@@ -104,4 +110,4 @@ async def start_agent(site: SimSite) -> AsyncIterator[Any]:
     yield start
     for running in started:
         await running.stop()
-    assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"
+    assert_no_violations(site)
