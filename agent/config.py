@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from agent.core.settings import KeySpec, core_keys
+
 __all__ = [
     "AuthorizationConfig",
     "BusConfig",
@@ -47,6 +49,7 @@ __all__ = [
     "RcdConfig",
     "ReaderConfig",
     "RecoveryConfig",
+    "describe_ocpp_keys",
     "describe_schema",
     "load_config",
     "parse_config",
@@ -428,23 +431,37 @@ _CSMS = Table("csms", CsmsConfig, keys=(
     Key("use_proxy", bool, "connect through the proxy named in the environment", default=False),
 ))
 
+_OCPP_SPECS: Final = {spec.name: spec for spec in core_keys(1)}
+
+
+def _seed_span(ocpp_key: str) -> tuple[float, float]:
+    """The range the CSMS may set ``ocpp_key`` to: a seed in the file is held to the same."""
+    spec = _OCPP_SPECS[ocpp_key]
+    assert spec.minimum is not None and spec.maximum is not None
+    return (spec.minimum, spec.maximum)
+
+
+def _seconds_seed(name: str, doc: str, default: int, ocpp_key: str) -> Key:
+    return Key(name, int, doc, default=default, span=_seed_span(ocpp_key), unit=_SECONDS,
+               ocpp_key=ocpp_key)
+
+
 _OCPP = Table("ocpp", OcppConfig, keys=(
-    Key("heartbeat_interval", int, "seed of HeartbeatInterval",
-        default=300, span=(0, 86400), unit=_SECONDS, ocpp_key="HeartbeatInterval"),
-    Key("meter_value_sample_interval", int, "seed of MeterValueSampleInterval; 0 = off",
-        default=60, span=(0, 3600), unit=_SECONDS, ocpp_key="MeterValueSampleInterval"),
-    Key("connection_timeout", int, "seed of ConnectionTimeOut (plug-in to authorization)",
-        default=60, span=(10, 600), unit=_SECONDS, ocpp_key="ConnectionTimeOut"),
-    Key("clock_aligned_data_interval", int, "seed of ClockAlignedDataInterval; 0 = off",
-        default=0, span=(0, 86400), unit=_SECONDS, ocpp_key="ClockAlignedDataInterval"),
+    _seconds_seed("heartbeat_interval", "seed of HeartbeatInterval", 300, "HeartbeatInterval"),
+    _seconds_seed("meter_value_sample_interval", "seed of MeterValueSampleInterval; 0 = off",
+                  60, "MeterValueSampleInterval"),
+    _seconds_seed("connection_timeout", "seed of ConnectionTimeOut (plug-in to authorization)",
+                  60, "ConnectionTimeOut"),
+    _seconds_seed("clock_aligned_data_interval", "seed of ClockAlignedDataInterval; 0 = off",
+                  0, "ClockAlignedDataInterval"),
     Key("meter_values_sampled_data", str, "seed of MeterValuesSampledData (comma-separated)",
         default="Energy.Active.Import.Register,Power.Active.Import",
         check=_measurands_problem, rule="each of: " + ", ".join(f"`{m}`" for m in MEASURANDS),
         convert=_split_list, ocpp_key="MeterValuesSampledData"),
     Key("authorize_remote_tx_requests", bool, "seed of AuthorizeRemoteTxRequests",
         default=True, ocpp_key="AuthorizeRemoteTxRequests"),
-    Key("minimum_status_duration", int, "seed of MinimumStatusDuration",
-        default=0, span=(0, 3600), unit=_SECONDS, ocpp_key="MinimumStatusDuration"),
+    _seconds_seed("minimum_status_duration", "seed of MinimumStatusDuration",
+                  0, "MinimumStatusDuration"),
     Key("stop_transaction_on_ev_side_disconnect", bool,
         "seed of StopTransactionOnEVSideDisconnect",
         default=True, ocpp_key="StopTransactionOnEVSideDisconnect"),
@@ -1116,3 +1133,32 @@ def describe_schema() -> str:
     """
     head = ["| key | type | default | allowed | description |", "| --- | --- | --- | --- | --- |"]
     return "\n".join(head + _doc_rows(_ROOT, "")) + "\n"
+
+
+def _ocpp_range(spec: KeySpec) -> str:
+    if spec.kind is bool:
+        return "bool"
+    if spec.kind is str:
+        return "measurand list" if spec.csl_items is not None else "text"
+    if spec.minimum is None or spec.maximum is None:
+        return ""
+    return f"{spec.minimum}..{spec.maximum} {spec.unit}".rstrip()
+
+
+def describe_ocpp_keys() -> str:
+    """The OCPP configuration keys as the README's Markdown table: access, default, range.
+
+    The default is what a charger without ``[ocpp]`` entries reports: the file's seed where
+    the key has one (:data:`_OCPP`), otherwise the key's own default.
+    """
+    seeds = {key.ocpp_key: _ocpp_value(key.default) for key in _OCPP.keys}
+    rows = ["| key | access | default | range |", "| --- | --- | --- | --- |"]
+    for spec in sorted(core_keys(1), key=lambda spec: spec.name.lower()):
+        if spec.name == "NumberOfConnectors":
+            default = "connectors in the file"
+        else:
+            default = seeds.get(spec.name, _ocpp_value(spec.default)) or "empty"
+        access = "R" if spec.readonly else "RW"
+        row = f"| {spec.name} | {access} | {default} | {_ocpp_range(spec)} |"
+        rows.append(row.replace("  |", " |"))
+    return "\n".join(rows) + "\n"

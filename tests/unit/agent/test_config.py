@@ -16,6 +16,7 @@ import pytest
 
 from agent import cli, config
 from agent.config import ConfigError, describe_schema, load_config, parse_config
+from agent.core.settings import core_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = [ROOT / "examples" / name for name in ("sim.toml", "raspberry-pi.toml")]
@@ -154,6 +155,23 @@ def test_ocpp_seeds_as_configuration_keys() -> None:
     assert keys["MeterValuesSampledData"] == "Energy.Active.Import.Register,Power.Active.Import"
     assert len(keys) == len(dataclasses.fields(config.OcppConfig))
 
+
+
+def test_ocpp_seeds_take_the_ranges_and_seeded_defaults_the_charger_enforces() -> None:
+    specs = {spec.name: spec for spec in core_keys(1)}
+    seeds = parse_config(render(BASE)).ocpp.configuration_keys()
+    for key in config._OCPP.keys:
+        spec = specs[key.ocpp_key]
+        assert spec.parse(seeds[key.ocpp_key]) is not None  # every default seed is valid
+        if spec.kind is int:
+            assert key.span == (spec.minimum, spec.maximum), key.name
+    doc = copy.deepcopy(BASE)
+    doc["ocpp"] = {"connection_timeout": 5, "meter_value_sample_interval": 7200}
+    ocpp = parse_config(render(doc)).ocpp
+    assert (ocpp.connection_timeout, ocpp.meter_value_sample_interval) == (5, 7200)
+    doc["ocpp"] = {"connection_timeout": 0}
+    with pytest.raises(ConfigError, match=r"ocpp\.connection_timeout: .*1\.\.3600"):
+        parse_config(render(doc))
 
 def test_a_tcp_bus_needs_a_host_not_a_port() -> None:
     doc = copy.deepcopy(BASE)
