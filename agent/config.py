@@ -17,6 +17,7 @@ The CSMS password never appears in an error message or a ``repr``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import re
@@ -410,7 +411,8 @@ _CHARGER = Table("charger", ChargerConfig, keys=(
         default=None, span=(1, 25)),
     Key("firmware_version", str, "firmwareVersion in BootNotification (CiString50)",
         default=None, span=(1, 50)),
-    Key("state_dir", str, "directory of the agent's database; relative to the working directory",
+    Key("state_dir", str, "directory of the agent's database; a relative path is relative to "
+        "the configuration file's directory",
         default="/var/lib/evse-agent", span=(1, 4096), convert=Path),
 ))
 
@@ -1082,7 +1084,20 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"], source) from None
-    return parse_config(text, source)
+    return _relative_to(parse_config(text, source), Path(path).absolute().parent)
+
+
+def _relative_to(config: Config, base: Path) -> Config:
+    """``config`` with a relative ``charger.state_dir`` taken as relative to ``base``.
+
+    :func:`load_config` passes the file's directory, so the agent, ``status`` and ``log`` find
+    the same directory wherever they are started from.
+    """
+    state_dir = config.charger.state_dir
+    if state_dir.is_absolute():
+        return config
+    charger = dataclasses.replace(config.charger, state_dir=base / state_dir)
+    return dataclasses.replace(config, charger=charger)
 
 
 # --- documentation -----------------------------------------------------------------------------

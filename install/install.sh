@@ -141,7 +141,7 @@ install_program() {
     stage=$(mktemp -d)
     trap 'rm -rf "$stage"' EXIT
     tar -C "$repo" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-        --exclude=./state --exclude='*.egg-info' --exclude='__pycache__' --exclude='.*_cache' \
+        --exclude=./state --exclude=./examples/state --exclude='*.egg-info' --exclude='__pycache__' --exclude='.*_cache' \
         -cf - . | tar -C "$stage" -xf -
     say "installing the agent from $repo"
     # shellcheck disable=SC2086 # the extra pip arguments are meant to split into words

@@ -92,7 +92,7 @@ def test_example_loads(path: Path) -> None:
 def test_sim_example_values() -> None:
     sim = load_config(ROOT / "examples" / "sim.toml")
     assert sim.charger.id == "SIM-0001"
-    assert sim.charger.state_dir == Path("state")
+    assert sim.charger.state_dir == ROOT / "examples" / "state"  # beside the file
     assert sim.csms_endpoint == "ws://127.0.0.1:9000/ocpp/SIM-0001"
     assert sim.gpio.pin_factory == "evsim"
     assert sim.bus("rs485").port == "socket://127.0.0.1:8402"
