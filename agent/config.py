@@ -852,6 +852,22 @@ def _read_array(
 # --- checks across keys ------------------------------------------------------------------------
 
 
+# The starter configuration (examples/raspberry-pi.toml) carries these, so that a charger does
+# not start until someone has made its file real. RFC 2606 reserves the example domains.
+_EXAMPLE_DOMAINS: Final = ("example.com", "example.net", "example.org")
+_PASSWORD_PLACEHOLDER: Final = "REPLACE"
+
+
+def _check_placeholders(csms: Values, problems: _Problems) -> None:
+    host = (urlsplit(csms.get("url") or "").hostname or "").lower()
+    if any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS):
+        problems.add("csms.url", f"{_show(csms['url'])} is still the example; set your "
+                     "CSMS's URL")
+    if (csms.get("password") or "").startswith(_PASSWORD_PLACEHOLDER):
+        problems.add("csms.password", "is still the starter placeholder; set the "
+                     "AuthorizationKey your CSMS gave this charger")
+
+
 def _check_reconnect(csms: Values, problems: _Problems) -> None:
     low, high = csms.get("reconnect_min"), csms.get("reconnect_max")
     if low is not None and high is not None and low > high:
@@ -1028,6 +1044,7 @@ def _check_serial_ports(values: Values, problems: _Problems) -> None:
 
 def _check_across(values: Values, problems: _Problems) -> None:
     connectors, buses = values["connectors"], values["buses"]
+    _check_placeholders(values["csms"], problems)
     _check_reconnect(values["csms"], problems)
     _check_buses(buses, problems)
     _check_connector_ids(connectors, problems)
