@@ -202,7 +202,8 @@ class Agent:
         supervisor = Supervisor(self.runtime.post,
                                 {cid: hw.interlock.contactor for cid, hw in devices.items()},
                                 {cid: hw.meter for cid, hw in devices.items()},
-                                self.runtime.meter_health)
+                                self.runtime.meter_health,
+                                idle_meter_interval=config.supervision.idle_meter_interval)
         self._spawn(supervisor.run(), "supervisor")
         self._status = await self._open_status_server()
         sdnotify.ready(f"{len(config.connectors)} connector(s), CSMS offline")

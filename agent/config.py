@@ -50,6 +50,7 @@ __all__ = [
     "RcdConfig",
     "ReaderConfig",
     "RecoveryConfig",
+    "SupervisionConfig",
     "describe_ocpp_keys",
     "describe_schema",
     "load_config",
@@ -240,6 +241,11 @@ class LogConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SupervisionConfig:
+    idle_meter_interval: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration. Build it with :func:`load_config`."""
 
@@ -255,6 +261,7 @@ class Config:
     indicator: IndicatorConfig | None
     log: LogConfig
     recovery: RecoveryConfig
+    supervision: SupervisionConfig
 
     @property
     def csms_endpoint(self) -> str:
@@ -645,9 +652,16 @@ _RECOVERY = Table("recovery", RecoveryConfig, keys=(
         default="end", choices=RECOVERY_POLICIES),
 ))
 
+_SUPERVISION = Table("supervision", SupervisionConfig, keys=(
+    Key("idle_meter_interval", float, "how often each meter is read while nothing else reads "
+        "it, so a dead meter is reported before the next session (while it fails: every "
+        "second); a meter fault shows within this plus about 2 s and the bus timeouts",
+        default=5.0, span=(1, 300), unit=_SECONDS),
+))
+
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY,
+    _LOG, _RECOVERY, _SUPERVISION,
 ))
 
 
