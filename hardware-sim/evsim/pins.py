@@ -217,13 +217,10 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
                 reader.join(timeout=1.0)
 
     def _write(self, sock: socket.socket, lost: threading.Event) -> None:
+        # Blocks without a timeout (no idle wake-ups in the agent's process): the reader puts
+        # an empty line when the connection is lost, close() puts None.
         while not lost.is_set():
-            try:
-                line = self._outbox.get(timeout=0.2)
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return
-                continue
+            line = self._outbox.get()
             if line is None:  # close(): flush what is queued, then leave
                 sock.sendall(b"".join(self._drain_outbox()))
                 return
@@ -238,6 +235,7 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
             logger.debug("pin bus read ended: %s", exc)
         finally:
             lost.set()
+            self._outbox.put(b"")  # wake the writer
 
     def _handle(self, line: bytes) -> None:
         try:
