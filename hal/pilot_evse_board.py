@@ -14,9 +14,10 @@ first so a receiver knows the E that follows is a stand-in for the lost board, n
 Poll timing: polls start on a fixed schedule, every ``poll_interval`` seconds from the
 previous start (not ``poll_interval`` after the previous answer, which would add the Modbus
 round trip to every period); a poll that overruns its slot is followed by the next at once,
-and missed slots are skipped, not caught up. While the EV draws power (C or D), when the
-pilot leaving C must open the contactor soonest, the board is polled twice as often:
-idle costs stay at ``poll_interval`` and a change while charging is seen within half of it.
+and missed slots are skipped, not caught up. The period follows what is at stake: while
+the EV draws power (C or D), when the pilot leaving C must open the contactor soonest, the
+board is polled twice as often; with nothing plugged in (A, the contactor open) half as
+often, which halves the idle charger's wake-ups; B, E and F at ``poll_interval``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ VEHICLE_STATES = {
 FailureCallback = Callable[[BaseException | None], None]
 CHARGING_STATES = frozenset({PilotState.C, PilotState.D})
 CHARGING_SPEEDUP = 2  # polls per poll_interval while the EV draws power
+IDLE_SLOWDOWN = 2  # poll_intervals per poll with nothing plugged in
 
 
 def offered_register_value(amps: float) -> int:
@@ -62,8 +64,13 @@ def offered_register_value(amps: float) -> int:
 
 
 def poll_period(poll_interval: float, state: PilotState) -> float:
-    """Seconds between poll starts: ``poll_interval``, shorter while the EV draws power."""
-    return poll_interval / CHARGING_SPEEDUP if state in CHARGING_STATES else poll_interval
+    """Seconds between poll starts: ``poll_interval``; shorter while the EV draws power,
+    longer with nothing plugged in."""
+    if state in CHARGING_STATES:
+        return poll_interval / CHARGING_SPEEDUP
+    if state is PilotState.A:
+        return poll_interval * IDLE_SLOWDOWN
+    return poll_interval
 
 
 def next_poll(due: float, period: float, now: float) -> float:
