@@ -43,11 +43,13 @@ from agent.runtime import ConnectorHardware, Runtime
 from agent.status_server import StatusServer, default_socket
 from agent.store import Store, StoreError, StorePersistence
 from agent.supervision import MeterHealth, Supervisor
+from hal.errors import WrongSite
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
 EXIT_STORE_FAILED = 74  # sysexits EX_IOERR
+EXIT_CONFIG = 2  # as for a bad configuration file: systemd does not restart the agent
 
 
 def station_config(config: Config) -> StationConfig:
@@ -200,7 +202,8 @@ class Agent:
         supervisor = Supervisor(self.runtime.post,
                                 {cid: hw.interlock.contactor for cid, hw in devices.items()},
                                 {cid: hw.meter for cid, hw in devices.items()},
-                                self.runtime.meter_health)
+                                self.runtime.meter_health,
+                                idle_meter_interval=config.supervision.idle_meter_interval)
         self._spawn(supervisor.run(), "supervisor")
         self._status = await self._open_status_server()
         sdnotify.ready(f"{len(config.connectors)} connector(s), CSMS offline")
@@ -353,6 +356,9 @@ def run(config: Config) -> int:
     except StoreError as error:
         log.critical("%s", error)  # never run without the journal: it would lose transactions
         return EXIT_STORE_FAILED
+    except WrongSite as error:
+        log.critical("%s", error)  # systemd's RestartPreventExitStatus=2: no restart loop
+        return EXIT_CONFIG
     if restart is not None:
         # A Reset from the CSMS: the process starts again as it was started. A hard reset
         # cannot power-cycle the Pi from an unprivileged service; it restarts the agent too.

@@ -14,8 +14,9 @@
                        [--timeout S] [--verbose]
                                       check one device on the real charger (agent.bringup)
 
-``run`` and ``check-config`` take the file from ``$EVSE_AGENT_CONFIG`` when none is given;
-``status`` and ``log`` also fall back to /etc/evse-agent/config.toml.
+Every command that reads the configuration takes ``--config FILE`` (``check-config``: FILE),
+else ``$EVSE_AGENT_CONFIG``, else the installed /etc/evse-agent/config.toml. A relative
+``charger.state_dir`` is relative to the configuration file's directory.
 Exit status: 0 success, 2 usage or configuration errors; ``run`` returns what the agent returns;
 ``status`` 69 when no agent answers, 77 when the socket may not be opened; ``log`` 66 when
 there is no message log, 77 when it may not be read; ``bringup`` 1 when the device failed.
@@ -67,10 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", nargs="?", metavar="FILE", help=f"default: ${CONFIG_ENV}")
+    check.add_argument("file", nargs="?", metavar="FILE",
+                       help=f"default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}")
     check.set_defaults(command=_check_config)
     run = commands.add_parser("run", help="run the agent")
-    run.add_argument("--config", metavar="FILE", help=f"configuration file; default: ${CONFIG_ENV}")
+    run.add_argument("--config", metavar="FILE",
+                     help=f"configuration file; default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}")
     run.set_defaults(command=_run)
     reference = commands.add_parser("config-reference", help="print every configuration key")
     reference.set_defaults(command=_config_reference)
@@ -121,10 +124,14 @@ def _add_log(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _config_path(given: str | None) -> str | None:
+    """``given``, else ``$EVSE_AGENT_CONFIG``, else the installed /etc/evse-agent/config.toml
+    when it exists; None after a message."""
     path = given or os.environ.get(CONFIG_ENV)
+    if not path and os.path.exists(DEFAULT_CONFIG):
+        path = DEFAULT_CONFIG
     if not path:
-        print(f"evse-agent: no configuration file given and ${CONFIG_ENV} is not set",
-              file=sys.stderr)
+        print(f"evse-agent: no configuration file given, ${CONFIG_ENV} is not set and "
+              f"{DEFAULT_CONFIG} does not exist", file=sys.stderr)
     return path
 
 
@@ -176,12 +183,9 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
     """``--state-dir``, or ``charger.state_dir`` of the configuration; None after a message."""
     if args.state_dir:
         return Path(args.state_dir)
-    path = args.config or os.environ.get(CONFIG_ENV)
-    if not path and os.path.exists(DEFAULT_CONFIG):
-        path = DEFAULT_CONFIG
+    path = _config_path(args.config)
     if not path:
-        print(f"evse-agent: give --state-dir or --config (or set ${CONFIG_ENV})",
-              file=sys.stderr)
+        print("evse-agent: give --state-dir or --config", file=sys.stderr)
         return None
     config = _load(path)
     return config.charger.state_dir if config else None
@@ -285,10 +289,7 @@ def _bringup(args: argparse.Namespace) -> int:
 
     from agent import bringup
 
-    given: str | None = args.config
-    if not (given or os.environ.get(CONFIG_ENV)) and os.path.exists(DEFAULT_CONFIG):
-        given = DEFAULT_CONFIG
-    path = _config_path(given)
+    path = _config_path(args.config)
     config = _load(path) if path else None
     if config is None:
         return EXIT_USAGE

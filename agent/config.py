@@ -17,6 +17,7 @@ The CSMS password never appears in an error message or a ``repr``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import re
@@ -27,6 +28,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from agent.core.settings import KeySpec, core_keys
 
 __all__ = [
     "AuthorizationConfig",
@@ -47,6 +50,8 @@ __all__ = [
     "RcdConfig",
     "ReaderConfig",
     "RecoveryConfig",
+    "SupervisionConfig",
+    "describe_ocpp_keys",
     "describe_schema",
     "load_config",
     "parse_config",
@@ -236,6 +241,11 @@ class LogConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SupervisionConfig:
+    idle_meter_interval: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration. Build it with :func:`load_config`."""
 
@@ -251,6 +261,7 @@ class Config:
     indicator: IndicatorConfig | None
     log: LogConfig
     recovery: RecoveryConfig
+    supervision: SupervisionConfig
 
     @property
     def csms_endpoint(self) -> str:
@@ -407,7 +418,8 @@ _CHARGER = Table("charger", ChargerConfig, keys=(
         default=None, span=(1, 25)),
     Key("firmware_version", str, "firmwareVersion in BootNotification (CiString50)",
         default=None, span=(1, 50)),
-    Key("state_dir", str, "directory of the agent's database; relative to the working directory",
+    Key("state_dir", str, "directory of the agent's database; a relative path is relative to "
+        "the configuration file's directory",
         default="/var/lib/evse-agent", span=(1, 4096), convert=Path),
 ))
 
@@ -429,23 +441,37 @@ _CSMS = Table("csms", CsmsConfig, keys=(
     Key("use_proxy", bool, "connect through the proxy named in the environment", default=False),
 ))
 
+_OCPP_SPECS: Final = {spec.name: spec for spec in core_keys(1)}
+
+
+def _seed_span(ocpp_key: str) -> tuple[float, float]:
+    """The range the CSMS may set ``ocpp_key`` to: a seed in the file is held to the same."""
+    spec = _OCPP_SPECS[ocpp_key]
+    assert spec.minimum is not None and spec.maximum is not None
+    return (spec.minimum, spec.maximum)
+
+
+def _seconds_seed(name: str, doc: str, default: int, ocpp_key: str) -> Key:
+    return Key(name, int, doc, default=default, span=_seed_span(ocpp_key), unit=_SECONDS,
+               ocpp_key=ocpp_key)
+
+
 _OCPP = Table("ocpp", OcppConfig, keys=(
-    Key("heartbeat_interval", int, "seed of HeartbeatInterval",
-        default=300, span=(0, 86400), unit=_SECONDS, ocpp_key="HeartbeatInterval"),
-    Key("meter_value_sample_interval", int, "seed of MeterValueSampleInterval; 0 = off",
-        default=60, span=(0, 3600), unit=_SECONDS, ocpp_key="MeterValueSampleInterval"),
-    Key("connection_timeout", int, "seed of ConnectionTimeOut (plug-in to authorization)",
-        default=60, span=(10, 600), unit=_SECONDS, ocpp_key="ConnectionTimeOut"),
-    Key("clock_aligned_data_interval", int, "seed of ClockAlignedDataInterval; 0 = off",
-        default=0, span=(0, 86400), unit=_SECONDS, ocpp_key="ClockAlignedDataInterval"),
+    _seconds_seed("heartbeat_interval", "seed of HeartbeatInterval", 300, "HeartbeatInterval"),
+    _seconds_seed("meter_value_sample_interval", "seed of MeterValueSampleInterval; 0 = off",
+                  60, "MeterValueSampleInterval"),
+    _seconds_seed("connection_timeout", "seed of ConnectionTimeOut (plug-in to authorization)",
+                  60, "ConnectionTimeOut"),
+    _seconds_seed("clock_aligned_data_interval", "seed of ClockAlignedDataInterval; 0 = off",
+                  0, "ClockAlignedDataInterval"),
     Key("meter_values_sampled_data", str, "seed of MeterValuesSampledData (comma-separated)",
         default="Energy.Active.Import.Register,Power.Active.Import",
         check=_measurands_problem, rule="each of: " + ", ".join(f"`{m}`" for m in MEASURANDS),
         convert=_split_list, ocpp_key="MeterValuesSampledData"),
     Key("authorize_remote_tx_requests", bool, "seed of AuthorizeRemoteTxRequests",
         default=True, ocpp_key="AuthorizeRemoteTxRequests"),
-    Key("minimum_status_duration", int, "seed of MinimumStatusDuration",
-        default=0, span=(0, 3600), unit=_SECONDS, ocpp_key="MinimumStatusDuration"),
+    _seconds_seed("minimum_status_duration", "seed of MinimumStatusDuration",
+                  0, "MinimumStatusDuration"),
     Key("stop_transaction_on_ev_side_disconnect", bool,
         "seed of StopTransactionOnEVSideDisconnect",
         default=True, ocpp_key="StopTransactionOnEVSideDisconnect"),
@@ -511,7 +537,9 @@ _PILOT = Table("pilot", PilotConfig, keys=(
         default=None, span=(1, 32)),
     Key("device_id", int, "Modbus address of the EVSE board",
         default=1, span=(1, 247), unit=_MODBUS_ID),
-    Key("poll_interval", float, "how often the pilot state is read (pwm: one ADC burst each)",
+    Key("poll_interval", float, "how often the pilot state is read, on a fixed schedule "
+        "(evse-board: twice as often while the EV charges, C/D, half as often with nothing "
+        "plugged in, A; pwm: one ADC burst each)",
         default=0.05, span=(0.001, 1.0), unit=_SECONDS),
     Key("pwm_chip", int, "sysfs PWM chip (/sys/class/pwm/pwmchipN)" + _PWM_ONLY,
         default=0, span=(0, 7)),
@@ -627,9 +655,16 @@ _RECOVERY = Table("recovery", RecoveryConfig, keys=(
         default="end", choices=RECOVERY_POLICIES),
 ))
 
+_SUPERVISION = Table("supervision", SupervisionConfig, keys=(
+    Key("idle_meter_interval", float, "how often each meter is read while nothing else reads "
+        "it, so a dead meter is reported before the next session (while it fails: every "
+        "second); a meter fault shows within this plus about 2 s and the bus timeouts",
+        default=5.0, span=(1, 300), unit=_SECONDS),
+))
+
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY,
+    _LOG, _RECOVERY, _SUPERVISION,
 ))
 
 
@@ -834,6 +869,22 @@ def _read_array(
 # --- checks across keys ------------------------------------------------------------------------
 
 
+# The starter configuration (examples/raspberry-pi.toml) carries these, so that a charger does
+# not start until someone has made its file real. RFC 2606 reserves the example domains.
+_EXAMPLE_DOMAINS: Final = ("example.com", "example.net", "example.org")
+_PASSWORD_PLACEHOLDER: Final = "REPLACE"
+
+
+def _check_placeholders(csms: Values, problems: _Problems) -> None:
+    host = (urlsplit(csms.get("url") or "").hostname or "").lower()
+    if any(host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS):
+        problems.add("csms.url", f"{_show(csms['url'])} is still the example; set your "
+                     "CSMS's URL")
+    if (csms.get("password") or "").startswith(_PASSWORD_PLACEHOLDER):
+        problems.add("csms.password", "is still the starter placeholder; set the "
+                     "AuthorizationKey your CSMS gave this charger")
+
+
 def _check_reconnect(csms: Values, problems: _Problems) -> None:
     low, high = csms.get("reconnect_min"), csms.get("reconnect_max")
     if low is not None and high is not None and low > high:
@@ -1010,6 +1061,7 @@ def _check_serial_ports(values: Values, problems: _Problems) -> None:
 
 def _check_across(values: Values, problems: _Problems) -> None:
     connectors, buses = values["connectors"], values["buses"]
+    _check_placeholders(values["csms"], problems)
     _check_reconnect(values["csms"], problems)
     _check_buses(buses, problems)
     _check_connector_ids(connectors, problems)
@@ -1066,7 +1118,20 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text: {exc.reason} at byte {exc.start}"], source) from None
-    return parse_config(text, source)
+    return _relative_to(parse_config(text, source), Path(path).absolute().parent)
+
+
+def _relative_to(config: Config, base: Path) -> Config:
+    """``config`` with a relative ``charger.state_dir`` taken as relative to ``base``.
+
+    :func:`load_config` passes the file's directory, so the agent, ``status`` and ``log`` find
+    the same directory wherever they are started from.
+    """
+    state_dir = config.charger.state_dir
+    if state_dir.is_absolute():
+        return config
+    charger = dataclasses.replace(config.charger, state_dir=base / state_dir)
+    return dataclasses.replace(config, charger=charger)
 
 
 # --- documentation -----------------------------------------------------------------------------
@@ -1117,3 +1182,32 @@ def describe_schema() -> str:
     """
     head = ["| key | type | default | allowed | description |", "| --- | --- | --- | --- | --- |"]
     return "\n".join(head + _doc_rows(_ROOT, "")) + "\n"
+
+
+def _ocpp_range(spec: KeySpec) -> str:
+    if spec.kind is bool:
+        return "bool"
+    if spec.kind is str:
+        return "measurand list" if spec.csl_items is not None else "text"
+    if spec.minimum is None or spec.maximum is None:
+        return ""
+    return f"{spec.minimum}..{spec.maximum} {spec.unit}".rstrip()
+
+
+def describe_ocpp_keys() -> str:
+    """The OCPP configuration keys as the README's Markdown table: access, default, range.
+
+    The default is what a charger without ``[ocpp]`` entries reports: the file's seed where
+    the key has one (:data:`_OCPP`), otherwise the key's own default.
+    """
+    seeds = {key.ocpp_key: _ocpp_value(key.default) for key in _OCPP.keys}
+    rows = ["| key | access | default | range |", "| --- | --- | --- | --- |"]
+    for spec in sorted(core_keys(1), key=lambda spec: spec.name.lower()):
+        if spec.name == "NumberOfConnectors":
+            default = "connectors in the file"
+        else:
+            default = seeds.get(spec.name, _ocpp_value(spec.default)) or "empty"
+        access = "R" if spec.readonly else "RW"
+        row = f"| {spec.name} | {access} | {default} | {_ocpp_range(spec)} |"
+        rows.append(row.replace("  |", " |"))
+    return "\n".join(rows) + "\n"

@@ -47,9 +47,10 @@ class Hardware:
     def pin_factory(self) -> Any:
         """The agent's one gpiozero pin factory (None: gpiozero's default)."""
         if self._factory is _UNSET:
-            from hal.gpio import make_pin_factory
+            from hal.gpio import claim_site, make_pin_factory
 
             self._factory = make_pin_factory(self._config.gpio.pin_factory)
+            claim_site(self._factory, self._config.charger.id)  # simulation: our world only
         return self._factory
 
     def bus(self, name: str) -> Any:

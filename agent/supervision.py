@@ -4,9 +4,10 @@ The contactor check runs every ``interval`` seconds on the event loop (it report
 safety reaction itself never waits for it: the interlock opens on the pilot's thread). A
 disagreement must last 0.5 s before it counts anyway, so 0.25 s reports a weld within 0.75 s
 while waking the idle loop 4 times a second, not 10 (docs/performance.md, idle CPU). A
-meter is read now and then while idle too, so a dead meter is reported before the next
-driver plugs in, not during their session; while a meter fails, every ``retry_interval``
-seconds, so the fault is reported (and cleared) within a few seconds.
+meter is read every ``idle_meter_interval`` seconds (``supervision.idle_meter_interval``,
+default 5 s) while idle too, so a dead meter is reported before the next driver plugs in,
+not during their session; while a meter fails, every ``retry_interval`` seconds, so the
+fault is reported (and cleared) within a few seconds.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class MeterHealth:
 class Supervisor:
     def __init__(self, post: Callable[[ev.Event], None], contactors: dict[int, Contactor],
                  meters: dict[int, EnergyMeter], health: dict[int, MeterHealth],
-                 interval: float = 0.25, idle_meter_interval: float = 30.0,
+                 interval: float = 0.25, idle_meter_interval: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
                  retry_interval: float = 1.0) -> None:
         self._post = post

@@ -7,6 +7,10 @@ meter sampling. Memory is VmRSS (and the peak, VmHWM) from /proc/<pid>/status; C
 stime from /proc/<pid>/stat over the window, given as % of one core and as CPU seconds per
 hour. The pilot is polled every 20 ms (the simulated site's setting) unless stated.
 
+The floor, measured in the same run over the same window: a bare charge point made of the
+``ocpp`` and ``websockets`` libraries alone (benchmarks/bare_charge_point.py), booted and
+idle. Memory and idle CPU are also given as ratios to it, so they compare across machines.
+
     python -m benchmarks.footprint [--quick] [--json PATH]
 """
 
@@ -56,6 +60,31 @@ async def window(pid: int, seconds: float) -> dict[str, Any]:
     }
 
 
+async def bare_floor(seconds: float, settle: float) -> dict[str, Any]:
+    """The bare ``ocpp`` charge point's idle window, against a site's CSMS."""
+    options = SiteOptions(connectors=1, ocpp_frames=False)
+    with workdir() as path:
+        async with BenchSite(path, options) as site:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.bare_charge_point", site.csms.url,
+                stdout=asyncio.subprocess.PIPE)
+            try:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                if b"ready" not in line:
+                    raise RuntimeError(f"the bare charge point did not boot: {line!r}")
+                await asyncio.sleep(settle)
+                return await window(proc.pid, seconds)
+            finally:
+                proc.terminate()
+                await proc.wait()
+
+
+def ratio(value: float, floor: float, tick: float = 0.0) -> float:
+    """``value / floor``; a floor below one clock tick (``tick``) counts as one tick."""
+    return round(value / max(floor, tick, 1e-9), 1)
+
+
 async def start_sessions(site: BenchSite, connectors: int) -> None:
     """An EV charging on every connector: plug first, C, a card each."""
     for cid in range(1, connectors + 1):
@@ -103,9 +132,15 @@ async def measure(quick: bool) -> Result:
         say(f"footprint: 1 connector idle, pilot polled every {poll * 1000:.0f} ms")
         sweep[f"{poll * 1000:.0f}"] = (await one_site(1, seconds, settle, poll, False))["idle"]
     metrics["idle_by_poll_ms"] = sweep
+    say(f"footprint: the floor, a bare ocpp charge point, {seconds:.0f} s idle")
+    bare = metrics["bare_charge_point"] = await bare_floor(seconds, settle)
     one = metrics["connectors_1"]
     metrics["rss_mb_one_connector"] = max(one["idle"]["rss_mb"], one["charging"]["rss_mb"])
     metrics["idle_cpu_percent_one_connector"] = sweep[f"{DEFAULT_POLL * 1000:.0f}"]["cpu_percent"]
+    tick_percent = 100 * 0.01 / bare["seconds"]  # utime/stime count 10 ms clock ticks
+    metrics["rss_ratio_to_bare"] = ratio(metrics["rss_mb_one_connector"], bare["rss_mb"])
+    metrics["idle_cpu_ratio_to_bare"] = ratio(metrics["idle_cpu_percent_one_connector"],
+                                              bare["cpu_percent"], tick_percent)
     result = Result(
         name="footprint",
         title="agent process: resident memory and CPU, idle and charging",
@@ -125,6 +160,9 @@ async def measure(quick: bool) -> Result:
             result.row(f"{n} connector(s), {phase}, 20 ms poll", _window_text(w))
     for poll_ms, w in sweep.items():
         result.row(f"1 connector, idle, {poll_ms} ms poll", _window_text(w))
+    result.row("floor: bare ocpp+websockets charge point, idle", _window_text(bare))
+    result.row("ratio to the floor, 1 connector", f"RSS {metrics['rss_ratio_to_bare']}x, "
+               f"idle CPU (50 ms poll) {metrics['idle_cpu_ratio_to_bare']}x")
     result.budget("resident memory, 1 connector", "rss_mb_one_connector", 60, "MB")
     result.budget("idle CPU, 1 connector, default 50 ms poll",
                   "idle_cpu_percent_one_connector", 0.5, "% of one core")

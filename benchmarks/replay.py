@@ -322,7 +322,7 @@ async def measure(quick: bool) -> Result:
     result.row("CSMS books", f"{m['csms_transactions']} transaction, "
                f"{m['csms_meter_values']} meter values, {m['csms_stopped']} stop, "
                f"{m['csms_violations']} schema violations")
-    result.budget("replay rate (CSMS in its own process, median)", "messages_per_second", 500,
+    result.budget("replay rate (CSMS in its own process, median)", "messages_per_second", 1000,
                   "msg/s", at_least=True)
     result.notes.append("one call at a time (OCPP 1.6): the rate is bounded by the round "
                         "trip, so over a link with 50 ms RTT it cannot exceed ~20 messages/s")

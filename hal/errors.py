@@ -4,6 +4,7 @@
 
     HalError
      +-- ConfigurationError (ValueError)    a driver was given settings it cannot use
+     |    +-- WrongSite                     the simulated world reached is another charger's
      +-- DeviceError (OSError)              a device did not answer or answered nonsense
           +-- MeterError                    -> OCPP PowerMeterFailure
           +-- PilotError                    -> OCPP EVCommunicationError
@@ -21,6 +22,10 @@ class HalError(Exception):
 
 class ConfigurationError(HalError, ValueError):
     """A driver was constructed with settings it cannot work with."""
+
+
+class WrongSite(ConfigurationError):
+    """The simulator's pin bus belongs to a site other than this charger's (charger.id)."""
 
 
 class DeviceError(HalError, OSError):

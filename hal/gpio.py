@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from gpiozero import LED, MCP3008, RGBLED, Buzzer, DigitalInputDevice, OutputDevice
 
-from hal.errors import ConfigurationError
+from hal.errors import ConfigurationError, WrongSite
 
 PinFactory = Any  # a gpiozero.Factory instance; gpiozero ships no type information
 Pin = int | str  # BCM number or a gpiozero pin name such as "GPIO17" / "BOARD11"
@@ -119,6 +119,25 @@ def make_pin_factory(name: str | None) -> PinFactory | None:
                 return ep.load()()
     known = ", ".join(sorted({ep.name for ep in group}))
     raise ConfigurationError(f"unknown gpiozero pin factory {name!r} (known: {known})")
+
+
+def claim_site(factory: PinFactory | None, site: str, timeout: float = 2.0) -> None:
+    """Bind a simulated pin factory to ``site`` (the charger id); others are left alone.
+
+    The simulator's factory (``evsim``) has ``claim_site``/``world_site``: its world announces
+    the charger id it is wired to. Raises :class:`WrongSite` when the world reached within
+    ``timeout`` is another charger's; the factory then drives none of that world's pins.
+    """
+    claim, ask = getattr(factory, "claim_site", None), getattr(factory, "world_site", None)
+    if claim is None or ask is None:
+        return
+    claim(site)
+    announced = ask(timeout)
+    if announced is not None and announced != site:
+        raise WrongSite(
+            f"the simulated world on the pin bus is site {announced!r}, not this charger's "
+            f"{site!r} (charger.id): another evsim world holds its ports? Stop it, or start "
+            f"this charger's world with site = {site!r}")
 
 
 def digital_output(

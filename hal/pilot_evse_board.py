@@ -10,6 +10,14 @@ A board that stops answering is as good as a pilot in state E: after ``failure_t
 polls in a row fail, the driver reports the error through ``on_failure``, then E through
 ``on_change`` (so the interlock opens the contactor on the polling thread). The failure goes
 first so a receiver knows the E that follows is a stand-in for the lost board, not the EV.
+
+Poll timing: polls start on a fixed schedule, every ``poll_interval`` seconds from the
+previous start (not ``poll_interval`` after the previous answer, which would add the Modbus
+round trip to every period); a poll that overruns its slot is followed by the next at once,
+and missed slots are skipped, not caught up. The period follows what is at stake: while
+the EV draws power (C or D), when the pilot leaving C must open the contactor soonest, the
+board is polled twice as often; with nothing plugged in (A, the contactor open) half as
+often, which halves the idle charger's wake-ups; B, E and F at ``poll_interval``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from hal.callbacks import PilotReports
@@ -41,6 +50,9 @@ VEHICLE_STATES = {
 }
 
 FailureCallback = Callable[[BaseException | None], None]
+CHARGING_STATES = frozenset({PilotState.C, PilotState.D})
+CHARGING_SPEEDUP = 2  # polls per poll_interval while the EV draws power
+IDLE_SLOWDOWN = 2  # poll_intervals per poll with nothing plugged in
 
 
 def offered_register_value(amps: float) -> int:
@@ -49,6 +61,22 @@ def offered_register_value(amps: float) -> int:
         raise ConfigurationError(f"offered current must be >= 0 A, not {amps}")
     whole = min(math.floor(amps), MAX_CURRENT_A)
     return whole if whole >= MIN_CURRENT_A else 0
+
+
+def poll_period(poll_interval: float, state: PilotState) -> float:
+    """Seconds between poll starts: ``poll_interval``; shorter while the EV draws power,
+    longer with nothing plugged in."""
+    if state in CHARGING_STATES:
+        return poll_interval / CHARGING_SPEEDUP
+    if state is PilotState.A:
+        return poll_interval * IDLE_SLOWDOWN
+    return poll_interval
+
+
+def next_poll(due: float, period: float, now: float) -> float:
+    """When the poll after the one that was ``due`` starts: one ``period`` later on the fixed
+    schedule, or ``now`` when that moment has passed (missed slots are skipped)."""
+    return max(due + period, now)
 
 
 class EvseBoardPilot:
@@ -116,9 +144,12 @@ class EvseBoardPilot:
             logger.warning("EVSE board %s: could not withdraw the offer: %s", self._device_id, exc)
 
     def _run(self) -> None:
+        due = time.monotonic()
         while not self._stop.is_set():
             self._poll_once()
-            self._stop.wait(self._poll_interval)
+            due = next_poll(due, poll_period(self._poll_interval, self._reports.state),
+                            time.monotonic())
+            self._stop.wait(due - time.monotonic())
 
     def _poll_once(self) -> None:
         try:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install, upgrade or remove evse-agent as a systemd service on Raspberry Pi OS (Bookworm).
 #
-#   sudo ./install/install.sh                 install or upgrade, enable and start the service
+#   sudo ./install/install.sh                 install or upgrade, enable the service, and start it
+#                                             once check-config passes (the starter config's
+#                                             placeholders fail it until they are edited)
 #   sudo ./install/install.sh --uninstall     remove the service and the program; keep config and state
 #   sudo ./install/install.sh --purge         remove config, state, logs and the user as well
 #
@@ -141,7 +143,7 @@ install_program() {
     stage=$(mktemp -d)
     trap 'rm -rf "$stage"' EXIT
     tar -C "$repo" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-        --exclude=./state --exclude='*.egg-info' --exclude='__pycache__' --exclude='.*_cache' \
+        --exclude=./state --exclude=./examples/state --exclude='*.egg-info' --exclude='__pycache__' --exclude='.*_cache' \
         -cf - . | tar -C "$stage" -xf -
     say "installing the agent from $repo"
     # shellcheck disable=SC2086 # the extra pip arguments are meant to split into words
@@ -240,7 +242,7 @@ Next:
      the RS-485 port, GPIO pins and meter model of this charger.
      Every key: $prefix/venv/bin/$NAME config-reference
   2. Check it:    sudo $prefix/venv/bin/$NAME check-config /etc/$NAME/config.toml
-  3. Apply it:    sudo systemctl restart $NAME
+  3. Start it:    sudo systemctl restart $NAME   (enabled now; started only once step 2 passes)
   4. Watch it:    systemctl status $NAME   and   journalctl -u $NAME -f
 EOF
 }

@@ -39,6 +39,7 @@ class KeySpec:
     minimum: int | None = None
     maximum: int | None = None
     csl_items: frozenset[str] | None = None
+    unit: str = ""  # shown beside the range in the README's key table, e.g. "s"
 
     def parse(self, text: str) -> Value:
         """Turn the text a CSMS sent into a typed value, or raise SettingError."""
@@ -93,11 +94,11 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("AllowOfflineTxForUnknownId", bool, False),
         KeySpec("AuthorizationCacheEnabled", bool, True),
         KeySpec("AuthorizeRemoteTxRequests", bool, True),
-        KeySpec("ClockAlignedDataInterval", int, 0, minimum=0, maximum=86400),
-        KeySpec("ConnectionTimeOut", int, 60, minimum=1, maximum=3600),
+        KeySpec("ClockAlignedDataInterval", int, 0, minimum=0, maximum=86400, unit="s"),
+        KeySpec("ConnectionTimeOut", int, 60, minimum=1, maximum=3600, unit="s"),
         KeySpec("ConnectorPhaseRotation", str, "NotApplicable"),
         KeySpec("GetConfigurationMaxKeys", int, 64, readonly=True),
-        KeySpec("HeartbeatInterval", int, 300, minimum=0, maximum=86400),
+        KeySpec("HeartbeatInterval", int, 300, minimum=0, maximum=86400, unit="s"),
         KeySpec("LocalAuthListEnabled", bool, True),
         KeySpec("LocalAuthListMaxLength", int, LOCAL_LIST_MAX, readonly=True),
         KeySpec("LocalAuthorizeOffline", bool, True),
@@ -106,8 +107,8 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
                 csl_items=measurands),
         KeySpec("MeterValuesSampledData", str, "Energy.Active.Import.Register",
                 csl_items=measurands),
-        KeySpec("MeterValueSampleInterval", int, 60, minimum=0, maximum=86400),
-        KeySpec("MinimumStatusDuration", int, 0, minimum=0, maximum=3600),
+        KeySpec("MeterValueSampleInterval", int, 60, minimum=0, maximum=86400, unit="s"),
+        KeySpec("MinimumStatusDuration", int, 0, minimum=0, maximum=3600, unit="s"),
         KeySpec("NumberOfConnectors", int, number_of_connectors, readonly=True),
         KeySpec("ResetRetries", int, 1, minimum=0, maximum=10),
         KeySpec("StopTransactionOnEVSideDisconnect", bool, True),
@@ -118,9 +119,9 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("SupportedFeatureProfiles", str, "Core,LocalAuthListManagement,RemoteTrigger",
                 readonly=True),
         KeySpec("TransactionMessageAttempts", int, 5, minimum=1, maximum=100),
-        KeySpec("TransactionMessageRetryInterval", int, 30, minimum=1, maximum=3600),
+        KeySpec("TransactionMessageRetryInterval", int, 30, minimum=1, maximum=3600, unit="s"),
         KeySpec("UnlockConnectorOnEVSideDisconnect", bool, True),
-        KeySpec("WebSocketPingInterval", int, 30, minimum=0, maximum=3600),
+        KeySpec("WebSocketPingInterval", int, 30, minimum=0, maximum=3600, unit="s"),
     )
 
 

@@ -173,7 +173,13 @@ def _world(args: argparse.Namespace, listen: Address | None = None) -> int:
     except (OSError, WorldConfigError) as exc:
         print(f"evsim world: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve_world(config))
+    from evsim.world_server import PortTaken  # lazy: pymodbus is slow to import
+
+    try:
+        asyncio.run(_serve_world(config))
+    except PortTaken as exc:
+        print(f"evsim world: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

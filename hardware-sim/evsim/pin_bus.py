@@ -5,8 +5,11 @@ A line protocol over TCP (ASCII, one message per ``\\n``-terminated line)::
     charger -> world   OUT <bcm> <level>   an output pin changed: 0, 1, a PWM duty (0.26)
                                            or Z (released: the pin is an input again)
     world -> charger   IN <bcm> <0|1>      the world drives an input pin to this level
+    world -> charger   SITE <id>           first on every connection: the world's identity,
+                                           the charger id it is wired to (WorldConfig.site)
 
-On connect the charger sends every output pin it drives and the world sends the level of
+On connect the world sends its SITE line; a charger that expects another site leaves without
+driving anything. Then the charger sends every output pin it drives and the world sends the level of
 every input pin it knows; after that each side sends changes only. Messages are idempotent
 states, never edges, so repeating one is harmless. Malformed lines are logged and skipped.
 
@@ -21,7 +24,7 @@ import contextlib
 import logging
 
 from evsim.world import World
-from evsim.world_config import Address
+from evsim.world_config import DEFAULT_SITE, Address
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,20 @@ def format_in(pin: int, level: bool) -> bytes:
     return f"IN {pin} {int(level)}\n".encode("ascii")
 
 
+SITE = b"SITE "
+
+
+def format_site(site: str) -> bytes:
+    return SITE + site.encode("ascii", errors="replace") + b"\n"
+
+
+def parse_site(line: bytes) -> str | None:
+    """The site a ``SITE`` line names, None for any other line."""
+    if not line.startswith(SITE):
+        return None
+    return line[len(SITE):].decode("ascii", errors="replace").strip()
+
+
 def parse_line(line: bytes) -> tuple[str, int, float | None]:
     """Split a line into (verb, pin, level); raises :class:`PinBusError` if malformed."""
     parts = line.decode("ascii", errors="replace").split()
@@ -65,7 +82,8 @@ def parse_line(line: bytes) -> tuple[str, int, float | None]:
 class PinBusServer:
     """The world's end of the pin bus. Serves any number of chargers on one TCP port."""
 
-    def __init__(self, world: World, address: Address) -> None:
+    def __init__(self, world: World, address: Address, site: str = DEFAULT_SITE) -> None:
+        self.site = site
         self._world = world
         self._requested = address
         self._server: asyncio.Server | None = None
@@ -104,6 +122,7 @@ class PinBusServer:
         peer = writer.get_extra_info("peername")
         logger.info("charger connected to the pin bus from %s", peer)
         self._clients.add(writer)
+        writer.write(format_site(self.site))
         for pin, level in sorted(self._world.input_levels().items()):
             writer.write(format_in(pin, level))
         try:

@@ -13,6 +13,9 @@ Contract:
   ``drive_low``, so gpiozero callbacks fire on that thread as on a real Pi's factory.
 - Without a world the factory keeps working as a plain mock and reconnects in the background;
   on every (re)connect it sends all output states and receives all input levels.
+- Every world announces its site (the charger id it is wired to) first. After
+  :meth:`WorldPinFactory.claim_site` the factory only drives a world of that site: another
+  world's pin bus is left at once, before any output is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from evsim.pin_bus import PinBusError, format_out, parse_line
+from evsim.pin_bus import PinBusError, format_out, parse_line, parse_site
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ DEFAULT_PIN_BUS = "127.0.0.1:8401"
 ENV_PIN_BUS = "EVSIM_PIN_BUS"
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 2.0
+SITE_WAIT_S = 2.0  # how long a connected world may take to announce its site
 
 
 class WorldPin(MockPWMPin):  # type: ignore[misc]  # gpiozero is untyped
@@ -86,6 +90,10 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._stopping = threading.Event()
+        self._expected_site: str | None = None
+        self._site: str | None = None  # what the last world reached announced
+        self._announced = threading.Event()
+        self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="evsim-pin-bus", daemon=True)
         self._thread.start()
 
@@ -96,6 +104,20 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Block until the world is reachable; True if it is."""
         return self._connected.wait(timeout)
+
+    def claim_site(self, site: str) -> None:
+        """Drive only a world whose site is ``site``; leave a world of another site now."""
+        self._expected_site = site
+        sock = self._sock
+        if sock is not None and self._site not in (None, site):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def world_site(self, timeout: float) -> str | None:
+        """The site the world on the pin bus announced, waiting up to ``timeout`` seconds for
+        the first connection attempt; None when no world answered."""
+        self._announced.wait(timeout)
+        return self._site
 
     def world_level(self, bcm: int) -> bool | None:
         """The level the world last drove on input pin ``bcm``, or None if it never did."""
@@ -126,6 +148,7 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
             try:
                 sock = socket.create_connection(self._address, timeout=2.0)
             except OSError as exc:
+                self._announced.set()  # nobody there to announce anything
                 if not warned:
                     logger.warning("pin bus %s:%s unreachable (%s); pins work locally, retrying",
                                    *self._address, exc)
@@ -133,18 +156,49 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
-            logger.info("pin bus connected to %s:%s", *self._address)
+            first = self._greeting(sock)
+            if first is None:  # a world of another site: do not touch it, look again later
+                sock.close()
+                self._stopping.wait(RETRY_MAX_S)
+                continue
+            logger.info("pin bus connected to %s:%s (site %s)", *self._address, self._site)
             warned, delay = False, RETRY_MIN_S
-            self._serve(sock)
+            self._serve(sock, first)
             if not self._stopping.is_set():
                 logger.warning("pin bus %s:%s lost; retrying", *self._address)
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _greeting(self, sock: socket.socket) -> list[bytes] | None:
+        """Read the world's SITE line: the lines to handle next, or None for a wrong site."""
+        sock.settimeout(SITE_WAIT_S)
+        line = b""
+        with contextlib.suppress(OSError):
+            while not line.endswith(b"\n") and len(line) < 256:  # one byte at a time: the
+                byte = sock.recv(1)                                # rest is the reader's
+                if not byte:
+                    break
+                line += byte
+        site = parse_site(line)
+        if site is None:
+            return [line] if line else []  # a world too old to announce itself
+        self._site = site
+        self._announced.set()
+        expected = self._expected_site
+        if expected is not None and site != expected:
+            logger.error("pin bus %s:%s is the simulated site %r, not this charger's %r "
+                         "(another evsim world holds its ports?): not driving its pins",
+                         *self._address, site, expected)
+            return None
+        return []
+
+    def _serve(self, sock: socket.socket, first: list[bytes]) -> None:
         sock.settimeout(None)
+        for line in first:
+            self._handle(line)
         lost = threading.Event()
         reader = threading.Thread(
             target=self._read, args=(sock, lost), name="evsim-pin-bus-in", daemon=True
         )
+        self._sock = sock
         try:
             self._drain_outbox()
             sock.sendall(b"".join(self._output_lines()))
@@ -155,6 +209,7 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
             logger.debug("pin bus write failed: %s", exc)
         finally:
             self._connected.clear()
+            self._sock = None
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
@@ -162,13 +217,10 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
                 reader.join(timeout=1.0)
 
     def _write(self, sock: socket.socket, lost: threading.Event) -> None:
+        # Blocks without a timeout (no idle wake-ups in the agent's process): the reader puts
+        # an empty line when the connection is lost, close() puts None.
         while not lost.is_set():
-            try:
-                line = self._outbox.get(timeout=0.2)
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return
-                continue
+            line = self._outbox.get()
             if line is None:  # close(): flush what is queued, then leave
                 sock.sendall(b"".join(self._drain_outbox()))
                 return
@@ -183,6 +235,7 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
             logger.debug("pin bus read ended: %s", exc)
         finally:
             lost.set()
+            self._outbox.put(b"")  # wake the writer
 
     def _handle(self, line: bytes) -> None:
         try:

@@ -65,6 +65,7 @@ class SimSite:
     def _world_config(self) -> WorldConfig:
         connectors = [ConnectorConfig.for_id(i) for i in range(1, self.options.connectors + 1)]
         return WorldConfig(
+            site=CHARGER_ID,
             bench=Address("127.0.0.1", 0),
             pin_bus=Address("127.0.0.1", 0),
             bus=Address("127.0.0.1", free_port()),

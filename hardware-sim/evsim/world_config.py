@@ -2,6 +2,7 @@
 
 ::
 
+    site = "SIM-0001"                         # the charger id this world is wired to
     state_file = "/tmp/evse-sim/world.json"   # optional: the world's state survives restarts
     reader_link = "/tmp/evse-sim/reader"      # symlink to the RDM6300 pty ("" = none)
 
@@ -53,6 +54,9 @@ DEFAULT_RCD_PINS: dict[int, int] = {1: 26}
 DEFAULT_LOCK_PINS: dict[int, tuple[int, int, int]] = {1: (20, 21, 16)}
 _PIN_FIELDS = ("relay_pin", "feedback_pin", "rcd_pin", "lock_pin", "unlock_pin",
                "lock_feedback_pin")
+
+
+DEFAULT_SITE = "SIM-0001"  # examples/sim.toml's charger.id
 
 
 class WorldConfigError(ValueError):
@@ -166,7 +170,11 @@ class WorldConfig:
     """Everything :class:`evsim.world_server.WorldServer` starts.
 
     The defaults match examples/sim-world.toml and the agent's examples/sim.toml.
+    ``site`` is the world's identity: the charger id (``charger.id``) it is wired to. The pin
+    bus announces it, and an agent with another id refuses to run against this world.
     """
+
+    site: str = DEFAULT_SITE
 
     bench: Address = field(default_factory=lambda: Address("127.0.0.1", 8400))
     pin_bus: Address = field(default_factory=lambda: Address("127.0.0.1", 8401))
@@ -179,6 +187,8 @@ class WorldConfig:
     tick_s: float = 0.1
 
     def validate(self) -> None:
+        if not self.site or not self.site.isprintable() or any(c.isspace() for c in self.site):
+            raise WorldConfigError(f"site must be a charger id without spaces, not {self.site!r}")
         if self.bus_transport not in BUS_TRANSPORTS:
             raise WorldConfigError(f"bus.transport must be one of {', '.join(BUS_TRANSPORTS)}")
         ids = [c.id for c in self.connectors]
@@ -208,6 +218,7 @@ def load_world_config(path: Path) -> WorldConfig:
 def world_config_from_dict(data: dict[str, Any]) -> WorldConfig:
     bench, pin_bus, bus = data.get("bench", {}), data.get("pin_bus", {}), data.get("bus", {})
     config = WorldConfig(
+        site=str(data.get("site", DEFAULT_SITE)),
         bench=Address.parse(bench.get("listen", "127.0.0.1:8400")),
         pin_bus=Address.parse(pin_bus.get("listen", "127.0.0.1:8401")),
         bus_transport=bus.get("transport", "rtu-tcp"),

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +27,38 @@ from evsim.world import World
 from evsim.world_config import Address, WorldConfig
 
 logger = logging.getLogger(__name__)
+
+
+class PortTaken(OSError):
+    """A listen address of the world is held by another process (often another world)."""
+
+    def __init__(self, what: str, table: str, address: Address) -> None:
+        super().__init__(errno.EADDRINUSE, f"the {what} address {address} is already in use "
+                         f"(another evsim world?): stop it, or set another [{table}] listen")
+
+
+@contextlib.contextmanager
+def _binding(what: str, table: str, address: Address) -> Iterator[None]:
+    """Turn a failed listen on a taken ``address`` into :class:`PortTaken`. pymodbus reports
+    a failed listen as a bare RuntimeError, so the address is probed to tell why."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE or _in_use(address):
+            raise PortTaken(what, table, address) from exc
+        raise
+
+
+def _in_use(address: Address) -> bool:
+    if address.port == 0:
+        return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((address.host, address.port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 class WorldServer:
@@ -82,20 +117,23 @@ class WorldServer:
         world = self._world = World(self.config, reader=self._reader)
         self._stack.callback(world.save)
         bus = self.config.bus
-        self._bus = await serve_bus(
-            world.devices(), transport=self.config.bus_transport,  # type: ignore[arg-type]
-            address=(bus.host, bus.port),
-        )
+        with _binding("Modbus bus", "bus", bus):
+            self._bus = await serve_bus(
+                world.devices(), transport=self.config.bus_transport,  # type: ignore[arg-type]
+                address=(bus.host, bus.port),
+            )
         self._stack.push_async_callback(self._bus.close)
         if self.config.bus_link is not None and self._bus.client_port is not None:
             self._link(self.config.bus_link, self._bus.client_port)
         if self.config.reader_link is not None:
             self._link(self.config.reader_link, self._reader.port)
             world.reader_link = str(self.config.reader_link)
-        self._pin_bus = PinBusServer(world, self.config.pin_bus)
-        await self._pin_bus.start()
+        self._pin_bus = PinBusServer(world, self.config.pin_bus, self.config.site)
+        with _binding("pin bus", "pin_bus", self.config.pin_bus):
+            await self._pin_bus.start()
         self._stack.push_async_callback(self._pin_bus.close)
-        self._bench = BenchApi(world, self.config.bench)
+        with _binding("bench API", "bench", self.config.bench):
+            self._bench = BenchApi(world, self.config.bench)
         self._bench.start()
         self._stack.push_async_callback(asyncio.to_thread, self._bench.close)
         physics = asyncio.create_task(self._physics(), name="evsim-physics")

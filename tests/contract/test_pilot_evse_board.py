@@ -10,7 +10,7 @@ import pytest
 from evsim.modbus_devices import BusServer, EvseBoardEmulator, serve_bus
 from hal.errors import ConfigurationError, PilotError
 from hal.modbus_bus import ModbusBus
-from hal.pilot_evse_board import EvseBoardPilot, offered_register_value
+from hal.pilot_evse_board import EvseBoardPilot, next_poll, offered_register_value, poll_period
 from hal.roles import ControlPilot, PilotState
 from tests.contract.recorder import Recorder
 
@@ -104,3 +104,15 @@ async def test_set_offered_current_on_a_silent_board_raises_pilot_error(rig: Rig
     rig.board.offline = True
     with pytest.raises(PilotError):
         await rig.pilot.set_offered_current(10)
+
+
+def test_polls_keep_a_fixed_schedule_that_the_round_trip_does_not_stretch() -> None:
+    # The poll due at 1.000 took 4 ms: the next starts at 1.020, not 1.024.
+    assert next_poll(1.000, 0.020, now=1.004) == pytest.approx(1.020)
+    # A poll that overran its slot (a timeout) is followed at once; missed slots are skipped.
+    assert next_poll(1.000, 0.020, now=1.500) == 1.500
+
+
+def test_the_board_is_polled_twice_as_often_charging_and_half_as_often_unplugged() -> None:
+    assert [poll_period(0.05, state) for state in PilotState] == [
+        0.1, 0.05, 0.025, 0.025, 0.05, 0.05]  # A B C D E F

@@ -16,9 +16,10 @@ import pytest
 
 from agent import cli, config
 from agent.config import ConfigError, describe_schema, load_config, parse_config
+from agent.core.settings import core_keys
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = [ROOT / "examples" / name for name in ("sim.toml", "raspberry-pi.toml")]
+PI = ROOT / "examples" / "raspberry-pi.toml"
 DELETE = object()
 
 Doc = dict[str, Any]
@@ -82,16 +83,39 @@ def only_problem(edit: Callable[[Doc], None]) -> str:
 # --- valid files -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
-def test_example_loads(path: Path) -> None:
-    loaded = load_config(path)
-    assert loaded.connectors[0].id == 1
+def made_real(text: str) -> str:
+    """The starter configuration with the CSMS's real URL and key filled in."""
+    return (text.replace("wss://csms.example.com/ocpp", "wss://csms.acme.test/ocpp")
+            .replace("REPLACE-with-the-key-from-your-CSMS", "s3cret-key-0001"))
+
+
+def test_sim_example_loads() -> None:
+    assert load_config(ROOT / "examples" / "sim.toml").connectors[0].id == 1
+
+
+def test_the_starter_config_is_refused_by_key_until_it_is_made_real() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(PI)
+    assert caught.value.problems == (
+        "csms.url: 'wss://csms.example.com/ocpp' is still the example; set your CSMS's URL",
+        "csms.password: is still the starter placeholder; set the AuthorizationKey your CSMS "
+        "gave this charger",
+    )
+    assert parse_config(made_real(PI.read_text())).connectors[0].id == 1
+
+
+@pytest.mark.parametrize("url", ["wss://example.com/ocpp", "ws://CSMS.Example.Org:9000/x"])
+def test_any_example_domain_is_a_placeholder(url: str) -> None:
+    doc = copy.deepcopy(BASE)
+    doc["csms"]["url"] = url
+    with pytest.raises(ConfigError, match=r"^<string>: csms\.url: .* is still the example"):
+        parse_config(render(doc))
 
 
 def test_sim_example_values() -> None:
     sim = load_config(ROOT / "examples" / "sim.toml")
     assert sim.charger.id == "SIM-0001"
-    assert sim.charger.state_dir == Path("state")
+    assert sim.charger.state_dir == ROOT / "examples" / "state"  # beside the file
     assert sim.csms_endpoint == "ws://127.0.0.1:9000/ocpp/SIM-0001"
     assert sim.gpio.pin_factory == "evsim"
     assert sim.bus("rs485").port == "socket://127.0.0.1:8402"
@@ -104,7 +128,7 @@ def test_sim_example_values() -> None:
 
 
 def test_pi_example_is_active_low_over_wss_with_password() -> None:
-    pi = load_config(ROOT / "examples" / "raspberry-pi.toml")
+    pi = parse_config(made_real(PI.read_text()))
     assert pi.csms.url.startswith("wss://") and pi.csms.password
     assert pi.connectors[0].contactor.active_high is False
     assert pi.csms.password not in repr(pi)
@@ -142,8 +166,8 @@ def test_an_integer_is_accepted_where_a_float_is_expected() -> None:
 
 def test_endpoint_appends_the_charger_id_once() -> None:
     doc = copy.deepcopy(BASE)
-    doc["csms"]["url"] = "wss://csms.example.com/ocpp/"
-    assert parse_config(render(doc)).csms_endpoint == "wss://csms.example.com/ocpp/CP-1"
+    doc["csms"]["url"] = "wss://csms.acme.test/ocpp/"
+    assert parse_config(render(doc)).csms_endpoint == "wss://csms.acme.test/ocpp/CP-1"
 
 
 def test_ocpp_seeds_as_configuration_keys() -> None:
@@ -154,6 +178,23 @@ def test_ocpp_seeds_as_configuration_keys() -> None:
     assert keys["MeterValuesSampledData"] == "Energy.Active.Import.Register,Power.Active.Import"
     assert len(keys) == len(dataclasses.fields(config.OcppConfig))
 
+
+
+def test_ocpp_seeds_take_the_ranges_and_seeded_defaults_the_charger_enforces() -> None:
+    specs = {spec.name: spec for spec in core_keys(1)}
+    seeds = parse_config(render(BASE)).ocpp.configuration_keys()
+    for key in config._OCPP.keys:
+        spec = specs[key.ocpp_key]
+        assert spec.parse(seeds[key.ocpp_key]) is not None  # every default seed is valid
+        if spec.kind is int:
+            assert key.span == (spec.minimum, spec.maximum), key.name
+    doc = copy.deepcopy(BASE)
+    doc["ocpp"] = {"connection_timeout": 5, "meter_value_sample_interval": 7200}
+    ocpp = parse_config(render(doc)).ocpp
+    assert (ocpp.connection_timeout, ocpp.meter_value_sample_interval) == (5, 7200)
+    doc["ocpp"] = {"connection_timeout": 0}
+    with pytest.raises(ConfigError, match=r"ocpp\.connection_timeout: .*1\.\.3600"):
+        parse_config(render(doc))
 
 def test_a_tcp_bus_needs_a_host_not_a_port() -> None:
     doc = copy.deepcopy(BASE)
@@ -475,15 +516,26 @@ def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_check_config_takes_the_file_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(cli.CONFIG_ENV, str(ROOT / "examples" / "raspberry-pi.toml"))
+    monkeypatch.setenv(cli.CONFIG_ENV, str(ROOT / "examples" / "sim.toml"))
     assert cli.main(["check-config"]) == 0
-    assert ": OK (1 connector, reader rdm6300, csms wss://" in capsys.readouterr().out
+    assert ": OK (1 connector, reader rdm6300, csms ws://" in capsys.readouterr().out
+
+
+def test_check_config_names_the_starter_placeholders(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["check-config", str(PI)]) == 2
+    err = capsys.readouterr().err
+    assert f"{PI}: csms.url: 'wss://csms.example.com/ocpp' is still the example" in err
+    assert f"{PI}: csms.password: is still the starter placeholder" in err
+    assert "REPLACE" not in err  # the password is never printed
 
 
 def test_no_file_at_all(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv(cli.CONFIG_ENV, raising=False)
+    monkeypatch.setattr(cli, "DEFAULT_CONFIG", "/nonexistent/evse-agent/config.toml")
     assert cli.main(["run"]) == 2
     assert cli.CONFIG_ENV in capsys.readouterr().err
 

@@ -52,12 +52,13 @@ class Root:
     def state(self) -> Path:
         return self.path / "var" / "lib" / "evse-agent"
 
-    def install(self, *options: str) -> subprocess.CompletedProcess[str]:
+    def install(self, *options: str, start: bool = False) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
         result = subprocess.run(
             ["bash", str(INSTALLER), "--root", str(self.path), "--prefix", PREFIX,
-             "--no-start", "--python", sys.executable, "--pip-args", "--no-deps", *options],
+             *([] if start else ["--no-start"]), "--python", sys.executable,
+             "--pip-args", "--no-deps", *options],
             capture_output=True, text=True, env=env, timeout=110, check=False,
         )
         if result.returncode != 0 and any(s in result.stderr for s in OFFLINE):
@@ -90,14 +91,43 @@ def test_the_starter_config_is_the_raspberry_pi_example(installed: tuple[Root, s
     assert root.config.stat().st_mode & 0o777 == 0o640  # it holds the CSMS password
 
 
-def test_the_installed_config_passes_check_config(installed: tuple[Root, str]) -> None:
-    root, output = installed
-    assert f"{root.config}: OK" in output
-    result = subprocess.run(
+def check_config(root: Root) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(root.venv / "bin" / "evse-agent"), "check-config", str(root.config)],
         capture_output=True, text=True, timeout=60, check=False,
     )
-    assert result.returncode == 0, result.stderr
+
+
+def test_the_starter_config_fails_check_config_naming_the_placeholders(
+    installed: tuple[Root, str],
+) -> None:
+    root, output = installed
+    assert f"{root.config}: OK" not in output
+    result = check_config(root)
+    assert result.returncode == 2
+    assert f"{root.config}: csms.url: 'wss://csms.example.com/ocpp' is still the example; " \
+        "set your CSMS's URL" in result.stderr
+    assert f"{root.config}: csms.password: is still the starter placeholder" in result.stderr
+
+
+def test_the_service_is_enabled_but_not_started_until_check_config_passes(
+    tmp_path: Path,
+) -> None:
+    root = Root(tmp_path)
+    first = root.install(start=True)
+    assert "would run: systemctl enable evse-agent" in first.stdout
+    assert "would run: systemctl restart" not in first.stdout
+    assert "would run: systemctl start" not in first.stdout
+    assert "not starting the service until the configuration is valid" in first.stdout
+    assert "csms.url" in first.stderr and "csms.password" in first.stderr
+
+    text = root.config.read_text()
+    root.config.write_text(text.replace("wss://csms.example.com/ocpp", "wss://acme.test/ocpp")
+                           .replace("REPLACE-with-the-key-from-your-CSMS", "s3cret-key-0001"))
+    assert check_config(root).returncode == 0
+    again = root.install(start=True)
+    assert f"{root.config}: OK" in again.stdout
+    assert "would run: systemctl restart evse-agent" in again.stdout
 
 
 def test_the_unit_runs_the_agent_from_the_prefix(installed: tuple[Root, str]) -> None:

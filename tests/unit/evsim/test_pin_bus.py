@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evsim.pin_bus import PinBusError, format_in, format_out, parse_line
+from evsim.pin_bus import PinBusError, format_in, format_out, format_site, parse_line, parse_site
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,9 @@ def test_in_lines() -> None:
 def test_malformed_lines_are_refused(line: bytes) -> None:
     with pytest.raises(PinBusError):
         parse_line(line)
+
+
+def test_site_lines_round_trip_and_other_lines_name_no_site() -> None:
+    assert format_site("SIM-0001") == b"SITE SIM-0001\n"
+    assert parse_site(format_site("SIM-0001")) == "SIM-0001"
+    assert parse_site(format_in(17, True)) is None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import load_config
 from evsim.world_config import Address, WorldConfigError, load_world_config, world_config_from_dict
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "sim-world.toml"
@@ -20,6 +21,8 @@ def test_the_example_matches_the_agents_sim_config() -> None:
     (connector,) = config.connectors
     assert (connector.relay_pin, connector.feedback_pin) == (17, 27)
     assert (connector.evse_board_id, connector.meter_id) == (1, 2)
+    agent = load_config(EXAMPLE.with_name("sim.toml"))
+    assert config.site == agent.charger.id == world_config_from_dict({}).site  # its identity
 
 
 def test_an_empty_file_is_one_default_connector() -> None:
@@ -37,6 +40,7 @@ def test_feedback_false_means_not_wired() -> None:
     [
         ({"bench": {"listen": "8400"}}, "HOST:PORT"),
         ({"bus": {"transport": "carrier-pigeon"}}, "bus.transport"),
+        ({"site": "two words"}, "site"),
         ({"connectors": [{"id": 1}, {"id": 1}]}, "unique"),
         ({"connectors": [{"id": 1, "colour": "red"}]}, "colour"),
         ({"connectors": [{"id": 9}]}, "relay_pin"),
