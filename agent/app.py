@@ -40,6 +40,9 @@ from agent.logs import RecentProblems
 from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
+from agent.security import events
+from agent.security.service import SecurityService
+from agent.security.wiring import open_security
 from agent.status_server import StatusServer, default_socket
 from agent.store import Store, StoreError, StorePersistence
 from agent.supervision import MeterHealth, Supervisor
@@ -108,8 +111,17 @@ ADAPTERS: dict[str, Adapter] = {"1.6": v16.ADAPTER}
 
 def build(config: Config, hardware: Hardware, store: Store,
           devices: dict[int, ConnectorHardware] | None = None) -> tuple[Runtime, Link]:
-    """Wire the core, the delivery layer and the link over ``store``; without ``devices``, the
-    connectors' drivers are built. The outbox takes up the journal here: recover before."""
+    """:func:`build_with_security` without the security service."""
+    runtime, link, _ = build_with_security(config, hardware, store, devices)
+    return runtime, link
+
+
+def build_with_security(config: Config, hardware: Hardware, store: Store,
+                        devices: dict[int, ConnectorHardware] | None = None
+                        ) -> tuple[Runtime, Link, SecurityService]:
+    """Wire the core, the delivery layer, the security service and the link over ``store``;
+    without ``devices``, the connectors' drivers are built. The outbox takes up the journal
+    here: recover before."""
     station = Station(station_config(config), settings_from(config, store), id_source(store))
     if devices is None:
         devices = hardware.connectors()
@@ -135,11 +147,20 @@ def build(config: Config, hardware: Hardware, store: Store,
 
     hardware.on_device_failure = device_failed
     runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
-    link = Link(link_settings(config), adapter, runtime.command, runtime.on_link_state,
-                runtime.replied,
-                ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")))
+    security = open_security(config, runtime.outbox.put,
+                             lambda ref, req: link_holder[0].send(ref, req, None))
+
+    def replied() -> None:
+        runtime.replied()
+        security.replied()
+
+    link = Link(link_settings(config), adapter, security.commands(runtime.command),
+                runtime.on_link_state, replied,
+                ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")),
+                policy=security.profiles)
+    security.reconnect = link.reconnect
     link_holder.append(link)
-    return runtime, link
+    return runtime, link, security
 
 
 class Agent:
@@ -169,6 +190,7 @@ class Agent:
         self.hardware = Hardware(config)
         self.runtime: Runtime
         self.link: Link
+        self.security: SecurityService
         self.frames: FrameLog | None = None
         self._status: StatusServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,7 +204,8 @@ class Agent:
             # its StopTransaction journaled behind the messages still pending.
             await recover(self.store, {cid: hw.meter for cid, hw in devices.items()},
                           self.policy)
-            self.runtime, self.link = build(config, self.hardware, self.store, devices)
+            self.runtime, self.link, self.security = build_with_security(
+                config, self.hardware, self.store, devices)
         except BaseException:
             self.hardware.close()
             self.store.close()
@@ -207,6 +230,8 @@ class Agent:
         interval = sdnotify.watchdog_interval()
         if interval is not None:
             self._spawn(sdnotify.watchdog_loop(interval, lambda: True), "watchdog")
+        self.security.raise_event(events.STARTUP, f"evse-agent {__version__} started")
+        self._spawn(self.security.run(), "certificate expiry")
         self._spawn(self.link.run(), "link")
         log.info("ready: %d connector(s), CSMS %s", len(config.connectors),
                  config.csms_endpoint)
@@ -243,7 +268,9 @@ class Agent:
         self.stopped.set()
 
     def snapshot(self) -> dict[str, Any]:
-        return status_snapshot(self.config, self.runtime, self.link, self.problems.entries())
+        snapshot = status_snapshot(self.config, self.runtime, self.link, self.problems.entries())
+        snapshot["security"] = self.security.status()
+        return snapshot
 
     # --- internals --------------------------------------------------------------------
 

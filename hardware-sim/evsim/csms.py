@@ -15,12 +15,15 @@ late (:attr:`Csms.answer_delays`) or never (:attr:`Csms.silent`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from ocpp.exceptions import InternalError, OCPPError
@@ -31,6 +34,7 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +160,17 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
             tx.meter_values.extend(meter_value)
         return call_result.MeterValues()
 
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None,
+                          **_: Any) -> Any:
+        self.csms.security_events.append((type, tech_info))
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> Any:
+        self.csms.csrs.append(csr)
+        return call_result.SignCertificate(self.csms.sign_certificate_answer)
+
     @on(Action.stop_transaction)
     def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int,
                 reason: str | None = None, id_tag: str | None = None, **_: Any) -> Any:
@@ -169,9 +184,17 @@ class Csms:
     """The CSMS server. ``async with Csms() as csms:`` listens on ``csms.url``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/ocpp",
-                 password: str | None = None) -> None:
+                 password: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.path = host, port, path
+        # With a password, a connection without the right HTTP Basic credentials gets 401.
         self.password = password
+        self.ssl_context = ssl_context  # wss:// (set before come_back() to change the cert)
+        self.authorizations_seen: list[str | None] = []  # each upgrade's Authorization header
+        self.peer_certificates: list[Any] = []  # the client certificate of each connection
+        self.tls_sessions: list[tuple[str, str] | None] = []  # (version, cipher) of each
+        self.security_events: list[tuple[str, str | None]] = []
+        self.csrs: list[str] = []
+        self.sign_certificate_answer = "Accepted"
         self.frames: list[Frame] = []
         self.violations: list[str] = []
         self.statuses: list[tuple[int, str, str]] = []
@@ -196,11 +219,26 @@ class Csms:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}{self.path}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{self.path}"
+
+    async def _serve(self) -> Server:
+        return await serve(self._handler, self.host, self.port, ssl=self.ssl_context,
+                           process_request=self._check_auth,
+                           subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+
+    def _check_auth(self, connection: ServerConnection, request: Request) -> Response | None:
+        header = request.headers.get("Authorization")
+        self.authorizations_seen.append(header)
+        if self.password is None:
+            return None
+        charge_point_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        wanted = base64.b64encode(f"{charge_point_id}:{self.password}".encode()).decode()
+        if header != f"Basic {wanted}":
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
 
     async def __aenter__(self) -> Csms:
-        self._server = await serve(self._handler, self.host, self.port,
-                                   subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+        self._server = await self._serve()
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -228,8 +266,7 @@ class Csms:
     async def come_back(self) -> None:
         """End the outage: listen again on the same port."""
         if self._server is None:
-            self._server = await serve(self._handler, self.host, self.port,
-                                       subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+            self._server = await self._serve()
 
     async def _handler(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request else ""
@@ -237,6 +274,9 @@ class Csms:
         if ws.subprotocol != "ocpp1.6":
             self.violations.append(f"connection without subprotocol ocpp1.6 ({ws.subprotocol})")
         self.session = CentralSide(charge_point_id, _Recorder(ws, self), self)
+        self.peer_certificates.append(ws.transport.get_extra_info("peercert"))
+        tls = ws.transport.get_extra_info("ssl_object")
+        self.tls_sessions.append((tls.version(), tls.cipher()[0]) if tls else None)
         self.connections += 1
         await self._notify()
         try:
