@@ -41,6 +41,7 @@ from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
 from agent.security import events
+from agent.security.files import UnsafeKeyFile
 from agent.security.service import SecurityService
 from agent.security.wiring import open_security
 from agent.status_server import StatusServer, default_socket
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
 EXIT_STORE_FAILED = 74  # sysexits EX_IOERR
+EXIT_NO_PERMISSION = 77  # sysexits EX_NOPERM: a private key with too open a mode
 
 
 def station_config(config: Config) -> StationConfig:
@@ -380,6 +382,9 @@ def run(config: Config) -> int:
     except StoreError as error:
         log.critical("%s", error)  # never run without the journal: it would lose transactions
         return EXIT_STORE_FAILED
+    except UnsafeKeyFile as error:
+        log.critical("%s", error)  # a key others could read is not used
+        return EXIT_NO_PERMISSION
     if restart is not None:
         # A Reset from the CSMS: the process starts again as it was started. A hard reset
         # cannot power-cycle the Pi from an unprivileged service; it restarts the agent too.

@@ -10,6 +10,7 @@ from datetime import datetime
 from agent.config import Config
 from agent.core import messages as msg
 from agent.security import certificates as certs
+from agent.security.files import check_private_files
 from agent.security.keystore import CSMS_ROOT, CertificateStore, InstallError
 from agent.security.profile import Credentials, SecurityProfiles
 from agent.security.service import Call, SecurityService
@@ -21,9 +22,11 @@ log = logging.getLogger(__name__)
 def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None], call: Call,
                   now: Callable[[], datetime] = certs.utc_now) -> SecurityService:
     """The certificate store under ``<state_dir>/security``, the profiles seeded from
-    ``[csms]``, the security log; ``csms.ca_file`` is installed as CSMS root. Raises OSError
-    when the state directory cannot be written."""
+    ``[csms]``, the security log; ``csms.ca_file`` is installed as CSMS root. Raises
+    UnsafeKeyFile for a private file others could read, OSError when the state directory
+    cannot be written."""
     directory = config.charger.state_dir / "security"
+    check_private_files(directory)  # before anything reads them
     store = CertificateStore(directory)
     if config.csms.ca_file is not None:
         _install_seed_roots(store, config.csms.ca_file.read_text(), now())

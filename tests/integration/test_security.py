@@ -289,3 +289,74 @@ async def test_tc_074_077_087_profile_3_with_a_certificate_signed_on_the_device(
     assert subject["commonName"] == CHARGER_ID
     assert site.csms.authorizations_seen[-1] is None  # profile 3: no Basic auth
     assert await change(site, "SecurityProfile", "2") == "Rejected"  # TC_084
+
+
+# --- no secret in anything the agent writes -------------------------------------------------
+
+
+@pytest.fixture
+def console() -> Any:
+    """The agent's console log as ``evse-agent run`` sets it up (frames shown too), into a
+    buffer; process-wide logging is put back afterwards."""
+    import io
+    import logging
+
+    from agent import logs
+
+    root = logging.getLogger()
+    names = [logs.FRAMES_LOGGER, *logs._QUIET_LIBRARIES]
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    logs.configure("DEBUG", ocpp_frames=True, stream=stream, secrets=(KEY,))
+    yield stream
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
+
+
+async def test_no_secret_in_any_log_status_or_file_the_agent_writes(
+        site: SimSite, tmp_path: Path, launch: Any, console: Any) -> None:
+    import base64
+
+    ca = TestCa()
+    await serve_tls(site, server_context(ca, tmp_path / "server"))
+    agent = await launch(security_profile=2, password=KEY, ca_file=ca_file(tmp_path, ca),
+                         cpo_name=CPO)
+    await booted(site)
+    new_key = "a-second-secret-key-0042"
+    site.csms.password = new_key
+    assert await change(site, "AuthorizationKey", new_key) == "Accepted"
+    await site.csms.wait_for(lambda: site.csms.connections >= 2)
+    await booted(site)
+    await site.csms.call(call.ExtendedTriggerMessage(
+        requested_message="SignChargePointCertificate"))
+    await site.csms.wait_for(lambda: site.csms.csrs)
+    signed = await site.csms.call(call.CertificateSigned(
+        certificate_chain=ca.sign_csr(site.csms.csrs[-1])))
+    assert signed.status == "Accepted"
+    assert await change(site, "AuthorizationKey", "x") == "Rejected"  # an error path too
+    snapshot = json.dumps(agent.snapshot())
+    state = site.workdir / "state"
+    private_key = (state / "security" / "client.key").read_text()
+    await agent.stop()
+    # The private scalar: in hex, and the PEM's second line (the first is a header common to
+    # every P-256 key, the later ones the public key, which certificates carry too).
+    scalar = serialization.load_pem_private_key(private_key.encode(), None)
+    secrets = [KEY, new_key, private_key.splitlines()[2],
+               format(scalar.private_numbers().private_value, "x"),  # type: ignore[union-attr]
+               *[base64.b64encode(f"{CHARGER_ID}:{k}".encode()).decode() for k in (KEY, new_key)]]
+    holders = {state / "security" / "state.json", state / "security" / "client.key"}
+    written = {path: path.read_bytes() for path in state.rglob("*")
+               if path.is_file() and path not in holders}
+    assert any(p.name == "ocpp-frames.jsonl" for p in written)
+    assert any(p.name == "security-log.jsonl" for p in written)
+    everything = {"console": console.getvalue().encode(), "status": snapshot.encode(),
+                  **{str(path): data for path, data in written.items()}}
+    for where, data in everything.items():
+        for secret in secrets:
+            at = data.find(secret.encode())
+            assert at < 0, f"a secret in {where}: {data[max(0, at - 300):at + 80]!r}"
+    assert "AuthorizationKey" in console.getvalue()  # the frames were there, masked
