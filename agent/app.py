@@ -40,6 +40,10 @@ from agent.logs import RecentProblems
 from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
+from agent.security import events
+from agent.security.files import UnsafeKeyFile
+from agent.security.service import SecurityService
+from agent.security.wiring import open_security
 from agent.status_server import StatusServer, default_socket
 from agent.store import Store, StoreError, StorePersistence
 from agent.supervision import MeterHealth, Supervisor
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DRAIN_SECONDS = 8.0
 EXIT_STORE_FAILED = 74  # sysexits EX_IOERR
 EXIT_CONFIG = 2  # as for a bad configuration file: systemd does not restart the agent
+EXIT_NO_PERMISSION = 77  # sysexits EX_NOPERM: a private key with too open a mode
 
 
 def station_config(config: Config) -> StationConfig:
@@ -110,8 +115,17 @@ ADAPTERS: dict[str, Adapter] = {"1.6": v16.ADAPTER, "2.0.1": v201.ADAPTER}
 
 def build(config: Config, hardware: Hardware, store: Store,
           devices: dict[int, ConnectorHardware] | None = None) -> tuple[Runtime, Link]:
-    """Wire the core, the delivery layer and the link over ``store``; without ``devices``, the
-    connectors' drivers are built. The outbox takes up the journal here: recover before."""
+    """:func:`build_with_security` without the security service."""
+    runtime, link, _ = build_with_security(config, hardware, store, devices)
+    return runtime, link
+
+
+def build_with_security(config: Config, hardware: Hardware, store: Store,
+                        devices: dict[int, ConnectorHardware] | None = None
+                        ) -> tuple[Runtime, Link, SecurityService]:
+    """Wire the core, the delivery layer, the security service and the link over ``store``;
+    without ``devices``, the connectors' drivers are built. The outbox takes up the journal
+    here: recover before."""
     station = Station(station_config(config), settings_from(config, store), id_source(store))
     if devices is None:
         devices = hardware.connectors()
@@ -137,11 +151,20 @@ def build(config: Config, hardware: Hardware, store: Store,
 
     hardware.on_device_failure = device_failed
     runtime.meter_health = {cid: MeterHealth(cid, runtime.post) for cid in devices}
-    link = Link(link_settings(config), adapter, runtime.command, runtime.on_link_state,
-                runtime.replied,
-                ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")))
+    security = open_security(config, runtime.outbox.put,
+                             lambda ref, req: link_holder[0].send(ref, req, None))
+
+    def replied() -> None:
+        runtime.replied()
+        security.replied()
+
+    link = Link(link_settings(config), adapter, security.commands(runtime.command),
+                runtime.on_link_state, replied,
+                ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")),
+                policy=security.profiles)
+    security.reconnect = link.reconnect
     link_holder.append(link)
-    return runtime, link
+    return runtime, link, security
 
 
 class Agent:
@@ -171,6 +194,7 @@ class Agent:
         self.hardware = Hardware(config)
         self.runtime: Runtime
         self.link: Link
+        self.security: SecurityService
         self.frames: FrameLog | None = None
         self._status: StatusServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -184,7 +208,8 @@ class Agent:
             # its StopTransaction journaled behind the messages still pending.
             await recover(self.store, {cid: hw.meter for cid, hw in devices.items()},
                           self.policy)
-            self.runtime, self.link = build(config, self.hardware, self.store, devices)
+            self.runtime, self.link, self.security = build_with_security(
+                config, self.hardware, self.store, devices)
         except BaseException:
             self.hardware.close()
             self.store.close()
@@ -210,6 +235,8 @@ class Agent:
         interval = sdnotify.watchdog_interval()
         if interval is not None:
             self._spawn(sdnotify.watchdog_loop(interval, lambda: True), "watchdog")
+        self.security.raise_event(events.STARTUP, f"evse-agent {__version__} started")
+        self._spawn(self.security.run(), "certificate expiry")
         self._spawn(self.link.run(), "link")
         log.info("ready: %d connector(s), CSMS %s", len(config.connectors),
                  config.csms_endpoint)
@@ -246,7 +273,9 @@ class Agent:
         self.stopped.set()
 
     def snapshot(self) -> dict[str, Any]:
-        return status_snapshot(self.config, self.runtime, self.link, self.problems.entries())
+        snapshot = status_snapshot(self.config, self.runtime, self.link, self.problems.entries())
+        snapshot["security"] = self.security.status()
+        return snapshot
 
     # --- internals --------------------------------------------------------------------
 
@@ -359,6 +388,9 @@ def run(config: Config) -> int:
     except WrongSite as error:
         log.critical("%s", error)  # systemd's RestartPreventExitStatus=2: no restart loop
         return EXIT_CONFIG
+    except UnsafeKeyFile as error:
+        log.critical("%s", error)  # a key others could read is not used
+        return EXIT_NO_PERMISSION
     if restart is not None:
         # A Reset from the CSMS: the process starts again as it was started. A hard reset
         # cannot power-cycle the Pi from an unprivileged service; it restarts the agent too.

@@ -10,6 +10,8 @@
     evse-agent log [--state-dir DIR | --config FILE] [--since T] [--until T] [--connector N]
                    [--id-tag TAG] [--action NAME]... [--limit N] [--json] [--utc] [--full]
                                       the OCPP message log (docs/operations.md)
+    evse-agent log --security [--state-dir DIR | --config FILE] [--since T] [--json]
+                                      the security log (docs/security.md)
     evse-agent bringup relay|meter|reader|pilot|lock [--config FILE] [--connector N] [--yes]
                        [--timeout S] [--verbose]
                                       check one device on the real charger (agent.bringup)
@@ -120,6 +122,8 @@ def _add_log(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     frames.add_argument("--json", action="store_true", help="one JSON record per line")
     frames.add_argument("--utc", action="store_true", help="show times in UTC")
     frames.add_argument("--full", action="store_true", help="do not shorten long payloads")
+    frames.add_argument("--security", action="store_true",
+                        help="the security log instead (security events, oldest first)")
     frames.set_defaults(command=_log)
 
 
@@ -164,6 +168,11 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(path) if path else None
     if path is None or config is None:
         return EXIT_USAGE
+    from agent.security.files import config_file_warning
+
+    warning = config_file_warning(Path(path))
+    if warning:
+        print(f"evse-agent: warning: {warning}", file=sys.stderr)
     app = importlib.import_module("agent.app")  # lazily: it pulls in every driver library
     status = app.run(config)
     if asyncio.iscoroutine(status):
@@ -238,6 +247,8 @@ def _log(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
     if state_dir is None:
         return EXIT_USAGE
+    if args.security:
+        return _security_log(state_dir, args)
     store = FrameStore(state_dir)
     try:
         if not store.files():
@@ -257,6 +268,28 @@ def _log(args: argparse.Namespace) -> int:
               format_record(record, utc=args.utc, full=args.full, ascii_only=ascii_only))
     if not records:
         print("evse-agent: no matching frames", file=sys.stderr)
+    return EXIT_OK
+
+
+def _security_log(state_dir: Path, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from agent.security_log import SecurityLog
+
+    log = SecurityLog(state_dir)
+    try:
+        records = [r for r in log.records()
+                   if (args.since is None or datetime.fromisoformat(r.time) >= args.since)
+                   and (args.until is None or datetime.fromisoformat(r.time) <= args.until)]
+    except PermissionError as error:
+        print(f"evse-agent: cannot read the security log: {error.strerror}: {error.filename}; "
+              "run with sudo or as the service user", file=sys.stderr)
+        return EXIT_NO_PERMISSION
+    if not log.path.exists():
+        print(f"evse-agent: no security log in {state_dir}", file=sys.stderr)
+        return EXIT_NO_INPUT
+    for record in records[-args.limit:] if args.limit else records:
+        print(json.dumps(asdict(record)) if args.json else record.line())
     return EXIT_OK
 
 

@@ -94,6 +94,10 @@ class CsmsConfig:
     reconnect_max: float
     ping_interval: int
     use_proxy: bool
+    security_profile: int = 0
+    allow_unencrypted: bool = False
+    ca_file: Path | None = None
+    cpo_name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -439,6 +443,16 @@ _CSMS = Table("csms", CsmsConfig, keys=(
     Key("ping_interval", int, "WebSocket ping interval; 0 turns pings off",
         default=30, span=(0, 3600), unit=_SECONDS),
     Key("use_proxy", bool, "connect through the proxy named in the environment", default=False),
+    Key("security_profile", int, "seed of SecurityProfile: 0 none (the URL as given), 1 Basic "
+        "auth over ws://, 2 TLS + Basic auth, 3 TLS with a client certificate (docs/security.md)",
+        default=0, span=(0, 3)),
+    Key("allow_unencrypted", bool, "allow security profile 1 (Basic auth over plain ws://)",
+        default=False),
+    Key("ca_file", str, "PEM file of the CSMS root certificate(s), installed at start as "
+        "CentralSystemRootCertificate (profiles 2 and 3)", default=None, span=(1, 4096),
+        convert=Path),
+    Key("cpo_name", str, "seed of CpoName: the O of the charge point certificate's CSR",
+        default=None, span=(1, 64)),
 ))
 
 _OCPP_SPECS: Final = {spec.name: spec for spec in core_keys(1)}
@@ -1059,10 +1073,20 @@ def _check_serial_ports(values: Values, problems: _Problems) -> None:
             first_use[port] = path
 
 
+def _check_security(csms: Values, problems: _Problems) -> None:
+    profile = csms.get("security_profile")
+    if profile == 1 and not csms.get("allow_unencrypted"):
+        problems.add("csms.security_profile", "1 sends the password unencrypted; set "
+                     "csms.allow_unencrypted = true to allow it, or use 2 or 3")
+    if profile in (1, 2) and not csms.get("password"):
+        problems.add("csms.password", f"missing; required when csms.security_profile = {profile}")
+
+
 def _check_across(values: Values, problems: _Problems) -> None:
     connectors, buses = values["connectors"], values["buses"]
     _check_placeholders(values["csms"], problems)
     _check_reconnect(values["csms"], problems)
+    _check_security(values["csms"], problems)
     _check_buses(buses, problems)
     _check_connector_ids(connectors, problems)
     _check_bus_references(connectors, buses, problems)

@@ -61,6 +61,12 @@ _BASIC = re.compile(
     r"""(?i:(authorization['"]?\s*[:=,]\s*['"]?basic\s+))[A-Za-z0-9+/=_-]+"""
     r"|(\bBasic\s+)(?![a-z]+\b)[A-Za-z0-9+/_-]{12,}={0,2}")
 
+# A secret configuration value in a raw OCPP frame (the ocpp library logs every frame):
+# ChangeConfiguration {"key": "AuthorizationKey", "value": "…"} and the 2.0.1 variable form.
+_SECRET_VALUE = re.compile(
+    r"""((?i:"(?:key|name)"\s*:\s*"(?:AuthorizationKey|BasicAuthPassword)"[^{}]*?"""
+    r""""(?:value|attributeValue)"\s*:\s*"))(?:[^"\\]|\\.)*""")
+
 _context: contextvars.ContextVar[tuple[tuple[str, object], ...]] = contextvars.ContextVar(
     "evse_log_context", default=())
 
@@ -68,6 +74,7 @@ _context: contextvars.ContextVar[tuple[tuple[str, object], ...]] = contextvars.C
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every secret and every HTTP Basic credential replaced by ``***``."""
     text = _BASIC.sub(lambda m: (m[1] or m[2]) + REDACTED, text)
+    text = _SECRET_VALUE.sub(lambda m: m[1] + REDACTED, text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)

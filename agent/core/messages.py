@@ -138,6 +138,21 @@ class FirmwareStatusReport:
     status: str = "Idle"
 
 
+@dataclass(frozen=True)
+class SecurityEventRaised:
+    """A security event (agent.security.events); journaled and delivered like transaction
+    messages, after registration."""
+
+    type: str
+    timestamp: datetime
+    tech_info: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateSigningRequest:
+    csr: str  # PEM PKCS#10
+
+
 OutboundReq = (
     RegistrationRequest
     | HeartbeatRequest
@@ -149,6 +164,8 @@ OutboundReq = (
     | MeterValuesReported
     | DiagnosticsStatusReport
     | FirmwareStatusReport
+    | SecurityEventRaised
+    | CertificateSigningRequest
 )
 
 TransactionMessage = TransactionStarted | TransactionUpdated | TransactionEnded
@@ -156,8 +173,9 @@ TRANSACTION_MESSAGES = (TransactionStarted, TransactionUpdated, TransactionEnded
 
 
 def is_transaction_message(req: OutboundReq) -> bool:
-    """True for messages that must be journaled and delivered in order, at least once."""
-    return isinstance(req, TRANSACTION_MESSAGES)
+    """True for messages that must be journaled and delivered in order, at least once
+    (security events too: the security extension has them queued like transactions)."""
+    return isinstance(req, (*TRANSACTION_MESSAGES, SecurityEventRaised))
 
 
 # --- what the CSMS answers --------------------------------------------------------------
@@ -199,6 +217,11 @@ class Ack:
     """An answer that carries nothing (StatusNotification, MeterValues, ...)."""
 
 
+@dataclass(frozen=True)
+class CertificateSigningResult:
+    accepted: bool
+
+
 InboundConf = (
     RegistrationResult
     | HeartbeatResult
@@ -206,6 +229,7 @@ InboundConf = (
     | TransactionStartResult
     | TransactionEndResult
     | Ack
+    | CertificateSigningResult
 )
 
 # --- what the CSMS commands, and our answers --------------------------------------------
@@ -341,3 +365,60 @@ CsmsResponse = (
     | ChangeConfigurationResult
     | LocalListVersionResult
 )
+
+
+# --- the OCPP security extension: certificates and security events ------------------------
+
+
+@dataclass(frozen=True)
+class CertificateHashData:
+    """Names an installed certificate (hex strings)."""
+
+    hash_algorithm: str
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str
+
+
+@dataclass(frozen=True)
+class CsmsCertificateSigned:
+    chain: str  # PEM, leaf first
+
+
+@dataclass(frozen=True)
+class CsmsInstallCertificate:
+    use: str  # CentralSystemRootCertificate | ManufacturerRootCertificate
+    certificate: str  # PEM
+
+
+@dataclass(frozen=True)
+class CsmsDeleteCertificate:
+    hash_data: CertificateHashData
+
+
+@dataclass(frozen=True)
+class CsmsGetInstalledCertificateIds:
+    use: str
+
+
+@dataclass(frozen=True)
+class CsmsExtendedTriggerMessage:
+    message: str  # e.g. "SignChargePointCertificate", "BootNotification"
+    connector_id: int | None = None
+
+
+@dataclass(frozen=True)
+class InstalledCertificatesResult:
+    status: str  # Accepted | NotFound
+    certificates: tuple[CertificateHashData, ...] = ()
+
+
+SecurityRequest = (
+    CsmsCertificateSigned
+    | CsmsInstallCertificate
+    | CsmsDeleteCertificate
+    | CsmsGetInstalledCertificateIds
+    | CsmsExtendedTriggerMessage
+)
+"""Handled outside the core (agent.security): they need files and keys."""
+SecurityResponse = StatusResult | InstalledCertificatesResult

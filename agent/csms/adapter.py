@@ -18,7 +18,9 @@ from ocpp.routing import on as _on
 
 from agent.core import messages as msg
 
-CommandHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse | Awaitable[msg.CsmsResponse]]
+CommandHandler = Callable[[msg.CsmsRequest | msg.SecurityRequest],
+                          msg.CsmsResponse | msg.SecurityResponse
+                          | Awaitable[msg.CsmsResponse | msg.SecurityResponse]]
 """Answers a CSMS command at once; only an UnlockConnector that drives a lock answers with an
 awaitable (it must not await a call to the CSMS: the receive loop waits for it)."""
 

@@ -15,7 +15,7 @@ import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
@@ -49,13 +49,27 @@ def basic_auth_header(charge_point_id: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+class ConnectionPolicy(Protocol):
+    """Where and how each connection attempt goes (agent.security.profile: the security
+    profile's URL scheme, TLS context and Basic auth), and what came of it."""
+
+    def endpoint(self) -> str: ...
+    def connect_options(self) -> dict[str, Any]: ...  # may raise OSError
+    def connected(self) -> None: ...
+    def failed(self, error: BaseException) -> None: ...
+
+
 class Link:
     def __init__(self, settings: LinkSettings, adapter: Adapter, commands: CommandHandler,
                  on_state: Callable[[bool], None],
                  replied: Callable[[], None] = lambda: None,
-                 ping_interval: Callable[[], float] | None = None) -> None:
+                 ping_interval: Callable[[], float] | None = None,
+                 policy: ConnectionPolicy | None = None) -> None:
         self._settings = settings
         self._adapter = adapter
+        self._policy = policy
+        self._ws: ClientConnection | None = None
+        self._closing: asyncio.Future[None] | None = None
         # WebSocketPingInterval as the CSMS last set it; read at each connection.
         self._ping_interval = ping_interval or (lambda: settings.ping_interval)
         self._commands = commands
@@ -76,18 +90,35 @@ class Link:
                 await self._session_once()
                 delay = self._settings.reconnect_min
             except (OSError, InvalidHandshake, WebSocketException, TimeoutError) as error:
-                log.warning("link: cannot reach %s: %s", self._settings.endpoint, error)
+                log.warning("link: cannot reach %s: %s", self._endpoint(), error)
+                if self._policy is not None:
+                    self._policy.failed(error)
             pause = delay * random.uniform(0.5, 1.0)  # jitter: chargers of a site spread out
             log.info("link: reconnecting in %.1fs", pause)
             await asyncio.sleep(pause)
             delay = min(delay * 2, self._settings.reconnect_max)
 
+    def _endpoint(self) -> str:
+        return self._policy.endpoint() if self._policy else self._settings.endpoint
+
+    def reconnect(self) -> None:
+        """Close the connection (if any); the link connects again with what the policy
+        says then (new credentials, a new CSMS root)."""
+        if self._ws is not None:
+            self._closing = asyncio.ensure_future(self._ws.close())
+
     async def _session_once(self) -> None:
-        async with connect(self._settings.endpoint, **self._connect_options()) as ws:
+        async with connect(self._endpoint(), **self._connect_options()) as ws:
             if ws.subprotocol != self._adapter.subprotocol:
                 log.error("link: CSMS did not accept subprotocol %s", self._adapter.subprotocol)
                 return
-            await self._serve(ws)
+            if self._policy is not None:
+                self._policy.connected()
+            self._ws = ws
+            try:
+                await self._serve(ws)
+            finally:
+                self._ws = None
 
     def _connect_options(self) -> dict[str, Any]:
         s = self._settings
@@ -103,6 +134,8 @@ class Link:
             "max_size": 4 << 20,  # larger frames are refused with a CALLERROR, not a close
             "proxy": True if s.use_proxy else None,
         }
+        if self._policy is not None:
+            return options | self._policy.connect_options()
         if s.password:
             options["additional_headers"] = basic_auth_header(s.charge_point_id, s.password)
         if s.endpoint.startswith("wss://"):
@@ -113,7 +146,7 @@ class Link:
         session = self._adapter.open(self._settings.charge_point_id, ws, self._commands,
                                      self._settings.call_timeout, self._replied)
         self._session, self._closed = session, asyncio.Event()
-        log.info("link: connected to %s", self._settings.endpoint)
+        log.info("link: connected to %s", self._endpoint())
         self._on_state(True)
         try:
             await session.start()

@@ -22,11 +22,15 @@ from ocpp.v16.enums import (
     AuthorizationStatus,
     AvailabilityStatus,
     AvailabilityType,
+    CertificateSignedStatus,
+    CertificateStatus,
     ChargePointErrorCode,
     ChargePointStatus,
     ClearCacheStatus,
     ConfigurationStatus,
     DataTransferStatus,
+    DeleteCertificateStatus,
+    GetInstalledCertificateStatus,
     Reason,
     RemoteStartStopStatus,
     ResetStatus,
@@ -102,6 +106,11 @@ def to_call(req: msg.OutboundReq, transaction_id: int | None = None) -> Any:
             return call.DiagnosticsStatusNotification(status=req.status)
         case msg.FirmwareStatusReport():
             return call.FirmwareStatusNotification(status=req.status)
+        case msg.SecurityEventRaised():
+            return call.SecurityEventNotification(type=req.type, timestamp=timestamp(req.timestamp),
+                                                  tech_info=req.tech_info)
+        case msg.CertificateSigningRequest():
+            return call.SignCertificate(csr=req.csr)
     return _transaction_call(req, transaction_id)
 
 
@@ -166,6 +175,8 @@ def from_result(result: Any) -> msg.InboundConf:
         case call_result.StopTransaction():
             info = result.id_tag_info
             return msg.TransactionEndResult(id_tag_info(info) if info else None)
+        case call_result.SignCertificate():
+            return msg.CertificateSigningResult(result.status == "Accepted")
     return msg.Ack()
 
 
@@ -222,7 +233,7 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
         assert isinstance(response, msg.ChangeConfigurationResult)
         return call_result.ChangeConfiguration(ConfigurationStatus(response.status))
 
-    def _status(self, request: msg.CsmsRequest) -> str:
+    def _status(self, request: msg.CsmsRequest | msg.SecurityRequest) -> str:
         response = self._commands(request)
         assert isinstance(response, msg.StatusResult | msg.CommandResult)
         return str(response.status)
@@ -281,6 +292,40 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
         status = self._status(msg.CsmsDataTransfer(vendor_id, message_id, data))
         return call_result.DataTransfer(DataTransferStatus(status))
 
+    # --- the security extension (agent.security answers these) ---------------------------
+
+    @on(Action.install_certificate)
+    def _on_install_certificate(self, certificate_type: str, certificate: str, **_: Any) -> Any:
+        status = self._status(msg.CsmsInstallCertificate(certificate_type, certificate))
+        return call_result.InstallCertificate(CertificateStatus(status))
+
+    @on(Action.delete_certificate)
+    def _on_delete_certificate(self, certificate_hash_data: dict[str, str], **_: Any) -> Any:
+        status = self._status(msg.CsmsDeleteCertificate(msg.CertificateHashData(
+            certificate_hash_data["hash_algorithm"], certificate_hash_data["issuer_name_hash"],
+            certificate_hash_data["issuer_key_hash"], certificate_hash_data["serial_number"])))
+        return call_result.DeleteCertificate(DeleteCertificateStatus(status))
+
+    @on(Action.get_installed_certificate_ids)
+    def _on_get_installed_certificate_ids(self, certificate_type: str, **_: Any) -> Any:
+        response = self._commands(msg.CsmsGetInstalledCertificateIds(certificate_type))
+        assert isinstance(response, msg.InstalledCertificatesResult)
+        hashes = [{"hash_algorithm": h.hash_algorithm, "issuer_name_hash": h.issuer_name_hash,
+                   "issuer_key_hash": h.issuer_key_hash, "serial_number": h.serial_number}
+                  for h in response.certificates]
+        return call_result.GetInstalledCertificateIds(
+            GetInstalledCertificateStatus(response.status), certificate_hash_data=hashes or None)
+
+    @on(Action.certificate_signed)
+    def _on_certificate_signed(self, certificate_chain: str, **_: Any) -> Any:
+        status = self._status(msg.CsmsCertificateSigned(certificate_chain))
+        return call_result.CertificateSigned(CertificateSignedStatus(status))
+
+    @on(Action.extended_trigger_message)
+    def _on_extended_trigger_message(self, requested_message: str,
+                                     connector_id: int | None = None, **_: Any) -> Any:
+        status = self._status(msg.CsmsExtendedTriggerMessage(requested_message, connector_id))
+        return call_result.ExtendedTriggerMessage(TriggerMessageStatus(status))
 
 class Adapter16:
     """OCPP 1.6J: the CSMS makes the transaction ids (StartTransaction.conf)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,17 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
             tx.meter_values.extend(meter_value)
         return call_result.MeterValues()
 
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None,
+                          **_: Any) -> Any:
+        self.csms.security_events.append((type, tech_info))
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> Any:
+        self.csms.csrs.append(csr)
+        return call_result.SignCertificate(self.csms.sign_certificate_answer)
+
     @on(Action.stop_transaction)
     def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int,
                 reason: str | None = None, id_tag: str | None = None, **_: Any) -> Any:
@@ -127,8 +139,11 @@ class Csms(CsmsServer[CentralSide]):
     subprotocol = "ocpp1.6"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/ocpp",
-                 password: str | None = None) -> None:
-        super().__init__(host, port, path, password)
+                 password: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(host, port, path, password, ssl_context)
+        self.security_events: list[tuple[str, str | None]] = []
+        self.csrs: list[str] = []
+        self.sign_certificate_answer = "Accepted"
         self.statuses: list[tuple[int, str, str]] = []
         self.transactions: dict[int, TransactionRecord] = {}
         self.authorizations: dict[str, dict[str, Any]] = {}

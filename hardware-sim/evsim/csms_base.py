@@ -9,15 +9,19 @@ side with its ``@on`` handlers), the validation of each frame and the books they
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, Generic, Self, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,14 @@ class CsmsServer(Generic[Session]):
     subprotocol = ""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/ocpp",
-                 password: str | None = None) -> None:
+                 password: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.path = host, port, path
+        # With a password, a connection without the right HTTP Basic credentials gets 401.
         self.password = password
+        self.ssl_context = ssl_context  # wss:// (set before come_back() to change the cert)
+        self.authorizations_seen: list[str | None] = []  # each upgrade's Authorization header
+        self.peer_certificates: list[Any] = []  # the client certificate of each connection
+        self.tls_sessions: list[tuple[str, str] | None] = []  # (version, cipher) of each
         self.frames: list[Frame] = []
         self.violations: list[str] = []  # what is wrong with frames from the charger
         self.sent_violations: list[str] = []  # with frames to it (where a version checks)
@@ -109,7 +118,7 @@ class CsmsServer(Generic[Session]):
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}{self.path}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{self.path}"
 
     async def __aenter__(self) -> Self:
         await self._listen()
@@ -125,8 +134,20 @@ class CsmsServer(Generic[Session]):
             await self._server.wait_closed()
 
     async def _listen(self) -> None:
-        self._server = await serve(self._handler, self.host, self.port,
+        self._server = await serve(self._handler, self.host, self.port, ssl=self.ssl_context,
+                                   process_request=self._check_auth,
                                    subprotocols=[self.subprotocol])  # type: ignore[list-item]
+
+    def _check_auth(self, connection: ServerConnection, request: Request) -> Response | None:
+        header = request.headers.get("Authorization")
+        self.authorizations_seen.append(header)
+        if self.password is None:
+            return None
+        charge_point_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        wanted = base64.b64encode(f"{charge_point_id}:{self.password}".encode()).decode()
+        if header != f"Basic {wanted}":
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` beside the session (late answers); cancelled on exit."""
@@ -154,6 +175,9 @@ class CsmsServer(Generic[Session]):
                 f"connection without subprotocol {self.subprotocol} ({ws.subprotocol})")
         session = self.open_session(charge_point_id, Recorder(ws, self))
         self.session = session
+        self.peer_certificates.append(ws.transport.get_extra_info("peercert"))
+        tls = ws.transport.get_extra_info("ssl_object")
+        self.tls_sessions.append((tls.version(), tls.cipher()[0]) if tls else None)
         self.connections += 1
         await self._notify()
         try:

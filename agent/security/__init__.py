@@ -1,0 +1,1 @@
+"""OCPP security: profiles, certificates, security events."""

@@ -1,0 +1,188 @@
+"""X.509 for the charger, in one place: the only module that imports ``cryptography``.
+
+What the OCPP 1.6 security extension needs of certificates, as plain functions over PEM text:
+
+* :func:`parse_chain` reads a PEM bundle (the CertificateSigned ``certificateChain``, an
+  InstallCertificate ``certificate``) and raises :class:`CertificateError` for anything else;
+* :func:`hash_data` is the CertificateHashDataType of a certificate (the OCSP CertID fields:
+  hashes of the issuer's name and public key, and the serial number in hex), which the CSMS
+  uses to name a certificate in GetInstalledCertificateIds and DeleteCertificate;
+* :func:`check_root` and :func:`check_client_chain` are the validity checks done before a
+  certificate is taken into use (period, CA flag, signatures up to a trusted root, the key the
+  charger generated, key strength as TC_087 asks);
+* :func:`new_private_key` and :func:`build_csr` make the charger's own key pair and the CSR
+  for SignCertificate (CN = charge point id, O = CpoName).
+
+Chain checks are done by hand with ``Certificate.verify_directly_issued_by`` (issuer name and
+signature, cryptography >= 40) rather than ``cryptography.x509.verification``, whose RFC 5280
+web-PKI profile refuses many private CSMS CAs (missing key identifiers, EKUs).
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+
+from agent.core import messages as msg
+
+MIN_RSA_BITS = 2048  # TC_087: RSA/DSA keys of at least 2048 bits
+MIN_EC_BITS = 224  # TC_087: EC keys of at least 224 bits
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA512": hashes.SHA512()}
+HASH_ALGORITHMS = tuple(_HASHES)
+
+
+class CertificateError(ValueError):
+    """A certificate or chain is malformed, expired, untrusted or too weak; ``args[0]`` says
+    which, in words fit for a log and a SecurityEventNotification techInfo."""
+
+
+HashData = msg.CertificateHashData
+
+
+def same_certificate(a: HashData, b: HashData) -> bool:
+    """Equal, ignoring case and leading zeros of the serial (CSMSs differ there)."""
+    return (a.hash_algorithm.upper() == b.hash_algorithm.upper()
+            and a.issuer_name_hash.lower() == b.issuer_name_hash.lower()
+            and a.issuer_key_hash.lower() == b.issuer_key_hash.lower()
+            and a.serial_number.lower().lstrip("0") == b.serial_number.lower().lstrip("0"))
+
+
+def parse_chain(pem: str) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle, leaf first; at least one."""
+    try:
+        chain = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as error:
+        raise CertificateError(f"not a PEM certificate: {error}") from None
+    return chain
+
+
+def to_pem(certificates: list[x509.Certificate]) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
+def subject(certificate: x509.Certificate) -> str:
+    return certificate.subject.rfc4514_string()
+
+
+def hash_data(certificate: x509.Certificate, issuer: x509.Certificate | None = None,
+              algorithm: str = "SHA256") -> HashData:
+    """The certificate's CertificateHashData; a root is its own issuer."""
+    builder = ocsp.OCSPRequestBuilder().add_certificate(
+        certificate, issuer or certificate, _HASHES[algorithm])
+    request = builder.build()
+    return HashData(algorithm, request.issuer_name_hash.hex(), request.issuer_key_hash.hex(),
+                    format(certificate.serial_number, "x"))
+
+
+def not_after(certificate: x509.Certificate) -> datetime:
+    return certificate.not_valid_after_utc
+
+
+def _check_period(certificate: x509.Certificate, now: datetime) -> None:
+    if now < certificate.not_valid_before_utc:
+        raise CertificateError(f"{subject(certificate)} is not valid before "
+                               f"{certificate.not_valid_before_utc.isoformat()}")
+    if now > certificate.not_valid_after_utc:
+        raise CertificateError(f"{subject(certificate)} expired on "
+                               f"{certificate.not_valid_after_utc.isoformat()}")
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.value.ca
+
+
+def _check_key_strength(certificate: x509.Certificate) -> None:
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise CertificateError(f"{subject(certificate)}: a {key.key_size}-bit key is too weak "
+                               f"(at least {MIN_RSA_BITS})")
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        raise CertificateError(f"{subject(certificate)}: a {key.curve.key_size}-bit EC key is "
+                               f"too weak (at least {MIN_EC_BITS})")
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def check_root(pem: str, now: datetime) -> x509.Certificate:
+    """A root certificate fit to install: one self-signed CA certificate, in its validity
+    period, with a key strong enough. Raises CertificateError."""
+    chain = parse_chain(pem)
+    if len(chain) != 1:
+        raise CertificateError(f"expected one root certificate, got {len(chain)}")
+    root = chain[0]
+    _check_period(root, now)
+    if not _is_ca(root):
+        raise CertificateError(f"{subject(root)} is not a CA certificate")
+    if not _issued_by(root, root):
+        raise CertificateError(f"{subject(root)} is not self-signed")
+    _check_key_strength(root)
+    return root
+
+
+def check_client_chain(pem: str, roots: list[x509.Certificate], key_pem: bytes,
+                       now: datetime) -> list[x509.Certificate]:
+    """The chain of a CertificateSigned, checked before it is used for TLS: the leaf holds
+    the public half of ``key_pem`` (the key the charger generated for its CSR), every
+    certificate is in its period, each is signed by the next, and the last is signed by one
+    of ``roots`` (the installed CSMS roots). Returns the chain, leaf first."""
+    chain = parse_chain(pem)
+    leaf = chain[0]
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if leaf.public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
+        raise CertificateError("the certificate is not for the key this charger generated")
+    for certificate in chain:
+        _check_period(certificate, now)
+        _check_key_strength(certificate)
+    for certificate, issuer in itertools.pairwise(chain):
+        if not _is_ca(issuer) or not _issued_by(certificate, issuer):
+            raise CertificateError(f"{subject(certificate)} is not issued by {subject(issuer)}")
+    if not any(_is_ca(root) and _issued_by(chain[-1], root) for root in roots):
+        raise CertificateError(f"{subject(chain[-1])} is not issued by an installed "
+                               "CentralSystemRootCertificate")
+    return chain
+
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def new_private_key() -> bytes:
+    """A fresh EC P-256 key as unencrypted PKCS#8 PEM (it is kept in a 0600 file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def build_csr(key_pem: bytes, common_name: str, organization: str) -> str:
+    """The PKCS#10 request for SignCertificate, PEM: CN = charge point id, O = CpoName."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def expires_within(certificate: x509.Certificate, now: datetime, margin: timedelta) -> bool:
+    return certificate.not_valid_after_utc - now <= margin
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

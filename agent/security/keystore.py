@@ -1,0 +1,161 @@
+"""The charger's certificate store: trusted roots, its own key pair and certificate, on disk.
+
+Layout under ``<state_dir>/security`` (directory 0700, every file 0600, written atomically):
+
+* ``CentralSystemRootCertificate/<sha256>.pem`` and ``ManufacturerRootCertificate/<sha256>.pem``:
+  the installed roots, one per file, named by the SHA-256 of their DER form;
+* ``client.key`` and ``client.pem``: the key pair generated on the charger (it never leaves
+  it) and the chain the CSMS signed for it (security profile 3);
+* ``pending.key``: the key of a SignCertificate whose CertificateSigned has not come yet;
+  it replaces ``client.key`` only once its chain has been validated.
+
+The files are the truth: nothing is cached, so a root installed by one call is trusted by the
+next TLS handshake. Raises OSError for a store that cannot be written, CertificateError for a
+certificate that is not fit (see :mod:`agent.security.certificates`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from agent.security import certificates as certs
+
+CSMS_ROOT = "CentralSystemRootCertificate"
+MANUFACTURER_ROOT = "ManufacturerRootCertificate"
+ROOT_TYPES = (CSMS_ROOT, MANUFACTURER_ROOT)
+STORE_MAX_LENGTH = 20  # CertificateStoreMaxLength: roots of both types together
+PRIVATE = 0o600
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only (0600 from the
+    first byte: the file is created with that mode, never chmod-ed after)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+    try:
+        os.fchmod(fd, PRIVATE)  # an older temp file may have had another mode
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+
+
+@dataclass(frozen=True)
+class InstalledRoot:
+    use: str  # CSMS_ROOT or MANUFACTURER_ROOT
+    path: Path
+    certificate: x509.Certificate
+
+    @property
+    def hash_data(self) -> certs.HashData:
+        return certs.hash_data(self.certificate)
+
+
+class InstallError(ValueError):
+    """InstallCertificate cannot keep the certificate; ``status`` is the OCPP answer
+    (Rejected: the certificate is not fit; Failed: the store is full)."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class CertificateStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        for use in ROOT_TYPES:
+            (directory / use).mkdir(mode=0o700, exist_ok=True)
+
+    # --- roots ---------------------------------------------------------------------------
+
+    def roots(self, use: str | None = None) -> list[InstalledRoot]:
+        found = []
+        for kind in (use,) if use else ROOT_TYPES:
+            for path in sorted((self.directory / kind).glob("*.pem")):
+                for certificate in certs.parse_chain(path.read_text()):
+                    found.append(InstalledRoot(kind, path, certificate))
+        return found
+
+    def csms_roots_pem(self) -> str:
+        return certs.to_pem([root.certificate for root in self.roots(CSMS_ROOT)])
+
+    def install_root(self, use: str, pem: str, now: datetime) -> InstalledRoot:
+        """Check and keep a root (InstallCertificate); installing one already there is a
+        no-op. Raises InstallError."""
+        try:
+            root = certs.check_root(pem, now)
+        except certs.CertificateError as error:
+            raise InstallError("Rejected", str(error)) from None
+        der = root.public_bytes(serialization.Encoding.DER)
+        path = self.directory / use / f"{hashlib.sha256(der).hexdigest()}.pem"
+        if not path.exists():
+            if len(self.roots()) >= STORE_MAX_LENGTH:
+                raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
+            write_private(path, certs.to_pem([root]).encode())
+        return InstalledRoot(use, path, root)
+
+    def find(self, wanted: certs.HashData) -> InstalledRoot | None:
+        algorithm = wanted.hash_algorithm.upper()
+        if algorithm not in certs.HASH_ALGORITHMS:
+            return None
+        for root in self.roots():
+            found = certs.hash_data(root.certificate, algorithm=algorithm)
+            if certs.same_certificate(found, wanted):
+                return root
+        return None
+
+    def delete_root(self, root: InstalledRoot) -> None:
+        root.path.unlink()
+
+    # --- the charger's own key and certificate ------------------------------------------
+
+    @property
+    def client_key_path(self) -> Path:
+        return self.directory / "client.key"
+
+    @property
+    def client_chain_path(self) -> Path:
+        return self.directory / "client.pem"
+
+    @property
+    def pending_key_path(self) -> Path:
+        return self.directory / "pending.key"
+
+    def new_pending_key(self) -> bytes:
+        """Generate the key pair for a CSR, on the charger; kept until its certificate
+        comes (a second CSR replaces it)."""
+        key = certs.new_private_key()
+        write_private(self.pending_key_path, key)
+        return key
+
+    def pending_key(self) -> bytes | None:
+        path = self.pending_key_path
+        return path.read_bytes() if path.exists() else None
+
+    def client_chain(self) -> list[x509.Certificate] | None:
+        path = self.client_chain_path
+        if not (path.exists() and self.client_key_path.exists()):
+            return None
+        return certs.parse_chain(path.read_text())
+
+    def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
+        """Validate a CertificateSigned chain against the pending key and the CSMS roots and
+        take both into use. Raises CertificateError (the old certificate stays)."""
+        key = self.pending_key()
+        if key is None:
+            raise certs.CertificateError("no certificate was requested (no pending key)")
+        roots = [root.certificate for root in self.roots(CSMS_ROOT)]
+        chain = certs.check_client_chain(pem, roots, key, now)
+        write_private(self.client_chain_path, certs.to_pem(chain).encode())
+        os.replace(self.pending_key_path, self.client_key_path)
+        return chain

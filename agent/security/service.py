@@ -1,0 +1,300 @@
+"""The security extension's commands, keys and events, between the CSMS session and the core.
+
+:meth:`SecurityService.commands` wraps the core's command handler: the certificate messages
+(InstallCertificate, DeleteCertificate, GetInstalledCertificateIds, CertificateSigned,
+ExtendedTriggerMessage) and the security keys of Get/ChangeConfiguration (SecurityProfile,
+AuthorizationKey, CpoName and the read-only ones) are answered here, because they need the
+certificate store and the link; everything else goes to the core unchanged.
+
+What a command makes happen on the wire (a reconnect, a SignCertificate) waits for
+:meth:`SecurityService.replied`, i.e. until the answer to the CSMS is out.
+
+Security events (:meth:`SecurityService.raise_event`) go to the local security log and, as
+SecurityEventNotification, into the outbox's journal: durable, in order, after registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.core import messages as msg
+from agent.csms.errors import CallRejected, LinkLost
+from agent.security import certificates as certs
+from agent.security import events
+from agent.security.keystore import (
+    CSMS_ROOT,
+    ROOT_TYPES,
+    STORE_MAX_LENGTH,
+    CertificateStore,
+    InstallError,
+    write_private,
+)
+from agent.security.profile import SecurityProfiles
+from agent.security_log import SecurityLog
+
+log = logging.getLogger(__name__)
+
+CHAIN_MAX_SIZE = 10_000  # CertificateSignedMaxChainSize (characters of the PEM chain)
+RENEW_AHEAD = timedelta(days=30)  # the client certificate is renewed this long before expiry
+CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
+TRIGGERS_FOR_CORE = ("BootNotification", "FirmwareStatusNotification", "Heartbeat",
+                     "MeterValues", "StatusNotification")
+
+Request = msg.CsmsRequest | msg.SecurityRequest
+Response = msg.CsmsResponse | msg.SecurityResponse
+Handler = Callable[[Request], Response | Awaitable[Response]]
+CoreHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse | Awaitable[msg.CsmsResponse]]
+Call = Callable[[str, msg.OutboundReq], Awaitable[msg.InboundConf]]
+
+
+class SecurityService:
+    """``durable`` queues a message in the outbox (journaled); ``call`` makes one call at
+    once; ``new_ref`` makes message ids; ``now`` is the UTC clock."""
+
+    def __init__(self, *, charge_point_id: str, cpo_name: str | None, directory: Path,
+                 store: CertificateStore, profiles: SecurityProfiles, security_log: SecurityLog,
+                 durable: Callable[[str, msg.OutboundReq], None], call: Call,
+                 new_ref: Callable[[], str], now: Callable[[], datetime]) -> None:
+        self._charge_point_id = charge_point_id
+        self._cpo_file = directory / "cpo_name"
+        self._cpo_seed = cpo_name
+        self.store = store
+        self.profiles = profiles
+        self.log = security_log
+        self._durable = durable
+        self._call = call
+        self._new_ref = new_ref
+        self._now = now
+        self._after_reply: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.reconnect: Callable[[], None] = lambda: None
+        profiles.reconnect = lambda: self._after_reply.append(self.reconnect)
+
+    # --- the command handler -------------------------------------------------------------
+
+    def commands(self, core: CoreHandler) -> Handler:
+        def handle(request: Request) -> Response | Awaitable[Response]:
+            match request:
+                case msg.CsmsGetConfiguration():
+                    return self._get_configuration(request, core)
+                case msg.CsmsChangeConfiguration(key=key, value=value) if _security_key(key):
+                    return msg.ChangeConfigurationResult(self._change(_security_key(key), value))
+                case msg.CsmsReset():
+                    return self._reset(request, core)
+                case msg.CsmsExtendedTriggerMessage():
+                    return msg.StatusResult(self._extended_trigger(request, core))
+                case msg.CsmsInstallCertificate(use=use, certificate=pem):
+                    return msg.StatusResult(self._install(use, pem))
+                case msg.CsmsDeleteCertificate(hash_data=wanted):
+                    return msg.StatusResult(self._delete(wanted))
+                case msg.CsmsGetInstalledCertificateIds(use=use):
+                    return self._installed(use)
+                case msg.CsmsCertificateSigned(chain=chain):
+                    return msg.StatusResult(self._certificate_signed(chain))
+            assert not isinstance(request, msg.SecurityRequest)
+            return core(request)
+
+        return handle
+
+    def replied(self) -> None:
+        """The answer to a CSMS call is out: do what it promised."""
+        actions, self._after_reply = self._after_reply, []
+        for action in actions:
+            action()
+
+    # --- configuration keys --------------------------------------------------------------
+
+    @property
+    def cpo_name(self) -> str | None:
+        try:
+            return self._cpo_file.read_text().strip() or None
+        except FileNotFoundError:
+            return self._cpo_seed
+
+    def entries(self) -> list[msg.ConfigurationEntry]:
+        """The security keys as GetConfiguration reports them; AuthorizationKey is
+        write-only (its value is never returned)."""
+        return [
+            msg.ConfigurationEntry("AdditionalRootCertificateCheck", "false", True),
+            msg.ConfigurationEntry("AuthorizationKey", None, False),
+            msg.ConfigurationEntry("CertificateSignedMaxChainSize", str(CHAIN_MAX_SIZE), True),
+            msg.ConfigurationEntry("CertificateStoreMaxLength", str(STORE_MAX_LENGTH), True),
+            msg.ConfigurationEntry("CpoName", self.cpo_name or "", False),
+            msg.ConfigurationEntry("SecurityProfile", str(self.profiles.current.profile), False),
+        ]
+
+    def _get_configuration(self, request: msg.CsmsGetConfiguration,
+                           core: CoreHandler) -> msg.GetConfigurationResult:
+        answer = core(request)
+        assert isinstance(answer, msg.GetConfigurationResult)
+        ours = {entry.key: entry for entry in self.entries()}
+        if not request.keys:
+            return msg.GetConfigurationResult(answer.entries + tuple(ours.values()))
+        found = [ours[name] for key in answer.unknown_keys if (name := _security_key(key))]
+        unknown = tuple(key for key in answer.unknown_keys if not _security_key(key))
+        return msg.GetConfigurationResult(answer.entries + tuple(found), unknown)
+
+    def _change(self, key: str, value: str) -> str:
+        if key == "SecurityProfile":
+            return self.profiles.change_profile(value)
+        if key == "AuthorizationKey":
+            return self.profiles.change_key(value)
+        if key == "CpoName":
+            if not 1 <= len(value) <= 64:  # the X.509 limit of an organizationName
+                return "Rejected"
+            write_private(self._cpo_file, value.encode())
+            self.raise_event(events.RECONFIGURATION, "CpoName changed")
+            return "Accepted"
+        return "Rejected"  # the read-only ones
+
+    def _reset(self, request: msg.CsmsReset,
+               core: CoreHandler) -> msg.CsmsResponse | Awaitable[msg.CsmsResponse]:
+        answer = core(request)
+        if isinstance(answer, msg.CommandResult) and answer.status.value == "Accepted":
+            self.raise_event(events.RESET_OR_REBOOT, f"{'Hard' if request.hard else 'Soft'} "
+                             "reset requested by the Central System")
+        return answer
+
+    # --- certificates --------------------------------------------------------------------
+
+    def _install(self, use: str, pem: str) -> str:
+        try:
+            root = self.store.install_root(use, pem, self._now())
+        except InstallError as error:
+            log.warning("security: InstallCertificate %s %s: %s", use, error.status, error)
+            if use == CSMS_ROOT and error.status == "Rejected":
+                self.raise_event(events.INVALID_CSMS_CERTIFICATE, str(error))  # TC_078_CS
+            return error.status
+        except OSError as error:
+            log.error("security: cannot keep the certificate: %s", error)
+            return "Failed"
+        log.info("security: installed %s %s", use, certs.subject(root.certificate))
+        return "Accepted"
+
+    def _delete(self, wanted: msg.CertificateHashData) -> str:
+        root = self.store.find(wanted)
+        if root is None:
+            return "NotFound"
+        if root.use == CSMS_ROOT and len(self.store.roots(CSMS_ROOT)) == 1:
+            log.warning("security: refusing to delete the last CentralSystemRootCertificate")
+            return "Failed"
+        self.store.delete_root(root)
+        log.info("security: deleted %s %s", root.use, certs.subject(root.certificate))
+        return "Accepted"
+
+    def _installed(self, use: str) -> msg.InstalledCertificatesResult:
+        found = tuple(root.hash_data for root in self.store.roots(use) if use in ROOT_TYPES)
+        return msg.InstalledCertificatesResult("Accepted" if found else "NotFound", found)
+
+    def _certificate_signed(self, chain: str) -> str:
+        if len(chain) > CHAIN_MAX_SIZE:
+            self.raise_event(events.INVALID_CHARGE_POINT_CERTIFICATE, "chain too long")
+            return "Rejected"
+        try:
+            accepted = self.store.accept_client_chain(chain, self._now())
+        except certs.CertificateError as error:
+            log.warning("security: CertificateSigned rejected: %s", error)
+            self.raise_event(events.INVALID_CHARGE_POINT_CERTIFICATE, str(error))  # TC_077_CS
+            return "Rejected"
+        log.info("security: new charge point certificate %s, valid until %s",
+                 certs.subject(accepted[0]), certs.not_after(accepted[0]).isoformat())
+        if self.profiles.current.profile == 3:  # TC_074_CS: reconnect with the new one
+            self._after_reply.append(self.reconnect)
+        return "Accepted"
+
+    def _extended_trigger(self, request: msg.CsmsExtendedTriggerMessage,
+                          core: CoreHandler) -> str:
+        if request.message == "SignChargePointCertificate":
+            if not self.cpo_name:
+                log.warning("security: cannot sign a certificate without a CpoName")
+                return "Rejected"
+            self._after_reply.append(lambda: self._spawn(self.request_certificate()))
+            return "Accepted"
+        if request.message in TRIGGERS_FOR_CORE:
+            answer = core(msg.CsmsTriggerMessage(request.message, request.connector_id))
+            assert isinstance(answer, msg.StatusResult)
+            return answer.status
+        return "NotImplemented"  # LogStatusNotification: GetLog is not offered
+
+    async def request_certificate(self) -> bool:
+        """SignCertificate with a CSR for a key made now, on the charger; True when the
+        CSMS accepted it (its CertificateSigned comes later)."""
+        cpo = self.cpo_name
+        if not cpo:
+            return False
+        key = self.store.new_pending_key()
+        csr = certs.build_csr(key, self._charge_point_id, cpo)
+        try:
+            conf = await self._call(self._new_ref(), msg.CertificateSigningRequest(csr))
+        except (LinkLost, CallRejected, TimeoutError) as error:
+            log.warning("security: SignCertificate failed: %s", error)
+            return False
+        accepted = isinstance(conf, msg.CertificateSigningResult) and conf.accepted
+        log.info("security: SignCertificate %s", "accepted" if accepted else "rejected")
+        return accepted
+
+    # --- events and expiry ---------------------------------------------------------------
+
+    def raise_event(self, kind: str, info: str | None = None) -> None:
+        moment = self._now()
+        try:
+            record = self.log.append(moment, kind, kind in events.CRITICAL, info)
+        except OSError as error:
+            log.error("security log: cannot write: %s", error)
+            text = info
+        else:
+            text = record.info
+        log.warning("security event %s%s", kind, f": {text}" if text else "")
+        self._durable(self._new_ref(), msg.SecurityEventRaised(kind, moment, text))
+
+    def check_expiry(self) -> None:
+        """Warn about roots that expire soon; renew the client certificate ahead of time."""
+        now = self._now()
+        for root in self.store.roots():
+            if certs.expires_within(root.certificate, now, RENEW_AHEAD):
+                log.warning("security: %s %s expires on %s", root.use,
+                            certs.subject(root.certificate),
+                            certs.not_after(root.certificate).isoformat())
+        chain = self.store.client_chain()
+        if chain and certs.expires_within(chain[0], now, RENEW_AHEAD):
+            log.warning("security: the charge point certificate expires on %s; renewing",
+                        certs.not_after(chain[0]).isoformat())
+            self._spawn(self.request_certificate())
+
+    async def run(self) -> None:
+        """Periodic expiry checks, for as long as the agent runs."""
+        while True:
+            self.check_expiry()
+            await asyncio.sleep(CHECK_EVERY)
+
+    def status(self) -> dict[str, Any]:
+        chain = self.store.client_chain()
+        return {
+            "profile": self.profiles.current.profile,
+            "fallback": self.profiles.fallback,
+            "csms_roots": len(self.store.roots(CSMS_ROOT)),
+            "client_certificate_expires": certs.not_after(chain[0]).isoformat()
+            if chain else None,
+        }
+
+    def _spawn(self, coro: Any) -> None:
+        if not inspect.iscoroutine(coro):
+            return
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_KEYS = ("AdditionalRootCertificateCheck", "AuthorizationKey", "CertificateSignedMaxChainSize",
+         "CertificateStoreMaxLength", "CpoName", "SecurityProfile")
+
+
+def _security_key(key: str) -> str:
+    """The security key ``key`` names (keys are case-insensitive), or ""."""
+    return next((name for name in _KEYS if name.lower() == key.lower()), "")

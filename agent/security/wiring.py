@@ -1,0 +1,54 @@
+"""Builds the security part of the agent from the configuration (used by agent.app)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from agent.config import Config
+from agent.core import messages as msg
+from agent.security import certificates as certs
+from agent.security.files import check_private_files
+from agent.security.keystore import CSMS_ROOT, CertificateStore, InstallError
+from agent.security.profile import Credentials, SecurityProfiles
+from agent.security.service import Call, SecurityService
+from agent.security_log import SecurityLog
+
+log = logging.getLogger(__name__)
+
+
+def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None], call: Call,
+                  now: Callable[[], datetime] = certs.utc_now) -> SecurityService:
+    """The certificate store under ``<state_dir>/security``, the profiles seeded from
+    ``[csms]``, the security log; ``csms.ca_file`` is installed as CSMS root. Raises
+    UnsafeKeyFile for a private file others could read, OSError when the state directory
+    cannot be written."""
+    directory = config.charger.state_dir / "security"
+    check_private_files(directory)  # before anything reads them
+    store = CertificateStore(directory)
+    if config.csms.ca_file is not None:
+        _install_seed_roots(store, config.csms.ca_file.read_text(), now())
+    holder: list[SecurityService] = []
+    profiles = SecurityProfiles(
+        directory / "state.json", store, config.csms.url, config.charger.id,
+        Credentials(config.csms.security_profile, config.csms.password),
+        allow_unencrypted=config.csms.allow_unencrypted,
+        report=lambda kind, info: holder[0].raise_event(kind, info))
+    service = SecurityService(
+        charge_point_id=config.charger.id, cpo_name=config.csms.cpo_name, directory=directory,
+        store=store, profiles=profiles,
+        security_log=SecurityLog(config.charger.state_dir,
+                                 secrets=[s for s in (config.csms.password,) if s]),
+        durable=durable, call=call, new_ref=lambda: str(uuid.uuid4()), now=now)
+    holder.append(service)
+    return service
+
+
+def _install_seed_roots(store: CertificateStore, pem: str, now: datetime) -> None:
+    for certificate in certs.parse_chain(pem):
+        try:
+            store.install_root(CSMS_ROOT, certs.to_pem([certificate]), now)
+        except InstallError as error:
+            log.error("csms.ca_file: %s not installed: %s", certs.subject(certificate), error)

@@ -1,0 +1,89 @@
+"""Certificates: checks before use, hash data, CSR, the key store on disk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from agent.core import messages as msg
+from agent.security import certificates as certs
+from agent.security.keystore import CSMS_ROOT, MANUFACTURER_ROOT, CertificateStore, InstallError
+from tests.pki import TestCa, pem
+
+NOW = datetime.now(UTC)
+
+
+def test_a_root_must_be_a_valid_self_signed_ca() -> None:
+    good = TestCa()
+    assert certs.check_root(good.root_pem, NOW).subject == good.certificate.subject
+    with pytest.raises(certs.CertificateError, match="expired"):
+        certs.check_root(TestCa(expired=True).root_pem, NOW)
+    with pytest.raises(certs.CertificateError, match="not a PEM"):
+        certs.check_root("garbage", NOW)
+    key = good.key
+    leaf = good.issue(x509.Name([]), key.public_key())
+    with pytest.raises(certs.CertificateError, match="not a CA"):
+        certs.check_root(pem(leaf), NOW)
+    with pytest.raises(certs.CertificateError, match="one root"):
+        certs.check_root(good.root_pem + TestCa().root_pem, NOW)
+
+
+def test_weak_rsa_keys_are_refused() -> None:
+    ca = TestCa()
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    leaf = ca.issue(x509.Name([]), weak.public_key())  # type: ignore[arg-type]
+    with pytest.raises(certs.CertificateError, match="too weak"):
+        certs._check_key_strength(leaf)
+
+
+def test_hash_data_follows_the_ocsp_cert_id() -> None:
+    ca = TestCa()
+    data = certs.hash_data(ca.certificate)
+    assert data.hash_algorithm == "SHA256" and len(data.issuer_name_hash) == 64
+    assert data.serial_number == format(ca.certificate.serial_number, "x")
+    padded = msg.CertificateHashData("sha256", data.issuer_name_hash.upper(),
+                                     data.issuer_key_hash, "00" + data.serial_number)
+    assert certs.same_certificate(data, padded)
+    assert not certs.same_certificate(data, certs.hash_data(TestCa().certificate))
+
+
+def test_the_csr_names_the_charger_and_the_cpo_and_the_chain_must_fit_the_key(
+        tmp_path: Path) -> None:
+    ca = TestCa()
+    store = CertificateStore(tmp_path / "security")
+    store.install_root(CSMS_ROOT, ca.root_pem, NOW)
+    key = store.new_pending_key()
+    assert (store.pending_key_path.stat().st_mode & 0o777) == 0o600
+    csr = certs.build_csr(key, "CP-1", "ACME")
+    assert x509.load_pem_x509_csr(csr.encode()).subject.rfc4514_string() == "O=ACME,CN=CP-1"
+    with pytest.raises(certs.CertificateError, match="not for the key"):
+        store.accept_client_chain(ca.sign_csr(certs.build_csr(certs.new_private_key(), "X", "Y")),
+                                  NOW)
+    with pytest.raises(certs.CertificateError, match="not issued by an installed"):
+        store.accept_client_chain(TestCa("Other").sign_csr(csr), NOW)
+    assert store.client_chain() is None  # nothing taken into use by a bad chain
+    chain = store.accept_client_chain(ca.sign_csr(csr), NOW)
+    assert store.client_chain() == chain and store.pending_key() is None
+    assert (store.client_key_path.stat().st_mode & 0o777) == 0o600
+    assert certs.expires_within(chain[0], NOW + timedelta(days=80), timedelta(days=30))
+
+
+def test_the_store_keeps_roots_by_type_and_refuses_when_full(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    store = CertificateStore(tmp_path / "security")
+    assert (store.directory.stat().st_mode & 0o777) == 0o700
+    one = store.install_root(MANUFACTURER_ROOT, TestCa().root_pem, NOW)
+    assert store.install_root(MANUFACTURER_ROOT, pem(one.certificate), NOW).path == one.path
+    assert [r.use for r in store.roots()] == [MANUFACTURER_ROOT]
+    assert store.find(one.hash_data) == one
+    monkeypatch.setattr("agent.security.keystore.STORE_MAX_LENGTH", 1)
+    with pytest.raises(InstallError) as full:
+        store.install_root(CSMS_ROOT, TestCa().root_pem, NOW)
+    assert full.value.status == "Failed"
+    store.delete_root(one)
+    assert store.roots() == []

@@ -1,0 +1,121 @@
+"""Security profile rules: raise only, what each profile needs, trial and fallback, and
+secrets kept out of reprs and files others could read."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
+
+from agent.security import events
+from agent.security.files import UnsafeKeyFile, check_private_files, config_file_warning
+from agent.security.keystore import CSMS_ROOT, CertificateStore
+from agent.security.profile import FALLBACK_AFTER, Credentials, SecurityProfiles, classify
+from agent.security.tls import NoTrustedRoot
+from tests.pki import TestCa
+
+KEY = "0123456789abcdef-key"
+
+
+def profiles(tmp_path: Path, profile: int = 1, *, allow: bool = True
+             ) -> tuple[SecurityProfiles, list[tuple[str, str]], list[str]]:
+    reports: list[tuple[str, str]] = []
+    reconnects: list[str] = []
+    store = CertificateStore(tmp_path / "security")
+    p = SecurityProfiles(tmp_path / "security" / "state.json", store, "ws://csms.example/ocpp",
+                         "CP-1", Credentials(profile, KEY), allow_unencrypted=allow,
+                         report=lambda kind, info: reports.append((kind, info)))
+    p.reconnect = lambda: reconnects.append("reconnect")
+    return p, reports, reconnects
+
+
+def test_each_profile_picks_its_scheme_auth_and_tls(tmp_path: Path) -> None:
+    p, _, _ = profiles(tmp_path, 1)
+    assert p.endpoint() == "ws://csms.example/ocpp/CP-1"
+    header = p.connect_options()["additional_headers"]["Authorization"]
+    assert base64.b64decode(header.split()[1]).decode() == f"CP-1:{KEY}"
+    p.active = Credentials(2, KEY)
+    assert p.endpoint() == "wss://csms.example/ocpp/CP-1"
+    with pytest.raises(NoTrustedRoot):
+        p.connect_options()
+    p._store.install_root(CSMS_ROOT, TestCa().root_pem, datetime.now(UTC))
+    context = p.connect_options()["ssl"]
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"} <= {
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+        "AES128-GCM-SHA256", "AES256-GCM-SHA384"}
+
+
+def test_raise_only_with_what_the_new_profile_needs(tmp_path: Path) -> None:
+    p, _, reconnects = profiles(tmp_path, 1, allow=False)
+    assert p.change_profile("0") == "Rejected"  # TC_084
+    assert p.change_profile("2") == "Rejected"  # no CSMS root
+    assert p.change_profile("x") == "Rejected"
+    assert p.change_profile("4") == "Rejected"
+    p._store.install_root(CSMS_ROOT, TestCa().root_pem, datetime.now(UTC))
+    assert p.change_profile("3") == "Rejected"  # no client certificate
+    assert reconnects == []
+    assert p.change_profile("2") == "Accepted"
+    assert reconnects == ["reconnect"] and p.current.profile == 2 and p.active.profile == 1
+
+
+def test_a_change_is_kept_only_after_it_connected(tmp_path: Path) -> None:
+    p, reports, _ = profiles(tmp_path, 1)
+    assert p.change_key("a-brand-new-key-123") == "Accepted"
+    p.connected()
+    assert p.active.authorization_key == "a-brand-new-key-123" and p.candidate is None
+    state = tmp_path / "security" / "state.json"
+    assert json.loads(state.read_text())["authorization_key"] == "a-brand-new-key-123"
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert reports == [(events.RECONFIGURATION, "AuthorizationKey changed")]
+    again, _, _ = profiles(tmp_path, 1)  # a restart reads what was kept
+    assert again.active.authorization_key == "a-brand-new-key-123"
+
+
+def test_a_change_that_cannot_connect_falls_back(tmp_path: Path) -> None:
+    p, reports, _ = profiles(tmp_path, 1)
+    assert p.change_key("short") == "Rejected"
+    assert p.change_key("a-key-the-csms-refuses") == "Accepted"
+    refused = InvalidStatus(Response(401, "Unauthorized", Headers()))
+    for _ in range(FALLBACK_AFTER):
+        p.failed(refused)
+    assert p.candidate is None and p.current.authorization_key == KEY
+    assert reports[0] == (events.FAILED_TO_AUTHENTICATE, "HTTP 401")
+    assert reports[-1][0] == events.RECONFIGURATION and "back to" in reports[-1][1]
+    assert p.fallback and "a-key-the-csms-refuses" not in p.fallback
+
+
+def test_the_key_never_shows_in_a_repr() -> None:
+    assert KEY not in repr(Credentials(2, KEY))
+
+
+def test_tls_failures_name_their_security_event() -> None:
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verify.verify_message = "Hostname mismatch"
+    assert classify(verify) == (events.INVALID_CSMS_CERTIFICATE, "Hostname mismatch")
+    assert classify(ConnectionRefusedError())[0] is None
+
+
+def test_private_files_with_open_modes_stop_the_agent(tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("secret")
+    key.chmod(0o600)
+    check_private_files(tmp_path)
+    key.chmod(0o640)
+    with pytest.raises(UnsafeKeyFile, match="chmod 0600"):
+        check_private_files(tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    config.chmod(0o640)
+    assert config_file_warning(config) is None
+    config.chmod(0o644)
+    assert "0644" in (config_file_warning(config) or "")

@@ -1,0 +1,126 @@
+"""The security service between the CSMS session and the core: its keys in
+Get/ChangeConfiguration, ExtendedTriggerMessage, what waits for the reply, certificate expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.core import messages as msg
+from agent.core.types import RequestStatus
+from agent.security.keystore import CSMS_ROOT, CertificateStore
+from agent.security.profile import Credentials, SecurityProfiles
+from agent.security.service import SecurityService
+from agent.security_log import SecurityLog
+from tests.pki import TestCa
+
+KEY = "0123456789abcdef-key"
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, now: datetime | None = None) -> None:
+        directory = tmp_path / "security"
+        self.store = CertificateStore(directory)
+        self.sent: list[msg.OutboundReq] = []
+        self.durable: list[msg.OutboundReq] = []
+        self.core_requests: list[msg.CsmsRequest] = []
+        self.reconnects = 0
+        self.clock = now or datetime.now(UTC)
+        profiles = SecurityProfiles(directory / "state.json", self.store, "ws://c/ocpp", "CP-1",
+                                    Credentials(2, KEY), allow_unencrypted=False,
+                                    report=lambda kind, info: None)
+        self.service = SecurityService(
+            charge_point_id="CP-1", cpo_name="ACME", directory=directory, store=self.store,
+            profiles=profiles, security_log=SecurityLog(tmp_path),
+            durable=lambda ref, req: self.durable.append(req), call=self._call,
+            new_ref=lambda: "ref", now=lambda: self.clock)
+        self.service.reconnect = self._reconnect
+        self.handle = self.service.commands(self._core)
+
+    def _reconnect(self) -> None:
+        self.reconnects += 1
+
+    async def _call(self, ref: str, req: msg.OutboundReq) -> msg.InboundConf:
+        self.sent.append(req)
+        return msg.CertificateSigningResult(True)
+
+    def _core(self, request: msg.CsmsRequest) -> Any:
+        self.core_requests.append(request)
+        match request:
+            case msg.CsmsGetConfiguration(keys=keys):
+                known = tuple(k for k in keys if k == "HeartbeatInterval")
+                return msg.GetConfigurationResult(
+                    (msg.ConfigurationEntry("HeartbeatInterval", "300", False),),
+                    tuple(k for k in keys if k not in known))
+            case msg.CsmsReset():
+                return msg.CommandResult(RequestStatus.ACCEPTED)
+        return msg.StatusResult("Accepted")
+
+
+def test_get_configuration_adds_the_security_keys_without_the_authorization_key_value(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    everything = rig.handle(msg.CsmsGetConfiguration())
+    assert isinstance(everything, msg.GetConfigurationResult)
+    keys = {e.key: e for e in everything.entries}
+    assert keys["AuthorizationKey"].value is None and not keys["AuthorizationKey"].readonly
+    assert keys["SecurityProfile"].value == "2" and keys["CpoName"].value == "ACME"
+    assert KEY not in repr(everything)
+    some = rig.handle(msg.CsmsGetConfiguration(("securityprofile", "Nope", "HeartbeatInterval")))
+    assert isinstance(some, msg.GetConfigurationResult)
+    assert [e.key for e in some.entries] == ["HeartbeatInterval", "SecurityProfile"]
+    assert some.unknown_keys == ("Nope",)
+
+
+def test_read_only_security_keys_are_rejected_and_others_go_to_the_core(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    change = msg.CsmsChangeConfiguration
+    assert rig.handle(change("CertificateStoreMaxLength", "5")) == \
+        msg.ChangeConfigurationResult("Rejected")
+    assert rig.handle(change("CpoName", "New CPO")) == msg.ChangeConfigurationResult("Accepted")
+    assert rig.service.cpo_name == "New CPO"
+    rig.handle(change("HeartbeatInterval", "10"))
+    assert rig.core_requests == [change("HeartbeatInterval", "10")]
+
+
+async def test_extended_trigger_signs_after_the_reply_and_delegates_the_rest(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    trigger = msg.CsmsExtendedTriggerMessage
+    assert rig.handle(trigger("SignChargePointCertificate")) == msg.StatusResult("Accepted")
+    await asyncio.sleep(0)
+    assert rig.sent == []  # not before the answer is out
+    rig.service.replied()
+    await asyncio.sleep(0.05)
+    assert isinstance(rig.sent[0], msg.CertificateSigningRequest)
+    assert "BEGIN CERTIFICATE REQUEST" in rig.sent[0].csr
+    assert rig.handle(trigger("StatusNotification", 1)) == msg.StatusResult("Accepted")
+    assert rig.core_requests[-1] == msg.CsmsTriggerMessage("StatusNotification", 1)
+    assert rig.handle(trigger("LogStatusNotification")) == msg.StatusResult("NotImplemented")
+
+
+def test_an_accepted_reset_is_a_security_event(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.handle(msg.CsmsReset(hard=True))
+    assert [e.type for e in rig.durable if isinstance(e, msg.SecurityEventRaised)] == [
+        "ResetOrReboot"]
+
+
+async def test_the_client_certificate_is_renewed_ahead_of_its_expiry(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    ca = TestCa()
+    rig.store.install_root(CSMS_ROOT, ca.root_pem, rig.clock)
+    from agent.security import certificates as certs
+
+    key = rig.store.new_pending_key()
+    rig.store.accept_client_chain(ca.sign_csr(certs.build_csr(key, "CP-1", "ACME")), rig.clock)
+    rig.service.check_expiry()
+    await asyncio.sleep(0.05)
+    assert rig.sent == []  # 90 days left
+    rig.clock += timedelta(days=70)
+    rig.service.check_expiry()
+    await asyncio.sleep(0.05)
+    assert len(rig.sent) == 1 and isinstance(rig.sent[0], msg.CertificateSigningRequest)
+    assert rig.service.status()["client_certificate_expires"] is not None
