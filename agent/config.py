@@ -236,6 +236,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpdateConfig:
+    releases: Path
+    installer: str | None
+    health_timeout: float
+    transfer_timeout: float
+    keep: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration. Build it with :func:`load_config`."""
 
@@ -251,6 +260,7 @@ class Config:
     indicator: IndicatorConfig | None
     log: LogConfig
     recovery: RecoveryConfig
+    update: UpdateConfig
 
     @property
     def csms_endpoint(self) -> str:
@@ -626,9 +636,25 @@ _RECOVERY = Table("recovery", RecoveryConfig, keys=(
         default="end", choices=RECOVERY_POLICIES),
 ))
 
+_UPDATE = Table("update", UpdateConfig, keys=(
+    Key("releases", str, "directory of the side-by-side releases and the `current` link the "
+        "service runs (docs/updates.md); install.sh makes PREFIX/releases",
+        default="/opt/evse-agent/releases", span=(1, 4096), convert=Path),
+    Key("installer", str, "command that installs a release (environment: EVSE_RELEASE_DIR, "
+        "EVSE_WHEELS, EVSE_REQUIREMENT, EVSE_PYTHON); unset = a new venv and pip",
+        default=None, span=(1, 4096)),
+    Key("health_timeout", float, "how long a new release has to register with the CSMS and "
+        "read every meter before the previous one comes back", default=300.0, span=(1, 3600),
+        unit=_SECONDS),
+    Key("transfer_timeout", float, "how long one download or upload may stall",
+        default=60.0, span=(1, 600), unit=_SECONDS),
+    Key("keep", int, "releases kept on disk, the running one included", default=3,
+        span=(2, 10)),
+))
+
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY,
+    _LOG, _RECOVERY, _UPDATE,
 ))
 
 

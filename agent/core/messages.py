@@ -341,3 +341,38 @@ CsmsResponse = (
     | ChangeConfigurationResult
     | LocalListVersionResult
 )
+
+# --- remote maintenance (Firmware Management profile): answered outside the station -----
+
+DEFAULT_RETRY_INTERVAL = 60.0  # seconds, when the CSMS gives no retryInterval
+
+
+@dataclass(frozen=True)
+class CsmsUpdateFirmware:
+    """Download the release at ``location`` from ``retrieve_date`` on and install it."""
+
+    location: str
+    retrieve_date: datetime
+    retries: int = 0  # further attempts after the first
+    retry_interval: float = DEFAULT_RETRY_INTERVAL  # seconds between attempts
+
+
+@dataclass(frozen=True)
+class CsmsGetDiagnostics:
+    """Upload a diagnostics bundle to ``location``; the message log of the window goes in."""
+
+    location: str
+    retries: int = 0
+    retry_interval: float = DEFAULT_RETRY_INTERVAL
+    start_time: datetime | None = None
+    stop_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DiagnosticsResult:
+    file_name: str | None  # None: there is nothing to upload
+
+
+MaintenanceRequest = CsmsUpdateFirmware | CsmsGetDiagnostics
+AnyCsmsRequest = CsmsRequest | MaintenanceRequest
+AnyCsmsResponse = CsmsResponse | DiagnosticsResult

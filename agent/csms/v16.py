@@ -13,9 +13,10 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import NotSupportedError, OCPPError
 from ocpp.v16 import ChargePoint as _OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
@@ -319,6 +320,37 @@ class ChargePoint16(_OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
                           data: str | None = None, **_: Any) -> Any:
         status = self._status(msg.CsmsDataTransfer(vendor_id, message_id, data))
         return call_result.DataTransfer(DataTransferStatus(status))
+
+    # --- Firmware Management: answered by agent.maintenance, outside the core -------------
+
+    def _maintenance(self, request: msg.MaintenanceRequest) -> msg.AnyCsmsResponse:
+        response = self._commands(request)
+        assert not inspect.isawaitable(response)
+        if isinstance(response, msg.StatusResult) and response.status == "NotSupported":
+            raise NotSupportedError(description=f"{type(request).__name__} is not offered")
+        return response
+
+    @on(Action.update_firmware)
+    def _on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
+                            retry_interval: int | None = None, **_: Any) -> Any:
+        moment = parse_timestamp(retrieve_date) or datetime.now(UTC)
+        self._maintenance(msg.CsmsUpdateFirmware(
+            location, moment, retries or 0, _interval(retry_interval)))
+        return call_result.UpdateFirmware()
+
+    @on(Action.get_diagnostics)
+    def _on_get_diagnostics(self, location: str, retries: int | None = None,
+                            retry_interval: int | None = None, start_time: str | None = None,
+                            stop_time: str | None = None, **_: Any) -> Any:
+        response = self._maintenance(msg.CsmsGetDiagnostics(
+            location, retries or 0, _interval(retry_interval),
+            parse_timestamp(start_time), parse_timestamp(stop_time)))
+        assert isinstance(response, msg.DiagnosticsResult)
+        return call_result.GetDiagnostics(file_name=response.file_name)
+
+
+def _interval(seconds: int | None) -> float:
+    return msg.DEFAULT_RETRY_INTERVAL if seconds is None else float(seconds)
 
 
 class Adapter16:
