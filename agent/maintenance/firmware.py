@@ -3,10 +3,11 @@
 The path of one update, with the FirmwareStatusNotification each step reports:
 
 1. wait for ``retrieveDate``; **Downloading**; download the package with ``retries`` and
-   ``retryInterval`` (a package that fails its manifest checksums counts as a failed attempt);
-   **DownloadFailed** when no attempt gives a valid package;
-2. **Downloaded**; **Installing**: a new virtual environment beside the running one
-   (:meth:`Releases.install`); **InstallationFailed** when that fails;
+   ``retryInterval``; **DownloadFailed** when no attempt gets the whole file;
+2. **Downloaded**; **Installing**: the package is verified (manifest and sha256 checksums;
+   OCPP 1.6 has no status of its own for a bad file, TC_044_3 expects InstallationFailed) and
+   installed as a new virtual environment beside the running one (:meth:`Releases.install`);
+   **InstallationFailed** when either fails;
 3. wait until no transaction runs, write the trial file, switch ``current``, exit for a
    restart (the service manager starts the new release, through the guard);
 4. the new release, on trial, must register with the CSMS and read every meter within
@@ -137,28 +138,24 @@ class FirmwareUpdater:
         releases.set_job("downloading")
         self._say("Downloading")
         archive = releases.download_path("incoming")
-        manifest_box: list[str] = []
-
-        def fetch() -> None:
-            download(request.location, archive, self.config.transfer_timeout)
-            try:
-                manifest_box.append(verify(archive).version)
-            except PackageError as error:
-                archive.unlink(missing_ok=True)
-                raise TransferError(f"{request.location}: {error}") from error
-
         try:
-            await with_retries(fetch, request.retries, request.retry_interval,
-                               "update download", self._sleep)
+            await with_retries(
+                lambda: download(request.location, archive, self.config.transfer_timeout),
+                request.retries, request.retry_interval, "update download", self._sleep)
         except TransferError as error:
             log.error("update: %s", error)
             self._final("DownloadFailed")
             return
         self._say("Downloaded")
-        name = releases.new_name(manifest_box[0], self._now())
-        releases.set_job("installing", name)
+        releases.set_job("installing")
         self._say("Installing")
         try:
+            try:  # TC_044_3: a file that is not a valid release fails its installation
+                manifest = await asyncio.to_thread(verify, archive)
+            except PackageError as error:
+                raise InstallError(f"{request.location}: {error}") from error
+            name = releases.new_name(manifest.version, self._now())
+            releases.set_job("installing", name)
             await releases.install(archive, name, self.config.installer)
             await self._switch(name)
         except InstallError as error:

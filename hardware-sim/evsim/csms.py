@@ -125,8 +125,8 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
             log.info("CSMS: the late answer found the connection closed")
 
     @on(Action.boot_notification)
-    def on_boot(self, **_: Any) -> Any:
-        status, interval = self.csms.next_boot_answer()
+    def on_boot(self, firmware_version: str | None = None, **_: Any) -> Any:
+        status, interval = self.csms.next_boot_answer(firmware_version)
         return call_result.BootNotification(utc_now(), interval, status)
 
     @on(Action.heartbeat)
@@ -137,6 +137,16 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
     def on_status(self, connector_id: int, status: str, error_code: str, **_: Any) -> Any:
         self.csms.statuses.append((connector_id, status, error_code))
         return call_result.StatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any) -> Any:
+        self.csms.firmware_statuses.append(status)
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status: str, **_: Any) -> Any:
+        self.csms.diagnostics_statuses.append(status)
+        return call_result.DiagnosticsStatusNotification()
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> Any:
@@ -175,8 +185,11 @@ class Csms:
         self.frames: list[Frame] = []
         self.violations: list[str] = []
         self.statuses: list[tuple[int, str, str]] = []
+        self.firmware_statuses: list[str] = []  # FirmwareStatusNotification, in order
+        self.diagnostics_statuses: list[str] = []
         self.transactions: dict[int, TransactionRecord] = {}
         self.boot_answers: list[tuple[str, int]] = []  # consumed first; then Accepted
+        self.rejected_firmware: set[str] = set()  # BootNotifications from these: Rejected
         self.heartbeat_interval = 300
         self.authorizations: dict[str, dict[str, Any]] = {}
         self.default_authorization: str = AuthorizationStatus.accepted.value
@@ -292,7 +305,9 @@ class Csms:
 
     # --- the books -----------------------------------------------------------------------
 
-    def next_boot_answer(self) -> tuple[str, int]:
+    def next_boot_answer(self, firmware_version: str | None = None) -> tuple[str, int]:
+        if firmware_version is not None and firmware_version in self.rejected_firmware:
+            return RegistrationStatus.rejected.value, 1
         if self.boot_answers:
             return self.boot_answers.pop(0)
         return RegistrationStatus.accepted.value, self.heartbeat_interval

@@ -45,6 +45,7 @@ class SiteOptions:
     lock: bool = False
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
+    extra_toml: str = ""  # more tables at the end, e.g. "[update]\nreleases = ..."
 
 
 class SimSite:
@@ -126,6 +127,7 @@ port = "{self.world_server.reader_port}"
 [log]
 level = "INFO"
 ocpp_frames = {'true' if o.ocpp_frames else 'false'}
+{o.extra_toml}
 """
 
     def _authorization_toml(self) -> str:
