@@ -13,13 +13,15 @@ path. One slow test runs the default installer (venv with pip, pip install) inst
 
 :class:`ReleaseService` does what the systemd unit does: run the guard (ExecStartPre), start
 ``releases/current/bin/python -m agent run`` and start it again whenever it exits
-(Restart=always), until stopped. ``kill()`` is a kill -9 of the running agent.
+(Restart=always), until stopped; like systemd's KillMode=control-group, whatever the agent
+started dies with it. ``kill()`` is a kill -9 of the running agent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -161,13 +163,17 @@ class ReleaseService:
         with log_path.open("wb") as log:
             return await asyncio.create_subprocess_exec(
                 str(python), "-m", "agent", "run", "--config", str(self.config),
-                stdout=log, stderr=log, env=env, cwd=str(self.site.workdir))
+                stdout=log, stderr=log, env=env, cwd=str(self.site.workdir),
+                start_new_session=True)
 
     async def _supervise(self) -> None:
         while self._running:
             self.process = await self._start_once()
             self._started.set()
             self.exits.append(await self.process.wait())
+            # KillMode=control-group: what the agent started (an installer) dies with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             await asyncio.sleep(0.2)  # RestartSec
 
     async def start(self) -> None:

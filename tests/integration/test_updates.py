@@ -19,9 +19,10 @@ import pytest
 from ocpp.v16 import call
 
 from agent.maintenance.releases import Releases
+from evsim.csms import Frame
 from evsim.site import SimSite, free_port
 
-from .conformance.helpers import VALID, charging, status
+from .conformance.helpers import VALID, charging, status, until
 from .conftest import Bench
 from .file_servers import FtpFiles, HttpFiles, ftp_files, http_files
 from .releases_kit import (
@@ -203,3 +204,78 @@ async def test_the_restart_waits_for_the_transaction_to_end(kit: Kit, bench: Ben
     await kit.running(NEW)
     (tx,) = kit.site.csms.transactions.values()
     assert tx.meter_stop is not None and tx.reason == "EVDisconnected"
+
+
+# --- kill -9 at every step ---------------------------------------------------------------
+
+DOWNLOADING = "downloading"
+INSTALLING = "installing"
+ON_TRIAL = "on trial"
+COMMITTED = "committed"
+
+
+def _killer(kit: Kit, step: str) -> None:
+    """Arm a SIGKILL of the agent at ``step``, from the CSMS's frame callback (synchronous:
+    the agent dies before the CSMS answers)."""
+    killed: list[str] = []
+
+    def on_frame(frame: Frame) -> None:
+        if killed or frame.direction != "in" or frame.message_type != 2:
+            return
+        status = frame.payload.get("status")
+        if (step == INSTALLING and status == "Installing"
+                or step == ON_TRIAL and frame.action == "BootNotification"
+                and frame.payload.get("firmwareVersion") == NEW
+                or step == COMMITTED and status == "Installed"):
+            killed.append(step)
+            kit.service.kill_now()
+
+    kit.site.csms.on_frame = on_frame
+
+
+@pytest.mark.parametrize(("step", "survivor", "final"), [
+    (DOWNLOADING, OLD, "DownloadFailed"),
+    (INSTALLING, OLD, "InstallationFailed"),
+    (ON_TRIAL, OLD, "InstallationFailed"),
+    (COMMITTED, NEW, "Installed"),
+])
+async def test_kill_9_at_each_step_leaves_one_complete_release_running(
+    site: SimSite, served: tuple[HttpFiles, FtpFiles, Path], step: str, survivor: str,
+    final: str
+) -> None:
+    kit = await _kit(site, served)
+    if step == INSTALLING:  # the kill lands while the new venv is still being made
+        site.options.extra_toml = site.options.extra_toml.replace(
+            "installer = '", "installer = 'sleep 3; ")
+        kit.service = ReleaseService(site, kit.releases.root)
+    package = f"evse-agent-{NEW}.tar.gz"
+    if step == DOWNLOADING:
+        kit.http.stall.add(package)
+    _killer(kit, step)
+    await kit.service.start()
+    try:
+        await kit.running(OLD)
+        await kit.update(kit.http.url(package))
+        if step == DOWNLOADING:
+            await site.csms.wait_for(lambda: ("GET", f"/{package}") in kit.http.methods)
+            await asyncio.sleep(0.3)  # half the file is on the disk
+            kit.service.kill_now()
+        csms = site.csms
+        await until(lambda: -9 in kit.service.exits, WITHIN, "the kill")
+        boots = len(csms.calls("BootNotification"))
+        await csms.wait_for(lambda: len(csms.calls("BootNotification")) > boots, WITHIN)
+        # The killed release's Installed was never confirmed: it is told again.
+        finals = 2 if step == COMMITTED else 1
+        await csms.wait_for(lambda: csms.firmware_statuses.count(final) == finals, WITHIN)
+        await kit.running(survivor)
+        current = kit.releases.path(kit.releases.current() or "")
+        assert (current / "bin" / "python").exists()
+        leftovers = [p.name for p in kit.releases.root.iterdir()
+                     if p.name.startswith(".") or p.name == "downloads"]
+        assert leftovers == [], "the interrupted work was cleaned up"
+        assert kit.releases.trial() is None
+        await asyncio.sleep(0.5)
+        assert csms.firmware_statuses[-1] == final and kit.releases.report() is None
+    finally:
+        await kit.service.stop()
+    assert site.csms.violations == []
