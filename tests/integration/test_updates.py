@@ -223,10 +223,10 @@ def _killer(kit: Kit, step: str) -> None:
         if killed or frame.direction != "in" or frame.message_type != 2:
             return
         status = frame.payload.get("status")
-        if (step == INSTALLING and status == "Installing"
-                or step == ON_TRIAL and frame.action == "BootNotification"
-                and frame.payload.get("firmwareVersion") == NEW
-                or step == COMMITTED and status == "Installed"):
+        if ((step == INSTALLING and status == "Installing")
+                or (step == ON_TRIAL and frame.action == "BootNotification"
+                and frame.payload.get("firmwareVersion") == NEW)
+                or (step == COMMITTED and status == "Installed")):
             killed.append(step)
             kit.service.kill_now()
 
