@@ -61,13 +61,18 @@ _BASIC = re.compile(
     r"""(?i:(authorization['"]?\s*[:=,]\s*['"]?basic\s+))[A-Za-z0-9+/=_-]+"""
     r"|(\bBasic\s+)(?![a-z]+\b)[A-Za-z0-9+/_-]{12,}={0,2}")
 
+# A password in a URL's user info (an UpdateFirmware or GetDiagnostics location on ftp://).
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"']*:)[^/\s@\"']+@")
+
 _context: contextvars.ContextVar[tuple[tuple[str, object], ...]] = contextvars.ContextVar(
     "evse_log_context", default=())
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every secret and every HTTP Basic credential replaced by ``***``."""
+    """``text`` with every secret, every HTTP Basic credential and every password in a URL
+    replaced by ``***``."""
     text = _BASIC.sub(lambda m: (m[1] or m[2]) + REDACTED, text)
+    text = _URL_PASSWORD.sub(lambda m: m[1] + REDACTED + "@", text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
