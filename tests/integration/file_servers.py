@@ -130,3 +130,11 @@ def ftp_files(root: Path) -> Iterator[FtpFiles]:
     finally:
         files.server.close_all()
         thread.join(5)
+
+
+@contextmanager
+def file_servers(root: Path) -> Iterator[tuple[HttpFiles, FtpFiles, Path]]:
+    """Both servers on one new directory ``root``."""
+    root.mkdir()
+    with http_files(root) as http, ftp_files(root) as ftp:
+        yield http, ftp, root

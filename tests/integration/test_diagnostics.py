@@ -19,7 +19,7 @@ from ocpp.v16 import call
 from evsim.site import SimSite, SiteOptions, free_port
 
 from .conftest import RunningAgent
-from .file_servers import FtpFiles, HttpFiles, ftp_files, http_files
+from .file_servers import FtpFiles, HttpFiles, file_servers
 
 PASSWORD = "diag-secret-4711"
 
@@ -33,10 +33,8 @@ def site_options(tmp_path: Path) -> SiteOptions:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[HttpFiles, FtpFiles, Path]]:
-    root = tmp_path / "uploads"
-    root.mkdir()
-    with http_files(root) as http, ftp_files(root) as ftp:
-        yield http, ftp, root
+    with file_servers(tmp_path / "uploads") as served:
+        yield served
 
 
 async def _statuses(site: SimSite, count: int) -> list[str]:

@@ -24,7 +24,7 @@ from evsim.site import SimSite, free_port
 
 from .conformance.helpers import VALID, charging, status, until
 from .conftest import Bench
-from .file_servers import FtpFiles, HttpFiles, ftp_files, http_files
+from .file_servers import FtpFiles, HttpFiles, file_servers
 from .releases_kit import (
     ReleaseService,
     corrupt,
@@ -82,10 +82,8 @@ class Kit:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[HttpFiles, FtpFiles, Path]]:
-    files = tmp_path / "files"
-    files.mkdir()
-    with http_files(files) as http, ftp_files(files) as ftp:
-        yield http, ftp, files
+    with file_servers(tmp_path / "files") as servers:
+        yield servers
 
 
 async def _kit(site: SimSite, served: tuple[HttpFiles, FtpFiles, Path],
