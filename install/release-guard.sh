@@ -31,7 +31,7 @@ if [ "$state" = pending ]; then
     exit 0
 fi
 
-if [ -n "$previous" ] && [ -d "$dir/$previous/bin" ]; then
+if [ -n "$previous" ] && [ -f "$dir/$previous/.installed" ]; then
     ln -sfn "$previous" "$dir/.current.guard" && mv -Tf "$dir/.current.guard" "$dir/current"
     printf 'status=InstallationFailed\n' | replace "$dir/report"
     say "release $release did not come up healthy: back to $previous"

@@ -2,7 +2,8 @@
 the start-up guard (install/release-guard.sh)::
 
     PREFIX/releases/                 [update] releases; writable by the service
-        0.1.0-20261204T120000/       a release: a complete virtual environment
+        0.1.0-20261204T120000/       a release: a virtual environment, complete once it
+            .installed               holds this marker (written last by the installer)
         0.2.0-20261204T130000/
         current -> 0.2.0-...         the release the service runs (a relative symlink)
         trial                        a switched release not yet healthy (the guard's file)
@@ -12,8 +13,9 @@ the start-up guard (install/release-guard.sh)::
 
 The unit runs ``PREFIX/releases/current/bin/evse-agent``; ``current`` is only ever replaced by
 ``rename(2)`` of a new link over it, so at every instant it names one complete release. A
-release directory appears under its name only once its install finished (it is built as
-``.NAME.tmp`` and renamed). The small state files are ``key=value`` lines, written to a
+release is built in place (a venv cannot be moved: its scripts name their interpreter by
+absolute path) and counts only once its ``.installed`` marker exists; a directory without one
+is what an interrupted install left, and the next start removes it. The small state files are ``key=value`` lines, written to a
 temporary file and renamed, so a kill -9 leaves the old or the new file, never half of one.
 
 The trial protocol (docs/updates.md): before switching, the running release writes
@@ -45,6 +47,7 @@ TRIAL = "trial"
 REPORT = "report"
 JOB = "job"
 DOWNLOADS = "downloads"
+INSTALLED = ".installed"
 _STATE_FILES = (CURRENT, TRIAL, REPORT, JOB, DOWNLOADS)
 INSTALL_TIMEOUT = 1800.0  # seconds: pip on a Pi 3 can take minutes
 
@@ -113,13 +116,16 @@ class Releases:
         if not self.root.is_dir():
             return []
         found = [p for p in self.root.iterdir()
-                 if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
-                 and p.name not in _STATE_FILES]
+                 if p.is_dir() and not p.is_symlink() and (p / INSTALLED).exists()]
         return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime)]
 
-    @staticmethod
-    def new_name(version: str, now: datetime) -> str:
-        return f"{version}-{now.strftime('%Y%m%dT%H%M%S')}"
+    def new_name(self, version: str, now: datetime) -> str:
+        """``VERSION-UTCTIME``, the form install.sh uses too; unique in the directory."""
+        base = name = f"{version}-{now.strftime('%Y%m%dT%H%M%S')}"
+        number = 1
+        while (self.root / name).exists():
+            name, number = f"{base}-{number}", number + 1
+        return name
 
     def download_path(self, name: str) -> Path:
         directory = self.root / DOWNLOADS
@@ -132,41 +138,43 @@ class Releases:
         """Verify and unpack ``archive``, install it as release ``name`` beside the others.
         Raises InstallError; nothing is left under ``name`` unless the install finished."""
         staging = self.root / f".{name}.staging"
-        tmp = self.root / f".{name}.tmp"
-        final = self.root / name
-        for leftover in (staging, tmp):
-            shutil.rmtree(leftover, ignore_errors=True)
+        release = self.root / name
+        if release.exists():
+            raise InstallError(f"release {name} exists already")
+        shutil.rmtree(staging, ignore_errors=True)
         try:
             manifest = await asyncio.to_thread(unpack, archive, staging)
         except PackageError as error:
             raise InstallError(f"invalid package: {error}") from error
-        env = dict(os.environ, EVSE_RELEASE_DIR=str(tmp), EVSE_WHEELS=str(staging / "wheels"),
+        env = dict(os.environ, EVSE_RELEASE_DIR=str(release), EVSE_WHEELS=str(staging / "wheels"),
                    EVSE_REQUIREMENT=manifest.requirement, EVSE_PYTHON=sys.executable)
         env.pop("VIRTUAL_ENV", None)
         env.pop("PYTHONPATH", None)
         commands = ([["/bin/sh", "-c", installer]] if installer else [
-            [sys.executable, "-m", "venv", str(tmp)],
-            [str(tmp / "bin" / "python"), "-m", "pip", "install", "--no-input", "--quiet",
+            [sys.executable, "-m", "venv", str(release)],
+            [str(release / "bin" / "python"), "-m", "pip", "install", "--no-input", "--quiet",
              "--disable-pip-version-check", "--find-links", str(staging / "wheels"),
              manifest.requirement],
         ])
         try:
             for command in commands:
                 await _run(command, env)
-            if not (tmp / "bin" / "python").exists():
-                raise InstallError(f"the installer made no {tmp.name}/bin/python")
-            os.rename(tmp, final)
-            _sync_dir(self.root)
+            if not (release / "bin" / "python").exists():
+                raise InstallError(f"the installer made no {name}/bin/python")
+            # Every file of the release on the disk before the marker says it is complete
+            # (one sync(2), not an fsync per file: a venv has thousands).
+            await asyncio.to_thread(os.sync)
+            write_fields(release / INSTALLED, {"requirement": manifest.requirement})
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(release, ignore_errors=True)
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return final
+        return release
 
     def switch(self, name: str) -> None:
         """Point ``current`` at release ``name`` in one rename."""
-        if not (self.root / name / "bin").is_dir():
+        if not (self.root / name / INSTALLED).exists():
             raise InstallError(f"release {name} is not installed")
         link = self.root / f".{CURRENT}.new"
         link.unlink(missing_ok=True)
@@ -178,8 +186,13 @@ class Releases:
         """What an interrupted download or install left behind."""
         if not self.root.is_dir():
             return
+        current = self.current()
         for path in self.root.iterdir():
-            if path.name.startswith(".") and path.name.endswith((".tmp", ".staging")):
+            if path.name.startswith(".") and path.name.endswith(".staging"):
+                shutil.rmtree(path, ignore_errors=True)
+            elif (path.is_dir() and not path.is_symlink() and path.name not in _STATE_FILES
+                  and path.name != current and not (path / INSTALLED).exists()):
+                log.warning("update: removing %s, an install that did not finish", path.name)
                 shutil.rmtree(path, ignore_errors=True)
         shutil.rmtree(self.root / DOWNLOADS, ignore_errors=True)
 
