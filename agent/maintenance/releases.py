@@ -15,8 +15,9 @@ The unit runs ``PREFIX/releases/current/bin/evse-agent``; ``current`` is only ev
 ``rename(2)`` of a new link over it, so at every instant it names one complete release. A
 release is built in place (a venv cannot be moved: its scripts name their interpreter by
 absolute path) and counts only once its ``.installed`` marker exists; a directory without one
-is what an interrupted install left, and the next start removes it. The small state files are ``key=value`` lines, written to a
-temporary file and renamed, so a kill -9 leaves the old or the new file, never half of one.
+is what an interrupted install left, and the next start removes it. The small state files
+are ``key=value`` lines, written to a temporary file and renamed, so a kill -9 leaves the old
+or the new file, never half of one.
 
 The trial protocol (docs/updates.md): before switching, the running release writes
 ``trial`` (``state=pending``, ``previous``, ``release``), then switches ``current`` and exits
