@@ -277,3 +277,30 @@ async def test_kill_9_at_each_step_leaves_one_complete_release_running(
     finally:
         await kit.service.stop()
     assert site.csms.violations == []
+
+
+@pytest.mark.slow
+async def test_the_default_installer_makes_a_real_venv_with_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one test of ``[update] installer`` unset: ``python -m venv`` with pip, then pip
+    installs the package's wheel. Offline and without the dependencies (PIP_NO_INDEX,
+    PIP_NO_DEPS), so ``check-config``, which needs only the standard library, shows it runs."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_NO_DEPS", "1")
+    releases = Releases(tmp_path / "releases")
+    releases.root.mkdir()
+    package = make_package(tmp_path, NEW)
+    release = await releases.install(package, "real", None)
+    releases.switch("real")
+    assert releases.names() == ["real"]
+    config = Path(__file__).resolve().parents[2] / "examples" / "raspberry-pi.toml"
+    process = await asyncio.create_subprocess_exec(
+        str(release / "bin" / "evse-agent"), "check-config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+    version = await asyncio.create_subprocess_exec(
+        str(release / "bin" / "python"), "-c", "import agent; print(agent.__version__)",
+        stdout=asyncio.subprocess.PIPE, cwd=tmp_path)  # not this checkout's agent/
+    assert (await version.communicate())[0].decode().strip() == NEW
