@@ -37,6 +37,7 @@ from .releases_kit import (
 pytestmark = pytest.mark.timeout(180)
 
 OLD, NEW = "0.1.0+old", "0.2.0+new"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "raspberry-pi.toml"
 WITHIN = 60.0  # against hangs only
 
 
@@ -294,7 +295,7 @@ async def test_the_default_installer_makes_a_real_venv_with_pip(
     release = await releases.install(package, "real", None)
     releases.switch("real")
     assert releases.names() == ["real"]
-    config = Path(__file__).resolve().parents[2] / "examples" / "raspberry-pi.toml"
+    config = EXAMPLE
     process = await asyncio.create_subprocess_exec(
         str(release / "bin" / "evse-agent"), "check-config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
