@@ -37,6 +37,7 @@ from agent.frame_log import FrameLog, FrameStore
 from agent.hardware import Hardware
 from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
+from agent.maintenance.service import Maintenance
 from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
@@ -55,6 +56,7 @@ SHUTDOWN_DRAIN_SECONDS = 8.0
 EXIT_STORE_FAILED = 74  # sysexits EX_IOERR
 EXIT_CONFIG = 2  # as for a bad configuration file: systemd does not restart the agent
 EXIT_NO_PERMISSION = 77  # sysexits EX_NOPERM: a private key with too open a mode
+EXIT_RESTART = 75  # sysexits EX_TEMPFAIL: an update asks the service manager for a restart
 
 
 def station_config(config: Config) -> StationConfig:
@@ -63,7 +65,7 @@ def station_config(config: Config) -> StationConfig:
         vendor=config.charger.vendor,
         model=config.charger.model,
         serial_number=config.charger.serial_number,
-        firmware_version=config.charger.firmware_version,
+        firmware_version=config.charger.firmware_version or __version__,
         connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None)
                          for c in config.connectors),
         free_vend_id_tag=free,
@@ -188,6 +190,8 @@ class Agent:
         self.status_socket = status_socket or default_socket(config.charger.state_dir)
         self.problems = RecentProblems(secrets=_secrets(config))
         self.restart_requested: bool | None = None  # a CSMS Reset: hard?
+        self.release_restart = False  # an update switched releases or failed its trial
+        self.maintenance: Maintenance | None = None
         self.power_lost = False  # SIGPWR: the supply failed, a backup carries the stop
         self.stopped = asyncio.Event()
         self.store: Store | None = None
@@ -218,7 +222,12 @@ class Agent:
         self.frames = self._open_frame_log()
         self.runtime.on_reboot = self._reboot
         self.runtime.listeners.append(self._on_event)
+        self.maintenance = Maintenance(self.runtime, config, self.store, lambda: self.frames,
+                                       _secrets(config), self._restart_release)
+        self.runtime.command_handlers.append(self.maintenance.command)
+        self.runtime.listeners.append(self.maintenance.on_event)
         await self.runtime.start()
+        self.maintenance.start()
         for cid in self.hardware.tripped():  # an RCD that was tripped before the core ran
             self.runtime.post(ev.DeviceFault(cid, ErrorCode.GROUND_FAILURE, True, "RCD tripped"))
         indicator = self.hardware.indicator()
@@ -259,6 +268,8 @@ class Agent:
             await self._release()
 
     async def _release(self) -> None:
+        if self.maintenance is not None:
+            await self.maintenance.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -315,6 +326,11 @@ class Agent:
         self.power_lost = True
         self.stopped.set()
 
+    def _restart_release(self) -> None:
+        log.warning("update: stopping so that the service manager starts the current release")
+        self.release_restart = True
+        self.stopped.set()
+
     def _reboot(self, hard: bool) -> None:
         log.warning("reset (%s) requested by the CSMS: restarting", "hard" if hard else "soft")
         self.restart_requested = hard
@@ -361,9 +377,10 @@ def status_snapshot(config: Config, runtime: Runtime, link: Link,
     }
 
 
-async def serve(config: Config) -> bool | None:
-    """Run the agent until SIGTERM or SIGINT, or a CSMS Reset. Returns None, or whether the
-    reset was hard when one asked for a restart. Raises StoreError when the store is unusable."""
+async def serve(config: Config) -> Agent:
+    """Run the agent until SIGTERM or SIGINT, a CSMS Reset or an update's restart; returns
+    the stopped agent (``restart_requested``, ``release_restart``). Raises StoreError when the
+    store is unusable."""
     agent = Agent(config)  # [recovery] policy
     loop = asyncio.get_running_loop()
     # Before start(): a SIGTERM during recovery's meter reads still gets the ordered stop.
@@ -375,13 +392,13 @@ async def serve(config: Config) -> bool | None:
     log.info("stopping")
     agent.stopped.clear()
     await agent.stop(StopReason.POWER_LOSS if agent.power_lost else StopReason.REBOOT)
-    return agent.restart_requested
+    return agent
 
 
 def run(config: Config) -> int:
     logs.configure(config.log.level, config.log.ocpp_frames, secrets=_secrets(config))
     try:
-        restart = asyncio.run(serve(config))
+        agent = asyncio.run(serve(config))
     except StoreError as error:
         log.critical("%s", error)  # never run without the journal: it would lose transactions
         return EXIT_STORE_FAILED
@@ -391,6 +408,11 @@ def run(config: Config) -> int:
     except UnsafeKeyFile as error:
         log.critical("%s", error)  # a key others could read is not used
         return EXIT_NO_PERMISSION
+    if agent.release_restart:
+        # The unit's Restart= starts releases/current again, through the guard (ExecStartPre).
+        logging.shutdown()
+        return EXIT_RESTART
+    restart = agent.restart_requested
     if restart is not None:
         # A Reset from the CSMS: the process starts again as it was started. A hard reset
         # cannot power-cycle the Pi from an unprivileged service; it restarts the agent too.

@@ -250,6 +250,15 @@ class SupervisionConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpdateConfig:
+    releases: Path
+    installer: str | None
+    health_timeout: float
+    transfer_timeout: float
+    keep: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration. Build it with :func:`load_config`."""
 
@@ -266,6 +275,7 @@ class Config:
     log: LogConfig
     recovery: RecoveryConfig
     supervision: SupervisionConfig
+    update: UpdateConfig
 
     @property
     def csms_endpoint(self) -> str:
@@ -676,9 +686,25 @@ _SUPERVISION = Table("supervision", SupervisionConfig, keys=(
         default=5.0, span=(1, 300), unit=_SECONDS),
 ))
 
+_UPDATE = Table("update", UpdateConfig, keys=(
+    Key("releases", str, "directory of the side-by-side releases and the `current` link the "
+        "service runs (docs/updates.md); install.sh makes PREFIX/releases",
+        default="/opt/evse-agent/releases", span=(1, 4096), convert=Path),
+    Key("installer", str, "command that installs a release (environment: EVSE_RELEASE_DIR, "
+        "EVSE_WHEELS, EVSE_REQUIREMENT, EVSE_PYTHON); unset = a new venv and pip",
+        default=None, span=(1, 4096)),
+    Key("health_timeout", float, "how long a new release has to register with the CSMS and "
+        "read every meter before the previous one comes back", default=300.0, span=(1, 3600),
+        unit=_SECONDS),
+    Key("transfer_timeout", float, "how long one download or upload may stall",
+        default=60.0, span=(1, 600), unit=_SECONDS),
+    Key("keep", int, "releases kept on disk, the running one included", default=3,
+        span=(2, 10)),
+))
+
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY, _SUPERVISION,
+    _LOG, _RECOVERY, _SUPERVISION, _UPDATE,
 ))
 
 

@@ -66,15 +66,19 @@ _BASIC = re.compile(
 _SECRET_VALUE = re.compile(
     r"""((?i:"(?:key|name)"\s*:\s*"(?:AuthorizationKey|BasicAuthPassword)"[^{}]*?"""
     r""""(?:value|attributeValue)"\s*:\s*"))(?:[^"\\]|\\.)*""")
+# A password in a URL's user info (an UpdateFirmware or GetDiagnostics location on ftp://).
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"']*:)[^/\s@\"']+@")
 
 _context: contextvars.ContextVar[tuple[tuple[str, object], ...]] = contextvars.ContextVar(
     "evse_log_context", default=())
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every secret and every HTTP Basic credential replaced by ``***``."""
+    """``text`` with every secret, every HTTP Basic credential and every password in a URL
+    replaced by ``***``."""
     text = _BASIC.sub(lambda m: (m[1] or m[2]) + REDACTED, text)
     text = _SECRET_VALUE.sub(lambda m: m[1] + REDACTED, text)
+    text = _URL_PASSWORD.sub(lambda m: m[1] + REDACTED + "@", text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)

@@ -63,6 +63,10 @@ class Runtime:
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
         # Set by the composition root: read failures count towards PowerMeterFailure.
         self.meter_health: dict[int, MeterHealth] = {}
+        # Handlers of commands the core does not answer (agent.maintenance); each returns its
+        # answer, or None to pass the command on.
+        self.command_handlers: list[Callable[[msg.AnyCsmsRequest],
+                                             msg.AnyCsmsResponse | None]] = []
         self.on_reboot: Callable[[bool], None] = lambda hard: log.warning(
             "reset requested (%s) but no reboot handler is set", "hard" if hard else "soft")
 
@@ -78,14 +82,20 @@ class Runtime:
         assert loop is not None, "start() first"
         loop.call_soon_threadsafe(self._handle, event)
 
-    def command(self, request: msg.CsmsRequest
-                ) -> msg.CsmsResponse | Awaitable[msg.CsmsResponse]:
+    def command(self, request: msg.AnyCsmsRequest
+                ) -> msg.AnyCsmsResponse | Awaitable[msg.AnyCsmsResponse]:
         """Handle a CSMS command now (on the loop) and return the core's answer.
 
         What the command makes the core send waits until :meth:`replied`: the CSMS hears the
         answer first (TriggerMessage, TC_054). An UnlockConnector that drives a lock returns
         an awaitable instead: the answer is what the lock did (Unlocked / UnlockFailed)."""
         self._deferred = self._deferred if self._deferred is not None else []
+        for handler in self.command_handlers:
+            answer = handler(request)
+            if answer is not None:
+                return answer
+        if isinstance(request, msg.MaintenanceRequest | msg.SecurityRequest):
+            return msg.StatusResult("NotSupported")  # no service beside the core took it
         self._unsaved = []
         effects = self._handle(ev.CsmsCommand(request))
         replies = [e.response for e in effects if isinstance(e, fx.Reply)]
@@ -99,6 +109,16 @@ class Runtime:
             self._handle(ev.LocalListNotSaved())
             return msg.StatusResult("Failed")
         return replies[0]
+
+    def send(self, ref: str, req: msg.OutboundReq) -> None:
+        """Send a message the core did not make (maintenance reports) the way the core's go:
+        held back while a CSMS call is answered. Its answer comes back as an event with
+        ``ref``, which the core ignores."""
+        self._apply(fx.Send(ref, req))
+
+    @property
+    def transaction_running(self) -> bool:
+        return self._reads_pending()
 
     def replied(self) -> None:
         """The reply to a CSMS call went out: release the messages held back meanwhile."""

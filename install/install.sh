@@ -8,7 +8,8 @@
 #   sudo ./install/install.sh --purge         remove config, state, logs and the user as well
 #
 # Options:
-#   --prefix DIR            where the program goes (default /opt/evse-agent; venv in DIR/venv)
+#   --prefix DIR            where the program goes (default /opt/evse-agent): each release is a
+#                           venv in DIR/releases/VERSION-TIME, DIR/releases/current the one run
 #   --root DIR              install into DIR as if it were /: no user, group or systemctl changes
 #                           on this machine, those steps are only printed (used by the tests)
 #   --no-start              install and enable, but do not start or restart the service
@@ -18,8 +19,10 @@
 #   --pip-args "ARGS"       extra arguments for installing the agent (also $EVSE_AGENT_PIP_ARGS),
 #                           e.g. "--no-deps --no-build-isolation --no-index" for an offline test
 #
-# Upgrading is running it again from a newer checkout: config and state are kept. The source is
-# the checkout this script lives in. Exit status: 0 done, 1 failed, 2 usage.
+# Upgrading is running it again from a newer checkout: config and state are kept, the new
+# release goes beside the old ones and `current` switches to it (the layout UpdateFirmware uses,
+# agent/maintenance/releases.py and docs/updates.md). The source is the checkout this script
+# lives in. Exit status: 0 done, 1 failed, 2 usage.
 set -euo pipefail
 
 readonly NAME=evse-agent
@@ -84,7 +87,10 @@ parse_args() {
 }
 
 set_paths() {
-    venv=$root$prefix/venv
+    releases=$root$prefix/releases
+    venv=  # the new release, named in install_program
+    old_venv=$root$prefix/venv  # the layout before releases/
+    guard=$root$prefix/bin/$NAME-guard
     docdir=$root$prefix/share/doc
     confdir=$root/etc/$NAME
     config=$confdir/config.toml
@@ -135,7 +141,16 @@ ensure_python() {
 }
 
 install_program() {
-    say "virtual environment: $venv"
+    local version release
+    version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$repo/agent/__init__.py")
+    [ -n "$version" ] || die "no __version__ in $repo/agent/__init__.py"
+    release=$version-$(date -u +%Y%m%dT%H%M%S)
+    local base=$release n=1
+    while [ -e "$releases/$release" ]; do release=$base-$n; n=$((n + 1)); done
+    mkdir -p "$releases"
+    # Built in place (a venv cannot move); it counts as installed once .installed exists.
+    venv=$releases/$release
+    say "release $release: $venv"
     # shellcheck disable=SC2086 # $site_packages is empty or one option
     "$python" -m venv $site_packages "$venv"
     # Build from a copy: pip builds in the source tree, and the checkout may belong to the
@@ -156,12 +171,24 @@ install_program() {
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'lgpio>=0.2' \
             || warn "lgpio did not install: apt install python3-lgpio, then rerun with --system-site-packages"
     fi
+    # Complete: mark it, then switch `current` in one rename (as an update does).
+    sync
+    printf 'requirement=%s\n' "$NAME==$version" >"$venv/.installed"
+    ln -sfn "$release" "$releases/.current.new"
+    mv -Tf "$releases/.current.new" "$releases/current"
+    rm -f "$releases/trial"  # a new install is not an update on trial
+    rm -rf "$old_venv"
+    mkdir -p "$(dirname "$guard")"
+    install -m 0755 "$repo/install/release-guard.sh" "$guard"
+    # The service installs updates here (ReadWritePaths= in the unit).
+    host chown -R "$NAME:$NAME" "$releases"
     mkdir -p "$docdir"
-    install -m 0644 "$repo/docs/deployment.md" "$repo/docs/operations.md" "$docdir/"
+    install -m 0644 "$repo/docs/deployment.md" "$repo/docs/operations.md" \
+        "$repo/docs/updates.md" "$docdir/"
     # On PATH for "sudo evse-agent status"; a file of the same name that is not ours stays.
     mkdir -p "$(dirname "$link")"
     if [ ! -e "$link" ] || [ -L "$link" ]; then
-        ln -sfn "$prefix/venv/bin/$NAME" "$link"
+        ln -sfn "$prefix/releases/current/bin/$NAME" "$link"
     else
         warn "$link exists and is not a link; leaving it"
     fi
@@ -240,8 +267,8 @@ next_steps() {
 Next:
   1. Edit $root/etc/$NAME/config.toml: charger.id, csms.url and csms.password from your CSMS,
      the RS-485 port, GPIO pins and meter model of this charger.
-     Every key: $prefix/venv/bin/$NAME config-reference
-  2. Check it:    sudo $prefix/venv/bin/$NAME check-config /etc/$NAME/config.toml
+     Every key: $prefix/releases/current/bin/$NAME config-reference
+  2. Check it:    sudo $prefix/releases/current/bin/$NAME check-config /etc/$NAME/config.toml
   3. Start it:    sudo systemctl restart $NAME   (enabled now; started only once step 2 passes)
   4. Watch it:    systemctl status $NAME   and   journalctl -u $NAME -f
 EOF
@@ -270,7 +297,8 @@ uninstall_all() {
         host systemctl daemon-reload
     fi
     # Remove only what this script made: never the whole prefix, which the user chose.
-    rm -rf "$venv" "$docdir"
+    rm -rf "$releases" "$old_venv" "$docdir" "$guard"
+    rmdir "$(dirname "$guard")" 2>/dev/null || true
     if [ -L "$link" ]; then rm -f "$link"; fi
     rmdir "$root$prefix/share" "$root$prefix" 2>/dev/null || true
     say "removed the service and $prefix"

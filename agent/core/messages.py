@@ -422,3 +422,40 @@ SecurityRequest = (
 )
 """Handled outside the core (agent.security): they need files and keys."""
 SecurityResponse = StatusResult | InstalledCertificatesResult
+
+
+# --- remote maintenance (Firmware Management profile): answered outside the station -----
+
+DEFAULT_RETRY_INTERVAL = 60.0  # seconds, when the CSMS gives no retryInterval
+
+
+@dataclass(frozen=True)
+class CsmsUpdateFirmware:
+    """Download the release at ``location`` from ``retrieve_date`` on and install it."""
+
+    location: str
+    retrieve_date: datetime
+    retries: int = 0  # further attempts after the first
+    retry_interval: float = DEFAULT_RETRY_INTERVAL  # seconds between attempts
+
+
+@dataclass(frozen=True)
+class CsmsGetDiagnostics:
+    """Upload a diagnostics bundle to ``location``; the message log of the window goes in."""
+
+    location: str
+    retries: int = 0
+    retry_interval: float = DEFAULT_RETRY_INTERVAL
+    start_time: datetime | None = None
+    stop_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DiagnosticsResult:
+    file_name: str | None  # None: there is nothing to upload
+
+
+MaintenanceRequest = CsmsUpdateFirmware | CsmsGetDiagnostics
+AnyCsmsRequest = CsmsRequest | SecurityRequest | MaintenanceRequest
+"""Every command from the CSMS: the core's, and those the services beside it answer."""
+AnyCsmsResponse = CsmsResponse | SecurityResponse | DiagnosticsResult

@@ -18,9 +18,8 @@ from ocpp.routing import on as _on
 
 from agent.core import messages as msg
 
-CommandHandler = Callable[[msg.CsmsRequest | msg.SecurityRequest],
-                          msg.CsmsResponse | msg.SecurityResponse
-                          | Awaitable[msg.CsmsResponse | msg.SecurityResponse]]
+CommandHandler = Callable[[msg.AnyCsmsRequest],
+                          msg.AnyCsmsResponse | Awaitable[msg.AnyCsmsResponse]]
 """Answers a CSMS command at once; only an UnlockConnector that drives a lock answers with an
 awaitable (it must not await a call to the CSMS: the receive loop waits for it)."""
 

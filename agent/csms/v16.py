@@ -12,9 +12,10 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import NotSupportedError, OCPPError
 from ocpp.v16 import ChargePoint as _OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
@@ -233,7 +234,7 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
         assert isinstance(response, msg.ChangeConfigurationResult)
         return call_result.ChangeConfiguration(ConfigurationStatus(response.status))
 
-    def _status(self, request: msg.CsmsRequest | msg.SecurityRequest) -> str:
+    def _status(self, request: msg.AnyCsmsRequest) -> str:
         response = self._commands(request)
         assert isinstance(response, msg.StatusResult | msg.CommandResult)
         return str(response.status)
@@ -326,6 +327,38 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
                                      connector_id: int | None = None, **_: Any) -> Any:
         status = self._status(msg.CsmsExtendedTriggerMessage(requested_message, connector_id))
         return call_result.ExtendedTriggerMessage(TriggerMessageStatus(status))
+
+    # --- Firmware Management: answered by agent.maintenance, outside the core -------------
+
+    def _maintenance(self, request: msg.MaintenanceRequest) -> msg.AnyCsmsResponse:
+        response = self._commands(request)
+        assert not inspect.isawaitable(response)
+        if isinstance(response, msg.StatusResult) and response.status == "NotSupported":
+            raise NotSupportedError(description=f"{type(request).__name__} is not offered")
+        return response
+
+    @on(Action.update_firmware)
+    def _on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
+                            retry_interval: int | None = None, **_: Any) -> Any:
+        moment = parse_timestamp(retrieve_date) or datetime.now(UTC)
+        self._maintenance(msg.CsmsUpdateFirmware(
+            location, moment, retries or 0, _interval(retry_interval)))
+        return call_result.UpdateFirmware()
+
+    @on(Action.get_diagnostics)
+    def _on_get_diagnostics(self, location: str, retries: int | None = None,
+                            retry_interval: int | None = None, start_time: str | None = None,
+                            stop_time: str | None = None, **_: Any) -> Any:
+        response = self._maintenance(msg.CsmsGetDiagnostics(
+            location, retries or 0, _interval(retry_interval),
+            parse_timestamp(start_time), parse_timestamp(stop_time)))
+        assert isinstance(response, msg.DiagnosticsResult)
+        return call_result.GetDiagnostics(file_name=response.file_name)
+
+
+def _interval(seconds: int | None) -> float:
+    return msg.DEFAULT_RETRY_INTERVAL if seconds is None else float(seconds)
+
 
 class Adapter16:
     """OCPP 1.6J: the CSMS makes the transaction ids (StartTransaction.conf)."""

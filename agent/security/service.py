@@ -46,10 +46,10 @@ CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
 TRIGGERS_FOR_CORE = ("BootNotification", "FirmwareStatusNotification", "Heartbeat",
                      "MeterValues", "StatusNotification")
 
-Request = msg.CsmsRequest | msg.SecurityRequest
-Response = msg.CsmsResponse | msg.SecurityResponse
+Request = msg.AnyCsmsRequest
+Response = msg.AnyCsmsResponse
 Handler = Callable[[Request], Response | Awaitable[Response]]
-CoreHandler = Callable[[msg.CsmsRequest], msg.CsmsResponse | Awaitable[msg.CsmsResponse]]
+CoreHandler = Handler  # the runtime: the core and the services it asks (agent.maintenance)
 Call = Callable[[str, msg.OutboundReq], Awaitable[msg.InboundConf]]
 
 
@@ -153,8 +153,7 @@ class SecurityService:
             return "Accepted"
         return "Rejected"  # the read-only ones
 
-    def _reset(self, request: msg.CsmsReset,
-               core: CoreHandler) -> msg.CsmsResponse | Awaitable[msg.CsmsResponse]:
+    def _reset(self, request: msg.CsmsReset, core: CoreHandler) -> Response | Awaitable[Response]:
         answer = core(request)
         if isinstance(answer, msg.CommandResult) and answer.status.value == "Accepted":
             self.raise_event(events.RESET_OR_REBOOT, f"{'Hard' if request.hard else 'Soft'} "

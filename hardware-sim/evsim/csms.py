@@ -82,8 +82,8 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
             log.info("CSMS: the late answer found the connection closed")
 
     @on(Action.boot_notification)
-    def on_boot(self, **_: Any) -> Any:
-        status, interval = self.csms.next_boot_answer()
+    def on_boot(self, firmware_version: str | None = None, **_: Any) -> Any:
+        status, interval = self.csms.next_boot_answer(firmware_version)
         return call_result.BootNotification(utc_now(), interval, status)
 
     @on(Action.heartbeat)
@@ -94,6 +94,16 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
     def on_status(self, connector_id: int, status: str, error_code: str, **_: Any) -> Any:
         self.csms.statuses.append((connector_id, status, error_code))
         return call_result.StatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any) -> Any:
+        self.csms.firmware_statuses.append(status)
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status: str, **_: Any) -> Any:
+        self.csms.diagnostics_statuses.append(status)
+        return call_result.DiagnosticsStatusNotification()
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> Any:
@@ -145,7 +155,10 @@ class Csms(CsmsServer[CentralSide]):
         self.csrs: list[str] = []
         self.sign_certificate_answer = "Accepted"
         self.statuses: list[tuple[int, str, str]] = []
+        self.firmware_statuses: list[str] = []  # FirmwareStatusNotification, in order
+        self.diagnostics_statuses: list[str] = []
         self.transactions: dict[int, TransactionRecord] = {}
+        self.rejected_firmware: set[str] = set()  # BootNotifications from these: Rejected
         self.authorizations: dict[str, dict[str, Any]] = {}
         self.default_authorization: str = AuthorizationStatus.accepted.value
         # Misbehaviour per action name ("StartTransaction"), for tests:
@@ -175,6 +188,13 @@ class Csms(CsmsServer[CentralSide]):
             self.violations.append(f"{type(error).__name__}: {error} in {raw}")
 
     # --- the books -----------------------------------------------------------------------
+
+    def next_boot_answer(self, firmware_version: str | None = None) -> tuple[str, int]:
+        """Rejected for a firmware version in :attr:`rejected_firmware` (an update that
+        must fail its health check); else as every CSMS of the simulator answers."""
+        if firmware_version is not None and firmware_version in self.rejected_firmware:
+            return "Rejected", 1
+        return super().next_boot_answer()
 
     def id_tag_info(self, id_tag: str) -> dict[str, Any]:
         return self.authorizations.get(id_tag.upper(), {"status": self.default_authorization})

@@ -49,6 +49,7 @@ class SiteOptions:
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
     ocpp_version: str = "1.6"  # or "2.0.1": the site's CSMS speaks it, the agent is told to
+    extra_toml: str = ""  # more tables at the end, e.g. "[update]\nreleases = ..."
 
 
 class SimSite:
@@ -145,6 +146,7 @@ port = "{self.world_server.reader_port}"
 [log]
 level = "INFO"
 ocpp_frames = {'true' if o.ocpp_frames else 'false'}
+{o.extra_toml}
 """
 
     def _authorization_toml(self) -> str:

@@ -19,6 +19,18 @@ EVSE_AGENT = str(Path(sys.executable).with_name("evse-agent"))  # the console sc
 MODULE = (sys.executable, "-m", "agent")
 
 
+async def stop_process(process: asyncio.subprocess.Process, within: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``within`` seconds; nothing when it has ended."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 class AgentProcess:
     """``evse-agent run --config FILE`` as a child; each start logs to its own file."""
 
@@ -62,14 +74,8 @@ class AgentProcess:
 
     async def stop(self) -> None:
         """Clean up whatever runs: SIGTERM, then SIGKILL after 15 s."""
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        try:
-            await self.terminate(15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if self.process is not None:
+            await stop_process(self.process)
 
     async def cli(self, *args: str) -> tuple[int, str, str]:
         """Run ``evse-agent ARGS`` without blocking the loop (the CSMS and world run on it)."""

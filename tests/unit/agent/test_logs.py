@@ -195,3 +195,9 @@ def test_recent_problems_keeps_the_last_warnings_and_errors() -> None:
         ("ERROR", None, "agent.test-problems: refused with ***"),
     ]
     assert entries[0]["time"].endswith("Z")
+
+
+def test_a_password_in_a_url_is_masked() -> None:
+    text = 'UpdateFirmware {"location": "ftp://tech:pa55word@files.example/r.tar.gz"}'
+    assert redact_text(text) == 'UpdateFirmware {"location": "ftp://tech:***@files.example/r.tar.gz"}'
+    assert redact_text("http://user@host/x") == "http://user@host/x"

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from agent import __version__
+from agent.maintenance.releases import Releases
+
 ROOT = Path(__file__).resolve().parents[3]
 INSTALLER = ROOT / "install" / "install.sh"
 EXAMPLE = ROOT / "examples" / "raspberry-pi.toml"
@@ -37,8 +40,13 @@ class Root:
     path: Path
 
     @property
+    def releases(self) -> Path:
+        return self.path / PREFIX.lstrip("/") / "releases"
+
+    @property
     def venv(self) -> Path:
-        return self.path / PREFIX.lstrip("/") / "venv"
+        """The release ``current`` points at."""
+        return self.releases / "current"
 
     @property
     def config(self) -> Path:
@@ -82,7 +90,17 @@ def test_the_command_is_on_the_path_of_sudo(installed: tuple[Root, str]) -> None
     root, _ = installed
     link = root.path / "usr" / "local" / "bin" / "evse-agent"
     assert link.is_symlink()
-    assert os.readlink(link) == f"{PREFIX}/venv/bin/evse-agent"  # the path on the target
+    # the path on the target
+    assert os.readlink(link) == f"{PREFIX}/releases/current/bin/evse-agent"
+
+
+def test_the_release_layout_is_the_one_updates_use(installed: tuple[Root, str]) -> None:
+    root, output = installed
+    releases = Releases(root.releases)
+    (name,) = releases.names()
+    assert releases.current() == name and name.startswith(f"{__version__}-")
+    assert (root.path / PREFIX.lstrip("/") / "bin" / "evse-agent-guard").exists()
+    assert "would run: chown -R evse-agent:evse-agent" in output
 
 
 def test_the_starter_config_is_the_raspberry_pi_example(installed: tuple[Root, str]) -> None:
@@ -133,8 +151,10 @@ def test_the_service_is_enabled_but_not_started_until_check_config_passes(
 def test_the_unit_runs_the_agent_from_the_prefix(installed: tuple[Root, str]) -> None:
     root, _ = installed
     text = root.unit.read_text()
-    run = f"{PREFIX}/venv/bin/evse-agent run --config /etc/evse-agent/config.toml"
+    run = f"{PREFIX}/releases/current/bin/evse-agent run --config /etc/evse-agent/config.toml"
     assert f"ExecStart={run}\n" in text
+    assert f"ExecStartPre={PREFIX}/bin/evse-agent-guard {PREFIX}/releases\n" in text
+    assert f"ReadWritePaths={PREFIX}/releases\n" in text
     assert "/opt/evse-agent" not in text
 
 
@@ -153,8 +173,11 @@ def test_upgrade_keeps_config_and_state_uninstall_keeps_them_purge_removes_them(
     root.config.write_text(root.config.read_text().replace('"CP-0001"', '"CP-4711"'))
     (root.state / "agent.db").write_bytes(b"journal")
 
+    first = Releases(root.releases).current()
     upgrade = root.install()
     assert "keeping the existing configuration" in upgrade.stdout
+    releases = Releases(root.releases)
+    assert releases.current() != first and len(releases.names()) == 2, "side by side"
     assert '"CP-4711"' in root.config.read_text()
     assert (root.state / "agent.db").read_bytes() == b"journal"
     assert (root.venv / "bin" / "evse-agent").exists()

@@ -17,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 UNIT = ROOT / "systemd" / "evse-agent.service"
-INSTALLED_BINARY = "/opt/evse-agent/venv/bin/evse-agent"
+INSTALLED_BINARY = "/opt/evse-agent/releases/current/bin/evse-agent"
+INSTALLED_GUARD = "/opt/evse-agent/bin/evse-agent-guard"
+GUARD = ROOT / "install" / "release-guard.sh"
 MAX_EXPOSURE = 2.5
 
 Unit = dict[str, dict[str, list[str]]]
@@ -66,6 +68,8 @@ def one(unit: Unit, section: str, key: str) -> str:
         ("RestartSec", "2s"),
         ("TimeoutStopSec", "20s"),
         ("ExecStart", f"{INSTALLED_BINARY} run --config /etc/evse-agent/config.toml"),
+        ("ExecStartPre", f"{INSTALLED_GUARD} /opt/evse-agent/releases"),
+        ("ReadWritePaths", "/opt/evse-agent/releases"),
         ("User", "evse-agent"),
         ("Group", "evse-agent"),
         ("StateDirectory", "evse-agent"),
@@ -134,7 +138,8 @@ def existing_binary() -> str:
 def unit_copy(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing to a binary that exists (verify checks it)."""
     copy = tmp_path / UNIT.name
-    copy.write_text(UNIT.read_text().replace(INSTALLED_BINARY, existing_binary()))
+    copy.write_text(UNIT.read_text().replace(INSTALLED_BINARY, existing_binary())
+                    .replace(INSTALLED_GUARD, str(GUARD)))
     return copy
 
 

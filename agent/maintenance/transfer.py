@@ -1,0 +1,153 @@
+"""Downloads and uploads for UpdateFirmware and GetDiagnostics: http(s) and ftp, with retries.
+
+The transfers are blocking standard-library calls (``urllib.request`` for http(s), ``ftplib``
+for ftp) run in a worker thread so the event loop never waits on the network. No proxy is
+used (the CSMS link does not use one either unless asked). A download goes to ``dest.part``
+and is renamed to ``dest`` only when complete, so a kill -9 never leaves a file that looks
+whole.
+
+Uploads over http(s) are a PUT of the file; a server that answers 405 or 501 to PUT gets a
+POST of the file as ``multipart/form-data`` (field ``file``), the form most CSMSs accept.
+ftp URLs may carry ``user:password@``; without them the login is anonymous.
+
+References: https://docs.python.org/3/library/urllib.request.html,
+https://docs.python.org/3/library/ftplib.html (``retrbinary``, ``storbinary``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ftplib
+import logging
+import os
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("http", "https", "ftp")
+_CHUNK = 64 * 1024
+
+
+class TransferError(Exception):
+    """A transfer failed; the text says what and where (never a password)."""
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _check_scheme(url: str) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise TransferError(f"unsupported URL scheme {scheme!r} (allowed: {', '.join(SCHEMES)})")
+    return scheme
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def download(url: str, dest: Path, timeout: float) -> None:
+    """Fetch ``url`` into ``dest`` (blocking). Raises TransferError."""
+    scheme = _check_scheme(url)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with part.open("wb") as out:
+            if scheme == "ftp":
+                with _Ftp(url, timeout) as (ftp, path):
+                    ftp.retrbinary(f"RETR {path}", out.write, _CHUNK)
+            else:
+                with _OPENER.open(url, timeout=timeout) as response:
+                    while chunk := response.read(_CHUNK):
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, dest)
+    except (OSError, ftplib.Error, urllib.error.URLError, ValueError) as error:
+        part.unlink(missing_ok=True)
+        raise TransferError(f"download of {_where(url)} failed: {_describe(error)}") from error
+
+
+def upload(url: str, source: Path, timeout: float) -> None:
+    """Send ``source`` to ``url`` (blocking). Raises TransferError."""
+    scheme = _check_scheme(url)
+    try:
+        if scheme == "ftp":
+            with _Ftp(url, timeout) as (ftp, path), source.open("rb") as data:
+                target = path + source.name if path.endswith("/") else path
+                ftp.storbinary(f"STOR {target}", data, _CHUNK)
+            return
+        target = url if not url.endswith("/") else url + source.name
+        body = source.read_bytes()
+        try:
+            _http(target, "PUT", body, "application/gzip", timeout)
+        except urllib.error.HTTPError as error:
+            if error.code not in (405, 501):
+                raise
+            boundary = uuid.uuid4().hex
+            form = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                    f'filename="{source.name}"\r\nContent-Type: application/gzip\r\n\r\n'
+                    ).encode() + body + f"\r\n--{boundary}--\r\n".encode()
+            _http(url, "POST", form, f"multipart/form-data; boundary={boundary}", timeout)
+    except (OSError, ftplib.Error, urllib.error.URLError, ValueError) as error:
+        raise TransferError(f"upload to {_where(url)} failed: {_describe(error)}") from error
+
+
+def _http(url: str, method: str, body: bytes, content_type: str, timeout: float) -> None:
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": content_type})
+    with _OPENER.open(request, timeout=timeout) as response:
+        response.read()
+
+
+class _Ftp:
+    """A logged-in FTP session and the file's path on the server."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.parts = urlsplit(url)
+        self.ftp = ftplib.FTP(timeout=timeout)
+
+    def __enter__(self) -> tuple[ftplib.FTP, str]:
+        p = self.parts
+        self.ftp.connect(p.hostname or "", p.port or 21)
+        self.ftp.login(unquote(p.username or "anonymous"), unquote(p.password or "anonymous@"))
+        path = unquote(p.path) or "/"
+        return self.ftp, path
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.ftp.quit()
+        except (OSError, ftplib.Error):
+            self.ftp.close()
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+async def with_retries(attempt: Callable[[], None], retries: int, interval: float,
+                       what: str, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+                       ) -> None:
+    """Run the blocking ``attempt`` in a thread, up to ``1 + retries`` times ``interval`` s
+    apart (OCPP 1.6 retries/retryInterval). Raises the last TransferError."""
+    tries = 1 + max(0, retries)
+    for number in range(1, tries + 1):
+        try:
+            await asyncio.to_thread(attempt)
+            return
+        except TransferError as error:
+            log.warning("%s: attempt %d of %d: %s", what, number, tries, error)
+            if number == tries:
+                raise
+        await sleep(interval)

@@ -1,0 +1,140 @@
+"""GetDiagnostics end to end (OCTT TC_045_1, TC_045_2): the agent builds the bundle and uploads
+it to real HTTP (PUT, and POST where PUT is refused) and FTP servers on loopback; the strict 1.6
+CSMS sees Uploading then Uploaded or UploadFailed. TriggerMessage reports the current status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from ocpp.v16 import call
+
+from evsim.site import SimSite, SiteOptions, free_port
+
+from .conftest import RunningAgent
+from .file_servers import FtpFiles, HttpFiles, file_servers
+
+PASSWORD = "diag-secret-4711"
+
+
+@pytest.fixture
+def site_options(tmp_path: Path) -> SiteOptions:
+    return SiteOptions(sample_interval=1, extra_csms=f'password = "{PASSWORD}"',
+                       extra_toml=f"[update]\nreleases = '{tmp_path / 'releases'}'\n"
+                                  "transfer_timeout = 5\n")
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[HttpFiles, FtpFiles, Path]]:
+    with file_servers(tmp_path / "uploads") as served:
+        yield served
+
+
+async def _statuses(site: SimSite, count: int) -> list[str]:
+    await site.csms.wait_for(lambda: len(site.csms.diagnostics_statuses) >= count, 30)
+    await asyncio.sleep(0.3)
+    return list(site.csms.diagnostics_statuses)
+
+
+def _members(bundle: bytes) -> dict[str, str]:
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+                for m in tar.getmembers()}
+
+
+@pytest.mark.parametrize("how", ["http PUT", "http POST", "ftp"])
+async def test_tc_045_1_get_diagnostics_uploads_the_bundle(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path], how: str
+) -> None:
+    http, ftp, root = servers
+    await site.csms.wait_for_action("BootNotification")
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    http.refuse_put = how == "http POST"
+    location = ftp.url("", user=True) if how == "ftp" else http.url("diagnostics/")
+    result = await site.csms.call(call.GetDiagnostics(location=location, retries=1))
+    assert result.file_name and result.file_name.startswith("diagnostics-SIM-0001-")
+    assert await _statuses(site, 2) == ["Uploading", "Uploaded"]
+    bundle = (root / result.file_name).read_bytes() if how == "ftp" else \
+        http.uploads[result.file_name]
+    if how == "http POST":
+        assert [m for m, _ in http.methods] == ["PUT", "POST"]
+    members = _members(bundle)
+    assert sorted(members) == ["config.json", "journal.txt", "ocpp-messages.jsonl",
+                               "store.json", "versions.json"]
+    assert PASSWORD not in bundle.decode("latin-1") and \
+        all(PASSWORD not in text for text in members.values()), "secrets are masked"
+    config = json.loads(members["config.json"])
+    assert config["charger"]["id"] == "SIM-0001" and config["csms"]["password"] == "***"
+    messages = members["ocpp-messages.jsonl"]
+    actions = [json.loads(line).get("action") for line in messages.splitlines()]
+    assert "BootNotification" in actions and "GetDiagnostics" in actions
+    if how == "ftp":
+        assert "ftp-secret" not in messages and "ftp://tech:***@127.0.0.1" in messages
+    assert json.loads(members["versions.json"])["agent"] == "0.1.0"
+    store = json.loads(members["store.json"])
+    assert store["transactions_open"] == 0 and "journal_pending" in store
+    assert site.csms.violations == []
+
+
+async def test_tc_045_1_the_message_log_covers_the_requested_window(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path]
+) -> None:
+    http, _, _ = servers
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    await asyncio.sleep(0.1)
+    start = datetime.now(UTC)
+    await site.csms.call(call.TriggerMessage(requested_message="Heartbeat"))
+    await site.csms.wait_for_action("Heartbeat")
+    result = await site.csms.call(call.GetDiagnostics(
+        location=http.url(""), start_time=start.isoformat()))
+    assert await _statuses(site, 2) == ["Uploading", "Uploaded"]
+    lines = _members(http.uploads[result.file_name])["ocpp-messages.jsonl"].splitlines()
+    actions = {json.loads(line).get("action") for line in lines}
+    assert "Heartbeat" in actions and "BootNotification" not in actions
+
+
+async def test_tc_045_2_upload_to_a_failing_location_reports_upload_failed(
+    site: SimSite, agent: RunningAgent
+) -> None:
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    location = f"ftp://127.0.0.1:{free_port()}/"
+    result = await site.csms.call(call.GetDiagnostics(location=location, retries=1,
+                                                      retry_interval=0))
+    assert result.file_name
+    assert await _statuses(site, 2) == ["Uploading", "UploadFailed"]
+    # normal operation continues
+    answer = await site.csms.call(call.TriggerMessage(requested_message="StatusNotification",
+                                                      connector_id=1))
+    assert answer.status == "Accepted"
+    assert site.csms.violations == []
+
+
+@pytest.mark.parametrize("message", ["DiagnosticsStatusNotification",
+                                     "FirmwareStatusNotification"])
+async def test_tc_054_trigger_reports_idle_when_nothing_runs(
+    site: SimSite, agent: RunningAgent, message: str
+) -> None:
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    result = await site.csms.call(call.TriggerMessage(requested_message=message))
+    assert result.status == "Accepted"
+    frame = await site.csms.wait_for_action(message)
+    assert frame.payload == {"status": "Idle"}
+
+
+async def test_tc_045_trigger_during_an_upload_reports_uploading(
+    site: SimSite, agent: RunningAgent
+) -> None:
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    location = f"http://127.0.0.1:{free_port()}/"
+    await site.csms.call(call.GetDiagnostics(location=location, retries=2, retry_interval=2))
+    await site.csms.wait_for(lambda: site.csms.diagnostics_statuses == ["Uploading"])
+    await site.csms.call(call.TriggerMessage(requested_message="DiagnosticsStatusNotification"))
+    assert await _statuses(site, 2) == ["Uploading", "Uploading"]
+    assert await _statuses(site, 3) == ["Uploading", "Uploading", "UploadFailed"]
