@@ -143,6 +143,7 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     persistence = StorePersistence(store)
     station.restore_availability(persistence.load_availability())
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
+    station.restore_reservations(persistence.load_reservations())
     runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
     persistence.on_write = runtime.outbox.store_written  # a failing store is one fault
 
@@ -363,6 +364,11 @@ def status_snapshot(config: Config, runtime: Runtime, link: Link,
                 "id": tx.transaction_id, "tag": tx.id_tag,
                 "started": tx.started_at.isoformat() if tx.started_at else None,
                 "meter_start": tx.meter_start_wh,
+            },
+            "reservation": None if connector.reservation is None else {
+                "id": connector.reservation.reservation_id,
+                "tag": connector.reservation.id_tag,
+                "expiry": connector.reservation.expiry.isoformat(),
             },
             "power_w": reading.power_w if reading else None,
             "energy_wh": reading.energy_wh if reading else None,

@@ -114,6 +114,7 @@ class OcppConfig:
     local_authorize_offline: bool
     authorization_cache_enabled: bool
     allow_offline_tx_for_unknown_id: bool
+    reserve_connector_zero_supported: bool
 
     def configuration_keys(self) -> dict[str, str]:
         """The seeds as OCPP 1.6 configuration keys and values (``"HeartbeatInterval": "300"``)."""
@@ -507,6 +508,9 @@ _OCPP = Table("ocpp", OcppConfig, keys=(
         default=True, ocpp_key="AuthorizationCacheEnabled"),
     Key("allow_offline_tx_for_unknown_id", bool, "seed of AllowOfflineTxForUnknownId",
         default=False, ocpp_key="AllowOfflineTxForUnknownId"),
+    Key("reserve_connector_zero_supported", bool, "seed of ReserveConnectorZeroSupported "
+        "(read-only in OCPP): may the CSMS reserve connector 0, the charger as a whole",
+        default=True, ocpp_key="ReserveConnectorZeroSupported"),
 ))
 
 _AUTHORIZATION = Table("authorization", AuthorizationConfig, keys=(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.core.types import AuthorizationInfo
+from agent.core.types import AuthorizationInfo, Reservation
 
 
 class Persistence(Protocol):
@@ -22,6 +22,9 @@ class Persistence(Protocol):
     def save_local_list(self, version: int,
                         entries: list[tuple[str, AuthorizationInfo]]) -> None: ...
 
+    def save_reservations(self, reservations: list[Reservation]) -> None:
+        """Replace every kept reservation by ``reservations``."""
+
     def load_settings(self) -> dict[str, str]: ...
 
     def load_local_list(self) -> tuple[int, list[tuple[str, AuthorizationInfo]]]: ...
@@ -30,6 +33,8 @@ class Persistence(Protocol):
 
     def load_cache(self) -> list[tuple[str, AuthorizationInfo]]: ...
 
+    def load_reservations(self) -> list[Reservation]: ...
+
 
 class MemoryPersistence:
     def __init__(self) -> None:
@@ -37,6 +42,7 @@ class MemoryPersistence:
         self.availability: dict[int, bool] = {}
         self.cache: dict[str, AuthorizationInfo] = {}
         self.local_list: tuple[int, list[tuple[str, AuthorizationInfo]]] = (0, [])
+        self.reservations: list[Reservation] = []
 
     def save_setting(self, name: str, value: str) -> None:
         self.settings[name] = value
@@ -53,6 +59,9 @@ class MemoryPersistence:
     def save_local_list(self, version: int, entries: list[tuple[str, AuthorizationInfo]]) -> None:
         self.local_list = (version, list(entries))
 
+    def save_reservations(self, reservations: list[Reservation]) -> None:
+        self.reservations = list(reservations)
+
     def load_settings(self) -> dict[str, str]:
         return dict(self.settings)
 
@@ -64,3 +73,6 @@ class MemoryPersistence:
 
     def load_cache(self) -> list[tuple[str, AuthorizationInfo]]:
         return list(self.cache.items())
+
+    def load_reservations(self) -> list[Reservation]:
+        return list(self.reservations)

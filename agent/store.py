@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.core.types import AuthorizationInfo, AuthStatus
+from agent.core.types import AuthorizationInfo, AuthStatus, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE kind = 'StopTransaction'""",
         """UPDATE transactions SET last_seq_no = coalesce((SELECT max(json_extract(body,
             '$.seq_no')) FROM journal WHERE journal.tx_ref = transactions.tx_ref), 0)""",
+    ),
+    # 3: reservations (ReserveNow) survive restarts
+    (
+        """CREATE TABLE reservations (
+            reservation_id INTEGER PRIMARY KEY,
+            connector_id   INTEGER NOT NULL,          -- 0: any connector
+            id_tag         TEXT    NOT NULL,
+            group_id       TEXT,                      -- parentIdTag
+            expiry         TEXT    NOT NULL
+        )""",
     ),
 )
 """Each entry is one schema version's statements, applied in one commit with the new version."""
@@ -534,6 +544,20 @@ class Store:
                 self._run("DELETE FROM local_list WHERE id_tag = ?", (id_tag,))
             self._run("UPDATE local_list_version SET version = ?", (version,))
 
+    def reservations(self) -> list[Reservation]:
+        rows = self._rows("SELECT reservation_id, connector_id, id_tag, group_id, expiry"
+                          " FROM reservations ORDER BY reservation_id")
+        return [Reservation(int(r[0]), int(r[1]), str(r[2]), datetime.fromisoformat(r[4]), r[3])
+                for r in rows]
+
+    def replace_reservations(self, reservations: Iterable[Reservation]) -> None:
+        with self.write():
+            self._run("DELETE FROM reservations")
+            for r in reservations:
+                self._run("INSERT INTO reservations VALUES (?, ?, ?, ?, ?)",
+                          (r.reservation_id, r.connector_id, r.id_tag, r.group_id,
+                           _text(r.expiry)))
+
     def local_list_clear(self) -> None:
         """Empty the list and set its version to 0."""
         with self.write():
@@ -604,6 +628,12 @@ class StorePersistence:
                 self.store.local_list_put(version, rows)
 
         replace()
+
+    def save_reservations(self, reservations: list[Reservation]) -> None:
+        self._try(lambda: self.store.replace_reservations(reservations), "reservations")
+
+    def load_reservations(self) -> list[Reservation]:
+        return self.store.reservations()
 
     def load_settings(self) -> dict[str, str]:
         return self.store.settings()

@@ -23,6 +23,7 @@ A cached entry past its expiry counts as Expired, never as Accepted.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from agent.core import effects as fx
@@ -32,6 +33,7 @@ from agent.core.availability import Availability
 from agent.core.connector import Authorization, Connector
 from agent.core.context import Context, Pending
 from agent.core.lifecycle import Phase
+from agent.core.reservations import Reservations
 from agent.core.settings import LOCAL_LIST_MAX, SEND_LOCAL_LIST_MAX, Settings
 from agent.core.transactions import Transactions
 from agent.core.types import AuthorizationInfo, AuthStatus, StopReason, TxTrigger
@@ -121,11 +123,12 @@ def local_decision(id_tag: str, cache: AuthorizationCache, settings: Settings, *
 
 
 class Authorizer:
-    def __init__(self, ctx: Context, transactions: Transactions,
-                 availability: Availability) -> None:
+    def __init__(self, ctx: Context, transactions: Transactions, availability: Availability,
+                 reservations: Reservations) -> None:
         self._ctx = ctx
         self._transactions = transactions
         self._availability = availability
+        self._reservations = reservations
         self.cache = AuthorizationCache()
         self.local_list = LocalList()
         self._local_list_saved = self.local_list  # what LocalListNotSaved goes back to
@@ -147,7 +150,7 @@ class Authorizer:
         if owner is not None:
             self._transactions.stop(owner, StopReason.LOCAL, id_tag)
             return
-        target = self._target()
+        target = self._target(id_tag)
         if target is not None:
             self.request(id_tag, "connector", target)
         elif any(c.transaction and c.transaction.group_id
@@ -156,11 +159,13 @@ class Authorizer:
         else:
             self._ctx.notice(0, "rejected", "no connector can take this card now")
 
-    def _target(self) -> int | None:
+    def _target(self, id_tag: str) -> int | None:
         """Plug first: the connector waiting for a card. Card first: the only connector, or 0,
-        meaning the authorization floats until the next plug-in (DESIGN.md, token reader)."""
+        meaning the authorization floats until the next plug-in (DESIGN.md, token reader).
+        A connector reserved for someone else takes no card."""
         usable = [c for c in self._ctx.connectors.values()
-                  if c.free and not self._ctx.shutting_down]
+                  if c.free and not self._ctx.shutting_down
+                  and not self._reservations.may_block(c, id_tag)]
         waiting = [c for c in usable if c.phase is Phase.PLUGGED]
         if waiting:
             return waiting[0].connector_id
@@ -225,6 +230,13 @@ class Authorizer:
     def _grant(self, pending: Pending, group_id: str | None) -> None:
         auth = Authorization(pending.id_tag, group_id, remote=pending.purpose == "remote",
                              remote_start_id=pending.remote_start_id)
+        if pending.connector_id != 0:
+            connector = self._ctx.connectors[pending.connector_id]
+            if self._reservations.blocks(connector, pending.id_tag, group_id):
+                self._ctx.notice(pending.connector_id, "rejected", "reserved for another")
+                return
+            auth = replace(auth, reservation_id=self._reservations.matching(
+                connector, pending.id_tag, group_id))
         if pending.connector_id == 0:
             self._floating = auth
             timeout = float(self._ctx.settings.int("ConnectionTimeOut"))
@@ -269,13 +281,16 @@ class Authorizer:
         ctx = self._ctx
         if not (connector.operative and not connector.faulted and not ctx.shutting_down):
             return None
-        if self._floating is not None:
-            auth, self._floating = self._floating, None
+        auth = self._floating
+        if auth is None and ctx.config.free_vend_id_tag is not None:
+            auth = Authorization(ctx.config.free_vend_id_tag)
+        if auth is None or self._reservations.blocks(connector, auth.id_tag, auth.group_id):
+            return None  # a floating token waits for a connector not reserved for another
+        if auth is self._floating:
+            self._floating = None
             ctx.emit(fx.CancelTimer("connection:0"))
-            return auth
-        if ctx.config.free_vend_id_tag is not None:
-            return Authorization(ctx.config.free_vend_id_tag)
-        return None
+        return replace(auth, reservation_id=self._reservations.matching(
+            connector, auth.id_tag, auth.group_id))
 
     def on_connection_timer(self, arg: str) -> None:
         """ConnectionTimeOut: the token waited for a plug-in in vain."""

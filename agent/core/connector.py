@@ -11,7 +11,7 @@ from datetime import datetime
 
 from agent.core.lifecycle import Lifecycle, Phase
 from agent.core.messages import MeterSample
-from agent.core.types import ConnectorStatus, ErrorCode, StopReason, TxTrigger
+from agent.core.types import ConnectorStatus, ErrorCode, Reservation, StopReason, TxTrigger
 from hal.roles import MeterReading, PilotState
 
 
@@ -38,6 +38,7 @@ class Transaction:
     awaiting_ev: bool = True  # started, and the EV has not yet asked for power
     trigger: TxTrigger = TxTrigger.AUTHORIZED
     remote_start_id: int | None = None
+    reservation_id: int | None = None
     seq_no: int = 0  # the seq_no of the transaction's next message
 
     def next_seq_no(self) -> int:
@@ -53,6 +54,7 @@ class Authorization:
     group_id: str | None = None
     remote: bool = False  # a remote start: the transaction's trigger is RemoteStart
     remote_start_id: int | None = None
+    reservation_id: int | None = None  # the reservation this token uses
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Connector:
     lock_confirmed: bool = False  # the lock reported locked after the last lock command
     authorization: Authorization | None = None
     transaction: Transaction | None = None
+    reservation: Reservation | None = None  # held for it (agent/core/reservations.py)
     last_reading: MeterReading | None = None
     reported: tuple[ConnectorStatus, ErrorCode] | None = None
 
@@ -158,6 +161,8 @@ def status_of(connector: Connector, contactor_closed: bool) -> ConnectorStatus:
         return ConnectorStatus.SUSPENDED_EV
     if not connector.operative:
         return ConnectorStatus.UNAVAILABLE
+    if connector.reservation is not None and phase in (Phase.IDLE, Phase.PLUGGED):
+        return ConnectorStatus.RESERVED  # until a token of the reservation is accepted
     if phase in (Phase.PLUGGED, Phase.AUTHORIZED):
         return ConnectorStatus.PREPARING
     if phase is Phase.FINISHING:

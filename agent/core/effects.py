@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.messages import CsmsResponse, OutboundReq
-from agent.core.types import AuthorizationInfo
+from agent.core.types import AuthorizationInfo, Reservation
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,14 @@ class SaveLocalList:
 
     version: int
     entries: tuple[tuple[str, AuthorizationInfo], ...]
+
+
+@dataclass(frozen=True)
+class SaveReservations:
+    """The reservations changed: persist all of them, so a restart keeps what the CSMS
+    believes is reserved."""
+
+    reservations: tuple[Reservation, ...]
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,7 @@ Effect = (
     | SaveAvailability
     | CacheIdTag
     | SaveLocalList
+    | SaveReservations
     | Reboot
     | StartTimer
     | CancelTimer

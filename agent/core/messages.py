@@ -252,6 +252,23 @@ class CsmsRemoteStop:
 
 
 @dataclass(frozen=True)
+class CsmsReserveNow:
+    """Hold ``connector_id`` (0: any connector of the charger) for ``id_tag`` or its group
+    until ``expiry``; the same ``reservation_id`` again replaces the reservation."""
+
+    connector_id: int
+    expiry: datetime
+    id_tag: str
+    reservation_id: int
+    group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CsmsCancelReservation:
+    reservation_id: int
+
+
+@dataclass(frozen=True)
 class CsmsChangeAvailability:
     connector_id: int
     operative: bool
@@ -357,6 +374,8 @@ CsmsRequest = (
     | CsmsDataTransfer
     | CsmsSendLocalList
     | CsmsGetLocalListVersion
+    | CsmsReserveNow
+    | CsmsCancelReservation
 )
 CsmsResponse = (
     CommandResult

@@ -15,6 +15,7 @@ from agent.core.context import Context, Pending
 from agent.core.lifecycle import Phase
 from agent.core.outputs import Outputs
 from agent.core.registration import Registration
+from agent.core.reservations import Reservations
 from agent.core.status import StatusReport
 from agent.core.transactions import Transactions
 from agent.core.types import RequestStatus, StopReason
@@ -25,8 +26,10 @@ TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareSta
 
 class RemoteControl:
     def __init__(self, ctx: Context, authorizer: Authorizer, transactions: Transactions,
-                 outputs: Outputs, registration: Registration, status: StatusReport) -> None:
+                 outputs: Outputs, registration: Registration, status: StatusReport,
+                 reservations: Reservations) -> None:
         self._ctx = ctx
+        self._reservations = reservations
         self._authorizer = authorizer
         self._transactions = transactions
         self._outputs = outputs
@@ -34,26 +37,30 @@ class RemoteControl:
         self._status = status
 
     def remote_start(self, request: msg.CsmsRemoteStart) -> msg.CommandResult:
-        connector = self._target(request.connector_id)
+        connector = self._target(request.connector_id, request.id_tag)
         if connector is None or self._ctx.shutting_down:
             return msg.CommandResult(RequestStatus.REJECTED)
         if self._ctx.settings.bool("AuthorizeRemoteTxRequests"):
             self._authorizer.request(request.id_tag, "remote", connector.connector_id,
                                      request.remote_start_id)
         else:
+            reservation_id = self._reservations.matching(connector, request.id_tag, None)
             self._authorizer.admit(connector, Authorization(
-                request.id_tag, remote=True, remote_start_id=request.remote_start_id))
+                request.id_tag, remote=True, remote_start_id=request.remote_start_id,
+                reservation_id=reservation_id))
         return msg.CommandResult(RequestStatus.ACCEPTED)
 
-    def _target(self, connector_id: int | None) -> Connector | None:
-        """The connector named, if free; without one, a free connector, plugged-in first."""
+    def _target(self, connector_id: int | None, id_tag: str) -> Connector | None:
+        """The connector named, if free; without one, a free connector, plugged-in first;
+        never one reserved for someone else."""
         connectors = self._ctx.connectors
+        usable = [c for c in connectors.values()
+                  if c.free and not self._reservations.may_block(c, id_tag)]
         if connector_id is None:
-            free = sorted((c for c in connectors.values() if c.free),
-                          key=lambda c: (c.phase is not Phase.PLUGGED, c.connector_id))
-            return free[0] if free else None
+            usable.sort(key=lambda c: (c.phase is not Phase.PLUGGED, c.connector_id))
+            return usable[0] if usable else None
         connector = connectors.get(connector_id)  # TC_027: connectorId 0 is not one
-        return connector if connector is not None and connector.free else None
+        return connector if connector in usable else None
 
     def reset(self, request: msg.CsmsReset) -> msg.CommandResult:
         """TC_013..016: end every transaction (HardReset/SoftReset), then reboot."""

@@ -38,10 +38,11 @@ from agent.core.outputs import Outputs
 from agent.core.pilot import Pilot
 from agent.core.registration import Registration
 from agent.core.remote import RemoteControl
+from agent.core.reservations import Reservations
 from agent.core.settings import Settings
 from agent.core.status import StatusReport
 from agent.core.transactions import Transactions
-from agent.core.types import AuthorizationInfo, ConnectorStatus, Now
+from agent.core.types import AuthorizationInfo, ConnectorStatus, Now, Reservation
 
 __all__ = ["ConnectorConfig", "IdSource", "Station", "StationConfig"]
 
@@ -58,14 +59,17 @@ class Station:
         self.outputs = Outputs(ctx)
         self.status_report = StatusReport(ctx, self.outputs, self.faults)
         self.availability = Availability(ctx)
-        self.transactions = Transactions(ctx, self.availability, self._remember)
-        self.authorizer = Authorizer(ctx, self.transactions, self.availability)
+        self.reservations = Reservations(ctx)
+        self.transactions = Transactions(ctx, self.availability, self._remember,
+                                         self.reservations.used)
+        self.authorizer = Authorizer(ctx, self.transactions, self.availability,
+                                     self.reservations)
         self.metering = Metering(ctx, self.transactions)
         self.registrar = Registration(ctx, self.status_report, self.metering.arm_aligned)
         self.pilot = Pilot(ctx, self.faults, self.authorizer, self.transactions,
                            self.availability)
         self.remote = RemoteControl(ctx, self.authorizer, self.transactions, self.outputs,
-                                    self.registrar, self.status_report)
+                                    self.registrar, self.status_report, self.reservations)
         self.configuration = Configuration(ctx, {
             "HeartbeatInterval": self.registrar.on_interval_changed,
             "ClockAlignedDataInterval": self.metering.on_interval_changed,
@@ -103,6 +107,10 @@ class Station:
         """The cache and the local list kept across restarts; call before Started."""
         self.authorizer.restore(cache, list_version, list_entries)
 
+    def restore_reservations(self, reservations: list[Reservation]) -> None:
+        """Reservations kept across restarts; call before Started."""
+        self.reservations.restore(reservations)
+
     def restore_availability(self, operative: dict[int, bool]) -> None:
         """Availability kept across restarts (TC_013..016, TC_034); call before Started."""
         self.availability.restore(operative)
@@ -139,6 +147,7 @@ class Station:
 
     def _on_started(self, event: ev.Started) -> None:
         self.outputs.on_started()
+        self.reservations.on_started()
         self._ctx.emit(fx.OpenTransactionQueue(False))
 
     def _on_shutdown(self, event: ev.ShutdownRequested) -> None:
@@ -162,6 +171,7 @@ class Station:
             "status": self.status_report.on_settled_timer,
             "lock": self.outputs.on_lock_retry,
             "offer_stop": self.outputs.on_offer_stop_timer,
+            "reservation": self.reservations.on_expiry_timer,
         }
 
     def _on_timer(self, event: ev.TimerFired) -> None:
@@ -209,6 +219,8 @@ class Station:
             msg.CsmsDataTransfer: remote.data_transfer,
             msg.CsmsSendLocalList: authorizer.send_local_list,
             msg.CsmsGetLocalListVersion: authorizer.local_list_version,
+            msg.CsmsReserveNow: self.reservations.reserve,
+            msg.CsmsCancelReservation: self.reservations.cancel,
         }
 
     def _on_command(self, event: ev.CsmsCommand) -> None:

@@ -25,10 +25,12 @@ Remember = Callable[[str, AuthorizationInfo], None]
 
 
 class Transactions:
-    def __init__(self, ctx: Context, availability: Availability, remember: Remember) -> None:
+    def __init__(self, ctx: Context, availability: Availability, remember: Remember,
+                 reservation_used: Callable[[int], None] = lambda _: None) -> None:
         self._ctx = ctx
         self._availability = availability
         self._remember = remember
+        self._reservation_used = reservation_used  # the transaction ends the reservation
 
     def owner_of(self, id_tag: str) -> Connector | None:
         """The connector whose running transaction ``id_tag`` started (case-insensitive)."""
@@ -59,7 +61,10 @@ class Transactions:
             started_mono=self._ctx.now.mono,
             trigger=TxTrigger.REMOTE_START if auth.remote else trigger,
             remote_start_id=auth.remote_start_id,
+            reservation_id=auth.reservation_id,
         )
+        if auth.reservation_id is not None:
+            self._reservation_used(auth.reservation_id)
         self._ctx.read_meter(connector, "start")
 
     def start(self, connector: Connector, energy_wh: float) -> None:
@@ -90,6 +95,7 @@ class Transactions:
             timestamp=tx.started_at,
             seq_no=tx.next_seq_no(),
             trigger=tx.trigger,
+            reservation_id=tx.reservation_id,
             remote_start_id=tx.remote_start_id,
         )
 

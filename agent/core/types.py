@@ -96,3 +96,20 @@ class AuthorizationInfo:
     status: AuthStatus
     group_id: str | None = None
     expiry: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A connector (``connector_id`` 0: any connector) held for a token or its group."""
+
+    reservation_id: int
+    connector_id: int
+    id_tag: str
+    expiry: datetime
+    group_id: str | None = None
+
+    def admits(self, id_tag: str, group_id: str | None) -> bool:
+        """The reserved token itself, or one of the reserved group (TC_053)."""
+        if id_tag.lower() == self.id_tag.lower():
+            return True
+        return bool(self.group_id and group_id and group_id.lower() == self.group_id.lower())

@@ -23,6 +23,7 @@ from ocpp.v16.enums import (
     AuthorizationStatus,
     AvailabilityStatus,
     AvailabilityType,
+    CancelReservationStatus,
     CertificateSignedStatus,
     CertificateStatus,
     ChargePointErrorCode,
@@ -34,6 +35,7 @@ from ocpp.v16.enums import (
     GetInstalledCertificateStatus,
     Reason,
     RemoteStartStopStatus,
+    ReservationStatus,
     ResetStatus,
     ResetType,
     TriggerMessageStatus,
@@ -286,6 +288,21 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
         response = self._commands(msg.CsmsGetLocalListVersion())
         assert isinstance(response, msg.LocalListVersionResult)
         return call_result.GetLocalListVersion(response.version)
+
+    @on(Action.reserve_now)
+    def _on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str,
+                        reservation_id: int, parent_id_tag: str | None = None,
+                        **_: Any) -> Any:
+        expiry = parse_timestamp(expiry_date)
+        if expiry is None:  # the schema checked the format; a date that is no date is refused
+            return call_result.ReserveNow(ReservationStatus.rejected)
+        request = msg.CsmsReserveNow(connector_id, expiry, id_tag, reservation_id, parent_id_tag)
+        return call_result.ReserveNow(ReservationStatus(self._status(request)))
+
+    @on(Action.cancel_reservation)
+    def _on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
+        status = self._status(msg.CsmsCancelReservation(reservation_id))
+        return call_result.CancelReservation(CancelReservationStatus(status))
 
     @on(Action.data_transfer)
     def _on_data_transfer(self, vendor_id: str, message_id: str | None = None,

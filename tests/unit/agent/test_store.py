@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.types import AuthorizationInfo, AuthStatus
+from agent.core.types import AuthorizationInfo, AuthStatus, Reservation
 from agent.store import FILE_NAME, MIGRATIONS, AuthEntry, Store, StoreError, StorePersistence
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -190,3 +190,13 @@ def test_the_runtime_persistence_logs_a_failed_write_instead_of_raising(
     with caplog.at_level(logging.ERROR):
         StorePersistence(store).save_setting("HeartbeatInterval", "10")
     assert "configuration HeartbeatInterval not saved" in caplog.text
+
+
+def test_reservations_are_replaced_whole_and_survive_a_reopen(tmp_path: Path) -> None:
+    kept = [Reservation(7, 1, "CAFE0001", T0, "FLEET"), Reservation(9, 0, "BEEF0002", T0)]
+    with Store.open(tmp_path) as store:
+        persistence = StorePersistence(store)
+        persistence.save_reservations([Reservation(3, 2, "D00D0004", T0)])
+        persistence.save_reservations(kept)
+    with Store.open(tmp_path) as store:
+        assert StorePersistence(store).load_reservations() == kept
