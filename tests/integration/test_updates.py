@@ -295,7 +295,11 @@ async def test_the_default_installer_makes_a_real_venv_with_pip(
     release = await releases.install(package, "real", None)
     releases.switch("real")
     assert releases.names() == ["real"]
-    config = EXAMPLE
+    # The starter config made real, as an installer leaves it (its placeholders are refused).
+    config = tmp_path / "config.toml"
+    config.write_text(EXAMPLE.read_text()
+                      .replace("wss://csms.example.com/ocpp", "wss://csms.depot.test/ocpp")
+                      .replace("REPLACE-with-the-key-from-your-CSMS", "k3y-from-the-csms-0042"))
     process = await asyncio.create_subprocess_exec(
         str(release / "bin" / "evse-agent"), "check-config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

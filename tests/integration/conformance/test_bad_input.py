@@ -18,8 +18,9 @@ BAD_FRAMES = [
     ("unknown message type", '[9, "m1", "Reset", {}]', "m1", "ProtocolError"),
     ("call without payload", '[2, "m2", "Reset"]', "m2", "ProtocolError"),
     ("unknown action", '[2, "m3", "Frobnicate", {}]', "m3", "NotImplemented"),
-    ("1.6 action we do not offer", '[2, "m4", "ReserveNow", {"connectorId": 1, '
-     '"expiryDate": "2030-01-01T00:00:00Z", "idTag": "A", "reservationId": 1}]',
+    # GetLog (the 1.6 security extension) is not offered yet: when it is, pick another.
+    ("1.6 action we do not offer", '[2, "m4", "GetLog", {"logType": "DiagnosticsLog", '
+     '"requestId": 1, "log": {"remoteLocation": "ftp://127.0.0.1/x"}}]',
      "m4", "NotSupported"),
     ("missing field", '[2, "m5", "RemoteStopTransaction", {}]', "m5",
      "OccurenceConstraintViolation"),
