@@ -138,16 +138,16 @@ class BenchCsms(Csms):
         super().__init__()
         self._unchecked: list[tuple[str, Frame]] = []
 
-    def _validate(self, raw: str, frame: Frame) -> None:
-        if frame.message_type == 2:
+    def validate(self, direction: str, raw: str, frame: Frame) -> None:
+        if direction == "in" and frame.message_type == 2:
             self._unchecked.append((raw, frame))
         else:
-            super()._validate(raw, frame)
+            super().validate(direction, raw, frame)
 
     def check_frames(self) -> None:
         unchecked, self._unchecked = self._unchecked, []
         for raw, frame in unchecked:
-            super()._validate(raw, frame)
+            super().validate("in", raw, frame)
 
 
 def books(csms: Csms, count: int) -> dict[str, Any]:
