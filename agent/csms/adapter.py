@@ -14,17 +14,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
-import ocpp.messages
 from ocpp.routing import on as _on
 
 from agent.core import messages as msg
+from agent.csms import validation
 
-# The ocpp library validates every payload against its schema in a thread pool by default
-# (ocpp.messages.ASYNC_VALIDATION, ocpp 2.x). For OCPP's small payloads the hop to a thread and
-# back costs more than the check itself (two hops per call: the request and the answer), and
-# threads beside fork() are what the library's own maintainers were asked to make optional
-# (mobilityhouse/ocpp #676, #705). The agent validates on the loop, in order, as 1.x did.
-ocpp.messages.ASYNC_VALIDATION = False
+validation.install()  # the library's schema checks, cheaper (agent/csms/validation.py)
 
 CommandHandler = Callable[[msg.AnyCsmsRequest],
                           msg.AnyCsmsResponse | Awaitable[msg.AnyCsmsResponse]]
