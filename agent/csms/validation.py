@@ -38,7 +38,9 @@ class _CompiledFirst:
         self.schema = validator.schema
         self._fast: Callable[[Any], Any] | None
         try:
-            self._fast = fastjsonschema.compile(validator.schema)
+            # Formats unchecked, as the library checks none; no messages: the library gives them.
+            self._fast = fastjsonschema.compile(validator.schema, use_formats=False,
+                                                detailed_exceptions=False)
         except fastjsonschema.JsonSchemaDefinitionException:
             self._fast = None  # a schema it cannot compile: the library alone checks it
 
