@@ -76,6 +76,9 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
                         "with the charging provider); try again a bit later"),
     "connector_not_free": (409, "station_availability_issue",
                            "Connector you were trying to start charging is not free"),
+    "reserved_for_another": (409, "station_availability_issue",
+                             "Connector you were trying to start charging is reserved for "
+                             "someone else"),
 }
 
 
@@ -154,8 +157,10 @@ class SessionService:
                               "accepted less than 60 s ago")
         connector = station.connectors[connector_id]
         status = station.status(connector_id)
-        if (status in (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE,
-                       ConnectorStatus.RESERVED)
+        if station.reservations.may_block(connector, id_tag):
+            return StartError(409, "station_availability_issue",
+                              _FAILURES["reserved_for_another"][2])
+        if (status in (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE)
                 or not connector.free or self.sessions.on_connector(connector_id)):
             return StartError(409, "station_availability_issue", "Connector you were trying "
                               f"to start charging is out of order ({status.value})")

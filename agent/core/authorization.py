@@ -131,7 +131,7 @@ REASONS = {
 }
 """The reason recorded for each OCPP status (fx.AuthorizationDecided); the others are
 ``csms_timeout``, ``csms_unreachable``, ``offline_unknown``, ``connector_not_free``,
-``not_in_group``."""
+``reserved_for_another``."""
 
 
 class Authorizer:
@@ -264,6 +264,7 @@ class Authorizer:
         if pending.connector_id != 0:
             connector = self._ctx.connectors[pending.connector_id]
             if self._reservations.blocks(connector, pending.id_tag, group_id):
+                self._record(pending, False, "charger", None, "reserved_for_another")
                 self._ctx.notice(pending.connector_id, "rejected", "reserved for another")
                 return
             auth = replace(auth, reservation_id=self._reservations.matching(

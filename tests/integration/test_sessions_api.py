@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from ocpp.v16 import call
 
 from evsim.site import SimSite, SiteOptions, free_port
 
@@ -276,3 +278,17 @@ async def test_a_started_session_survives_a_power_cut(
         assert session["stopReason"] == "PowerLoss" and session["mode"] == "api"
     finally:
         await second.stop()
+
+
+async def test_a_connector_reserved_for_someone_else_is_station_availability_issue(
+        site: SimSite, agent: RunningAgent) -> None:
+    await online(site)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    result = await site.csms.call(call.ReserveNow(connector_id=1, expiry_date=until,
+                                                  id_tag="HOLDER01", reservation_id=7))
+    assert result.status == "Accepted"
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Reserved")
+    client = Client(agent)
+    assert_error(await client.start(), 409, "station_availability_issue", "Charging Error")
+    status, body = await client.start(id_tag="HOLDER01")  # the holder may start
+    assert status == 201 and body["sessionStatus"] == "WAITING_TO_START", body
