@@ -292,3 +292,27 @@ async def test_a_connector_reserved_for_someone_else_is_station_availability_iss
     assert_error(await client.start(), 409, "station_availability_issue", "Charging Error")
     status, body = await client.start(id_tag="HOLDER01")  # the holder may start
     assert status == 201 and body["sessionStatus"] == "WAITING_TO_START", body
+
+
+async def test_a_start_before_the_csms_accepted_the_charger_is_424(site: SimSite) -> None:
+    site.csms.boot_answers = [("Pending", 60)]  # the CSMS never accepts the charger
+    agent = EvseAgent(site)
+    await agent.start()
+    try:
+        await site.csms.wait_for_action("BootNotification")
+        assert_error(await Client(agent).start(), 424, "station_availability_issue",
+                     "Charging Error")
+    finally:
+        await agent.stop()
+
+
+async def test_a_start_before_the_plug_waits_and_charges_once_plugged(
+        site: SimSite, bench: Bench, agent: RunningAgent) -> None:
+    client = Client(agent)
+    await online(site)
+    status, body = await client.start()
+    assert status == 201 and body["sessionStatus"] == "WAITING_TO_START", body
+    await bench("plug", 1)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
+    assert (await client.until(body["sessionId"], "STARTED"))["mode"] == "api"
