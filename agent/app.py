@@ -356,6 +356,13 @@ class Agent:
         return server
 
     def _on_event(self, event: ev.Event, effects: list[fx.Effect]) -> None:
+        for effect in effects:  # `evse-agent log --id-tag` shows why a card was refused
+            if isinstance(effect, fx.AuthorizationDecided) and self.frames is not None:
+                self.frames.record_event(
+                    f"authorization {effect.id_tag} ({effect.purpose}, connector "
+                    f"{effect.connector_id}): {'accepted' if effect.accepted else 'refused'}, "
+                    f"source {effect.source}, status {effect.status or '-'}, reason "
+                    f"{effect.reason}", effect.connector_id, effect.id_tag)
         if isinstance(event, ev.LinkUp | ev.LinkDown):
             up = isinstance(event, ev.LinkUp)
             if self.frames is not None:

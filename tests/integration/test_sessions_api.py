@@ -27,6 +27,7 @@ READ = "read-token-0123456789abc"
 TAG = "0A1B2C3D"
 EVSE = "DE*EVA*E0001*1"
 ROOT = Path(__file__).resolve().parents[2]
+REASON = {"Invalid": "unknown_card", "Blocked": "blocked"}
 
 
 def api_toml(port: int) -> str:
@@ -192,6 +193,10 @@ async def test_a_token_the_csms_refuses_is_charging_provider_error(
     assert status == 200
     assert [(r["source"], r["status"], r["accepted"]) for r in log_rows["authorizations"]] == [
         ("csms", answer, False)]
+    assert agent.frames is not None  # what `evse-agent log --id-tag` shows
+    assert [r.text for r in agent.frames.query(id_tag=TAG) if r.direction == "event"
+            and r.id_tag] == [f"authorization {TAG} (api, connector 1): refused, source csms, "
+                              f"status {answer}, reason {REASON[answer]}"]
 
 
 async def test_a_csms_that_does_not_answer_is_charging_provider_error(
