@@ -57,9 +57,11 @@ def evse_config(site: SimSite) -> str:
 
 
 class Client:
-    def __init__(self, agent: RunningAgent) -> None:
-        assert agent.config.api is not None
-        self.base = f"http://127.0.0.1:{agent.config.api.port}"
+    def __init__(self, agent: RunningAgent | None = None, port: int | None = None) -> None:
+        if agent is not None:
+            assert agent.config.api is not None
+            port = agent.config.api.port
+        self.base = f"http://127.0.0.1:{port}"
 
     async def call(self, method: str, path: str, token: str | None = CONTROL,
                    body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:

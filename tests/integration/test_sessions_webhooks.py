@@ -8,13 +8,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from agent.config import parse_config
 from evsim.site import SimSite, SiteOptions, free_port
 
+from .agent_process import AgentProcess
 from .conftest import Bench
-from .test_sessions_api import TAG, Client, EvseAgent, api_toml, online
+from .test_sessions_api import READ, TAG, Client, EvseAgent, api_toml, online
 
 
 class Receiver:
@@ -142,3 +145,55 @@ async def test_a_power_cut_loses_no_event_and_gives_none_a_wrong_status(
     finally:
         await second.stop()
 
+
+
+async def until_answers(client: Client, within: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            if (await client.call("GET", "/api/v1/sessions", READ))[0] == 200:
+                return
+        except aiohttp.ClientError:
+            pass
+        assert loop.time() < deadline, "the agent's API never answered"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cut_at", ["WAITING_TO_START", "STARTED"])
+async def test_kill_9_of_the_agent_process_loses_no_webhook(
+        site: SimSite, bench: Bench, receiver: Receiver, cut_at: str) -> None:
+    config = parse_config(site.agent_config())
+    assert config.api is not None
+    client = Client(port=config.api.port)
+    agent = AgentProcess(site)
+    await agent.start()
+    try:
+        await until_answers(client)
+        await online(site)
+        receiver.down = True  # everything is still in the outbox when the process dies
+        if cut_at == "STARTED":
+            await bench("plug", 1)
+        _, body = await client.start(evse_id="SIM-0001*1")
+        session_id = body["sessionId"]
+        if cut_at == "STARTED":
+            await bench("ev_state", 1, "C")
+            await client.until(session_id, "STARTED")
+            await site.csms.wait_for_action("StartTransaction")
+        await agent.kill()  # kill -9
+        receiver.down = False
+        await agent.start()
+        await until_answers(client)
+        if cut_at == "STARTED":
+            await receiver.until(lambda: ("SESSION_COMPLETE", 3) in receiver.named(session_id))
+            named = receiver.named(session_id)
+            assert [n for n in named if n[0] != "start"] == [
+                ("SESSION_STARTED", 1), ("SESSION_STOPPED", 2), ("SESSION_COMPLETE", 3)]
+            assert (await client.session(session_id))["stopReason"] == "PowerLoss"
+        else:
+            await receiver.until(lambda: ("start", False) in receiver.named(session_id))
+            assert receiver.named(session_id) == [("SESSION_FAILED", 1), ("start", False)]
+    finally:
+        await agent.stop()
+        print(agent.tail())
