@@ -23,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__, clock, logs, sdnotify
+from agent.api.auth import TokenFileError, Tokens, load_tokens
+from agent.api.preauth import PreAuthorization
+from agent.api.server import Api, ApiServer, session_view
+from agent.api.service import SessionService
+from agent.api.webhooks import Webhooks
 from agent.config import Config
 from agent.core import effects as fx
 from agent.core import events as ev
@@ -202,10 +207,15 @@ class Agent:
         self.security: SecurityService
         self.frames: FrameLog | None = None
         self._status: StatusServer | None = None
+        self.sessions: SessionService | None = None  # session records, for the API and others
+        self.api: ApiServer | None = None
+        self._tokens: Tokens | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         config = self.config
+        # A bad tokens file fails the start before anything runs (exit 2, naming the key).
+        self._tokens = load_tokens(config.api) if config.api is not None else None
         self.store = Store.open(config.charger.state_dir)
         try:
             devices = self.hardware.connectors()  # every contactor starts open
@@ -220,6 +230,18 @@ class Agent:
             self.store.close()
             raise
         logging.getLogger().addHandler(self.problems)
+        self.sessions = SessionService(self.store, self.runtime, config.evse_ids,
+                                       authorize_timeout=config.authorization.authorize_timeout)
+        hooks = None
+        if config.api is not None and config.api.webhook_url is not None:
+            hooks = Webhooks(self.store, config.api.webhook_url, config.charger.id,
+                             session_view, self.sessions.set_amount)
+            self.sessions.on_saved = hooks.enqueue  # before attach: recovery's events too
+        if config.api is not None and config.api.pre_authorization_url is not None:
+            self.sessions.pre_authorize = PreAuthorization(
+                config.api.pre_authorization_url, config.api.pre_authorization_timeout,
+                config.charger.id)
+        self.sessions.attach()  # before the core starts: it sees every event
         self.frames = self._open_frame_log()
         self.runtime.on_reboot = self._reboot
         self.runtime.listeners.append(self._on_event)
@@ -241,6 +263,9 @@ class Agent:
                                 idle_meter_interval=config.supervision.idle_meter_interval)
         self._spawn(supervisor.run(), "supervisor")
         self._status = await self._open_status_server()
+        self.api = await self._open_api(self.sessions)
+        if hooks is not None:
+            self._spawn(hooks.run(), "webhooks")
         sdnotify.ready(f"{len(config.connectors)} connector(s), CSMS offline")
         interval = sdnotify.watchdog_interval()
         if interval is not None:
@@ -276,6 +301,10 @@ class Agent:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._status is not None:
             await self._status.close()
+        if self.api is not None:
+            await self.api.close()
+        if self.sessions is not None:
+            self.sessions.close()
         if self.frames is not None:
             self.frames.close()
         logging.getLogger().removeHandler(self.problems)
@@ -313,7 +342,27 @@ class Agent:
             return None
         return server
 
+    async def _open_api(self, sessions: SessionService) -> ApiServer | None:
+        api = self.config.api
+        if api is None or self._tokens is None:
+            return None
+        server = ApiServer(Api(sessions, self._tokens, self.config.charger.id),
+                           api.host, api.port, api.max_body)
+        try:
+            await server.start()
+        except OSError as error:  # the API is for integrators; charging goes on without it
+            log.error("sessions API: cannot listen on %s: %s", api.listen, error)
+            return None
+        return server
+
     def _on_event(self, event: ev.Event, effects: list[fx.Effect]) -> None:
+        for effect in effects:  # `evse-agent log --id-tag` shows why a card was refused
+            if isinstance(effect, fx.AuthorizationDecided) and self.frames is not None:
+                self.frames.record_event(
+                    f"authorization {effect.id_tag} ({effect.purpose}, connector "
+                    f"{effect.connector_id}): {'accepted' if effect.accepted else 'refused'}, "
+                    f"source {effect.source}, status {effect.status or '-'}, reason "
+                    f"{effect.reason}", effect.connector_id, effect.id_tag)
         if isinstance(event, ev.LinkUp | ev.LinkDown):
             up = isinstance(event, ev.LinkUp)
             if self.frames is not None:
@@ -408,7 +457,7 @@ def run(config: Config) -> int:
     except StoreError as error:
         log.critical("%s", error)  # never run without the journal: it would lose transactions
         return EXIT_STORE_FAILED
-    except WrongSite as error:
+    except (WrongSite, TokenFileError) as error:
         log.critical("%s", error)  # systemd's RestartPreventExitStatus=2: no restart loop
         return EXIT_CONFIG
     except UnsafeKeyFile as error:

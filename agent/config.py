@@ -223,6 +223,7 @@ class ConnectorConfig:
     meter: MeterConfig
     lock: LockConfig | None  # None: a fixed cable
     rcd: RcdConfig | None
+    evse_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +261,31 @@ class UpdateConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiTokenConfig:
+    scope: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    listen: str
+    tokens_file: Path | None
+    max_body: int
+    webhook_url: str | None
+    pre_authorization_url: str | None
+    pre_authorization_timeout: float
+    tokens: tuple[ApiTokenConfig, ...]
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration. Build it with :func:`load_config`."""
 
@@ -277,11 +303,17 @@ class Config:
     recovery: RecoveryConfig
     supervision: SupervisionConfig
     update: UpdateConfig
+    api: ApiConfig | None = None
 
     @property
     def csms_endpoint(self) -> str:
         """The URL the charger connects to: ``csms.url`` with the charger id appended."""
         return f"{self.csms.url.rstrip('/')}/{self.charger.id}"
+
+    @property
+    def evse_ids(self) -> dict[int, str]:
+        """connector id -> the EVSE id the sessions API knows it by."""
+        return {c.id: c.evse_id or f"{self.charger.id}*{c.id}" for c in self.connectors}
 
     def bus(self, name: str) -> BusConfig:
         """The ``[[bus]]`` called ``name`` (validation guarantees every reference exists)."""
@@ -519,8 +551,8 @@ _AUTHORIZATION = Table("authorization", AuthorizationConfig, keys=(
     Key("free_id_tag", str, "idTag of the sessions started in free mode (CiString20)",
         default="FREEVEND", span=(1, 20)),
     Key("authorize_timeout", float, "how long to wait for Authorize.conf before the offline "
-        "rules decide (some CSMSs validate live and take up to 15 s)",
-        default=20.0, span=(1, 120), unit=_SECONDS),
+        "rules decide (15 s, as the platforms integrators know do; some CSMSs validate live)",
+        default=15.0, span=(1, 120), unit=_SECONDS),
 ))
 
 _GPIO = Table("gpio", GpioConfig, keys=(
@@ -639,6 +671,8 @@ _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors"
     Key("max_current", int, "most current the connector may offer (cable, breaker)",
         default=16, span=(6, 80), unit="amps"),
     Key("phases", int, "phases wired to the connector", default=3, choices=(1, 3)),
+    Key("evse_id", str, "EVSE id the sessions API knows the connector by (e.g. "
+        "DE*ABC*E1234*1); unset = <charger.id>*<connector id>", default=None, span=(1, 64)),
 ))
 
 _READER = Table("reader", ReaderConfig, keys=(
@@ -706,9 +740,52 @@ _UPDATE = Table("update", UpdateConfig, keys=(
         span=(2, 10)),
 ))
 
+API_SCOPES: Final = ("read", "control")
+
+
+def _listen_problem(value: str) -> str | None:
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"expected host:port (e.g. 127.0.0.1:8080), got {value!r}"
+    return None
+
+
+def _http_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected an http:// or https:// URL, got {url!r}"
+    return None
+
+
+_API_TOKEN = Table("token", ApiTokenConfig, count=(0, 32), attr="tokens", keys=(
+    Key("scope", str, "read: GET only; control: also start and stop sessions",
+        choices=API_SCOPES),
+    Key("secret", str, "the bearer token (at least 16 characters)", span=(16, 256),
+        secret=True),
+))
+
+_API = Table("api", ApiConfig, optional=True, tables=(_API_TOKEN,), keys=(
+    Key("listen", str, "address of the local sessions API; leave [api] out to turn it off; "
+        "a non-loopback address exposes it to the network",
+        default="127.0.0.1:8080", span=(3, 300), check=_listen_problem, rule="host:port"),
+    Key("tokens_file", str, "file of tokens, one `scope secret` a line (scope read or "
+        "control); must be readable by the service user only (mode 0600)",
+        default=None, span=(1, 4096), convert=Path),
+    Key("max_body", int, "largest request body accepted", default=16384,
+        span=(256, 1 << 20), unit="bytes"),
+    Key("webhook_url", str, "http(s) URL that gets the session events and start "
+        "notifications (POST, JSON, at least once, in order); unset = none",
+        default=None, span=(8, 2048), check=_http_url_problem, rule="http:// or https:// URL"),
+    Key("pre_authorization_url", str, "http(s) URL asked before every API start (a payment "
+        "terminal, a billing system; docs/api.md); unset = none",
+        default=None, span=(8, 2048), check=_http_url_problem, rule="http:// or https:// URL"),
+    Key("pre_authorization_timeout", float, "how long the pre-authorization hook may take",
+        default=10.0, span=(0.5, 60), unit=_SECONDS),
+))
+
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY, _SUPERVISION, _UPDATE,
+    _LOG, _RECOVERY, _SUPERVISION, _UPDATE, _API,
 ))
 
 
@@ -1126,6 +1203,22 @@ def _check_across(values: Values, problems: _Problems) -> None:
     _check_indicator(values.get("indicator"), problems)
     _check_modbus_addresses(connectors, problems)
     _check_serial_ports(values, problems)
+    _check_api(values, problems)
+
+
+def _check_api(values: Values, problems: _Problems) -> None:
+    api = values.get("api")
+    if api is not None and not api.get("tokens") and api.get("tokens_file") is None:
+        problems.add("api", "no token: give [[api.token]] (scope, secret) or api.tokens_file; "
+                     "every request needs a bearer token")
+    seen: set[str] = set()
+    for number, connector in enumerate(values["connectors"], 1):
+        evse_id = connector.get("evse_id")
+        if evse_id is not None and evse_id.lower() in seen:
+            problems.add(f"connector[{number}].evse_id", f"{evse_id!r} is used twice; "
+                         "each connector needs its own")
+        if evse_id is not None:
+            seen.add(evse_id.lower())
 
 
 # --- building the result -----------------------------------------------------------------------
@@ -1181,6 +1274,10 @@ def _relative_to(config: Config, base: Path) -> Config:
     :func:`load_config` passes the file's directory, so the agent, ``status`` and ``log`` find
     the same directory wherever they are started from.
     """
+    api = config.api
+    if api is not None and api.tokens_file is not None and not api.tokens_file.is_absolute():
+        config = dataclasses.replace(config, api=dataclasses.replace(
+            api, tokens_file=base / api.tokens_file))
     state_dir = config.charger.state_dir
     if state_dir.is_absolute():
         return config

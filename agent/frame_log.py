@@ -376,8 +376,10 @@ class _Query:
     def matches(self, record: FrameRecord) -> bool:
         if (self.since and record.time < self.since) or (self.until and record.time > self.until):
             return False
-        if record.kind == EVENT:
-            return self.actions is None
+        if record.kind == EVENT:  # an event about another card is not shown for this one
+            other = (self.id_tag is not None and record.id_tag is not None
+                     and record.id_tag.casefold() != self.id_tag)
+            return self.actions is None and not other
         if self.connector_id is not None and record.connector_id != self.connector_id:
             return False
         if self.id_tag is not None and (record.id_tag or "").casefold() != self.id_tag:
@@ -438,10 +440,12 @@ class FrameLog(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def record_event(self, text: str) -> None:
-        """Keep a line of text between the frames, e.g. ``"link down: connection lost"``."""
-        self._put(FrameRecord(datetime.now(UTC), EVENT, EVENT,
-                              text=redact_text(text, self._secrets)[:MAX_TEXT]))
+    def record_event(self, text: str, connector_id: int | None = None,
+                     id_tag: str | None = None) -> None:
+        """Keep a line of text between the frames, e.g. ``"link down: connection lost"``;
+        one about a card (an authorization decision) names its ``id_tag``."""
+        self._put(FrameRecord(datetime.now(UTC), EVENT, EVENT, connector_id=connector_id,
+                              id_tag=id_tag, text=redact_text(text, self._secrets)[:MAX_TEXT]))
 
     def query(self, since: datetime | None = None, until: datetime | None = None,
               connector_id: int | None = None, id_tag: str | None = None,

@@ -135,6 +135,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expiry         TEXT    NOT NULL
         )""",
     ),
+    # 4: session records (agent/sessions.py) and the authorization decisions, for the local
+    # sessions API (agent/api). Nothing existing changes.
+    (
+        """CREATE TABLE sessions (
+            id         TEXT PRIMARY KEY,
+            id_tag     TEXT NOT NULL COLLATE NOCASE,
+            status     TEXT NOT NULL,
+            created_at TEXT NOT NULL,               -- ISO 8601 UTC
+            body       TEXT NOT NULL                -- JSON, agent.sessions.to_record
+        )""",
+        "CREATE INDEX sessions_by_tag ON sessions (id_tag, created_at)",
+        "CREATE INDEX sessions_by_time ON sessions (created_at)",
+        """CREATE TABLE authorizations (
+            seq          INTEGER PRIMARY KEY,
+            at           TEXT    NOT NULL,          -- ISO 8601 UTC
+            id_tag       TEXT    NOT NULL COLLATE NOCASE,
+            connector_id INTEGER NOT NULL,
+            purpose      TEXT    NOT NULL,
+            accepted     INTEGER NOT NULL,
+            source       TEXT    NOT NULL,
+            status       TEXT,
+            reason       TEXT    NOT NULL
+        )""",
+        "CREATE INDEX authorizations_by_tag ON authorizations (id_tag, at)",
+        """CREATE TABLE webhooks (
+            seq        INTEGER PRIMARY KEY,         -- delivery order (per session too)
+            session_id TEXT,
+            body       TEXT    NOT NULL,            -- the JSON posted
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            not_before REAL    NOT NULL DEFAULT 0   -- UTC epoch seconds, 0: due now
+        )""",
+    ),
 )
 """Each entry is one schema version's statements, applied in one commit with the new version."""
 
@@ -563,6 +595,82 @@ class Store:
         with self.write():
             self._run("DELETE FROM local_list")
             self._run("UPDATE local_list_version SET version = 0")
+
+
+    # --- session records and authorization decisions (schema 3) ------------------------------
+
+    def session_put(self, session_id: str, id_tag: str, status: str, created_at: datetime,
+                    body: str) -> None:
+        self._run("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+                  (session_id, id_tag, status, _text(created_at), body))
+
+    def session_bodies(self, *, id_tag: str | None = None, status: str | None = None,
+                       since: datetime | None = None, until: datetime | None = None,
+                       limit: int = -1, offset: int = 0) -> list[str]:
+        """Session bodies, newest first, filtered and paged."""
+        where, args = self._filters(("id_tag", id_tag), ("status", status),
+                                    ("created_at >=", _text(since)),
+                                    ("created_at <", _text(until)))
+        return [str(body) for (body,) in self._rows(
+            f"SELECT body FROM sessions{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            (*args, limit, offset))]
+
+    def session_count(self, *, id_tag: str | None = None, status: str | None = None,
+                      since: datetime | None = None, until: datetime | None = None) -> int:
+        where, args = self._filters(("id_tag", id_tag), ("status", status),
+                                    ("created_at >=", _text(since)),
+                                    ("created_at <", _text(until)))
+        return int(self._rows(f"SELECT count(*) FROM sessions{where}", args)[0][0])
+
+    @staticmethod
+    def _filters(*pairs: tuple[str, object]) -> tuple[str, tuple[object, ...]]:
+        terms = [(column if " " in column else f"{column} =") + " ?"
+                 for column, value in pairs if value is not None]
+        values = tuple(value for _, value in pairs if value is not None)
+        return (" WHERE " + " AND ".join(terms) if terms else ""), values
+
+    def authorization_put(self, at: datetime, id_tag: str, connector_id: int, purpose: str,
+                          accepted: bool, source: str, status: str | None,
+                          reason: str) -> None:
+        self._run("INSERT INTO authorizations (at, id_tag, connector_id, purpose, accepted, "
+                  "source, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  (_text(at), id_tag, connector_id, purpose, int(accepted), source, status,
+                   reason))
+
+    def authorization_rows(self, *, id_tag: str | None = None, since: datetime | None = None,
+                           limit: int = 1000) -> list[dict[str, Any]]:
+        """Decisions, oldest first."""
+        where, args = self._filters(("id_tag", id_tag), ("at >=", _text(since)))
+        rows = self._rows("SELECT at, id_tag, connector_id, purpose, accepted, source, status, "
+                          f"reason FROM authorizations{where} ORDER BY seq LIMIT ?",
+                          (*args, limit))
+        names = ("at", "id_tag", "connector_id", "purpose", "accepted", "source", "status",
+                 "reason")
+        return [{**dict(zip(names, row, strict=True)), "accepted": bool(row[4])}
+                for row in rows]
+
+
+    def webhook_put(self, session_id: str | None, body: str) -> None:
+        self._run("INSERT INTO webhooks (session_id, body) VALUES (?, ?)", (session_id, body))
+
+    def webhook_oldest(self) -> tuple[int, str | None, str, int, float] | None:
+        """The oldest webhook: (seq, session id, body, attempts, not_before)."""
+        rows = self._rows("SELECT seq, session_id, body, attempts, not_before FROM webhooks "
+                          "ORDER BY seq LIMIT 1")
+        if not rows:
+            return None
+        seq, session_id, body, attempts, not_before = rows[0]
+        return int(seq), session_id, str(body), int(attempts), float(not_before)
+
+    def webhook_done(self, seq: int) -> None:
+        self._run("DELETE FROM webhooks WHERE seq = ?", (seq,))
+
+    def webhook_retry(self, seq: int, attempts: int, not_before: float) -> None:
+        self._run("UPDATE webhooks SET attempts = ?, not_before = ? WHERE seq = ?",
+                  (attempts, not_before, seq))
+
+    def webhook_count(self) -> int:
+        return int(self._rows("SELECT count(*) FROM webhooks")[0][0])
 
 
 def _transaction_row(row: Any) -> TransactionRow:

@@ -122,6 +122,18 @@ def local_decision(id_tag: str, cache: AuthorizationCache, settings: Settings, *
     return None
 
 
+REASONS = {
+    AuthStatus.ACCEPTED: "accepted",
+    AuthStatus.INVALID: "unknown_card",
+    AuthStatus.BLOCKED: "blocked",
+    AuthStatus.EXPIRED: "expired",
+    AuthStatus.CONCURRENT_TX: "concurrent_transaction",
+}
+"""The reason recorded for each OCPP status (fx.AuthorizationDecided); the others are
+``csms_timeout``, ``csms_unreachable``, ``offline_unknown``, ``connector_not_free``,
+``reserved_for_another``."""
+
+
 class Authorizer:
     def __init__(self, ctx: Context, transactions: Transactions, availability: Availability,
                  reservations: Reservations) -> None:
@@ -174,22 +186,36 @@ class Authorizer:
             return None
         return idle[0].connector_id if len(self._ctx.connectors) == 1 else 0
 
+    def on_start_requested(self, event: ev.StartRequested) -> None:
+        """The sessions API asks for a start: authorized like a card for that connector."""
+        self.request(event.id_tag, "api", event.connector_id)
+
     def request(self, id_tag: str, purpose: str, connector_id: int,
                 remote_start_id: int | None = None) -> None:
         """Decide locally where the rules allow, else ask the CSMS."""
         pending = Pending("authorize", connector_id, id_tag, purpose,
                           remote_start_id=remote_start_id)
         if self._ctx.config.free_vend_id_tag is not None and purpose != "parent_stop":
+            self._record(pending, True, "free_vend", None, "free_vend")
             self._grant(pending, None)
             return
-        local = self._local(id_tag, online=self._ctx.online)
+        online = self._ctx.online
+        local = self._local(id_tag, online=online)
         if local is not None and purpose != "parent_stop":
-            self._decide(pending, local)  # LocalPreAuthorize, or offline rules
-        elif self._ctx.online:
+            # LocalPreAuthorize, or offline rules
+            self._decide(pending, local, "cache" if online else "offline_rule")
+        elif online:
             ref = self._ctx.send(msg.AuthorizationRequest(id_tag), pending)
             self._ctx.emit(fx.StartTimer(f"authorize:{ref}", self._ctx.config.authorize_timeout))
         else:
+            self._record(pending, False, "offline_rule", None, "offline_unknown")
             self._ctx.notice(connector_id, "rejected", f"{id_tag}: offline and not known locally")
+
+    def _record(self, pending: Pending, accepted: bool, source: str, status: str | None,
+                reason: str) -> None:
+        self._ctx.emit(fx.AuthorizationDecided(pending.connector_id, pending.id_tag,
+                                               pending.purpose, accepted, source, status,
+                                               reason))
 
     def _local(self, id_tag: str, online: bool) -> AuthorizationInfo | None:
         return local_decision(id_tag, self.cache, self._ctx.settings, online=online,
@@ -199,15 +225,17 @@ class Authorizer:
         self._ctx.emit(fx.CancelTimer(f"authorize:{ref}"))
         if isinstance(conf, msg.AuthorizationResult):
             self.remember(pending.id_tag, conf.info)
-            self._decide(pending, conf.info)
+            self._decide(pending, conf.info, "csms")
 
     def on_failed(self, pending: Pending, reason: str) -> None:
         """The CSMS did not answer: the offline rules decide."""
         local = self._local(pending.id_tag, online=False)
         if local is None:
+            why = "csms_timeout" if reason == "timeout" else "csms_unreachable"
+            self._record(pending, False, "offline_rule", None, why)
             self._ctx.notice(pending.connector_id, "rejected", f"{pending.id_tag}: CSMS {reason}")
             return
-        self._decide(pending, local)
+        self._decide(pending, local, "offline_rule")
 
     def on_answer_timer(self, ref: str) -> None:
         pending = self._ctx.answered(ref)  # a late answer is then ignored
@@ -219,8 +247,11 @@ class Authorizer:
             self.cache.update(id_tag, info)
             self._ctx.emit(fx.CacheIdTag(id_tag, info))
 
-    def _decide(self, pending: Pending, info: AuthorizationInfo) -> None:
-        if info.status is not AuthStatus.ACCEPTED:
+    def _decide(self, pending: Pending, info: AuthorizationInfo, source: str) -> None:
+        accepted = info.status is AuthStatus.ACCEPTED
+        if pending.purpose != "parent_stop" or not accepted:
+            self._record(pending, accepted, source, info.status.value, REASONS[info.status])
+        if not accepted:
             self._ctx.notice(pending.connector_id, "rejected", f"{pending.id_tag}: {info.status}")
         elif pending.purpose == "parent_stop":
             self._stop_by_group(pending.id_tag, info.group_id)
@@ -233,6 +264,7 @@ class Authorizer:
         if pending.connector_id != 0:
             connector = self._ctx.connectors[pending.connector_id]
             if self._reservations.blocks(connector, pending.id_tag, group_id):
+                self._record(pending, False, "charger", None, "reserved_for_another")
                 self._ctx.notice(pending.connector_id, "rejected", "reserved for another")
                 return
             auth = replace(auth, reservation_id=self._reservations.matching(
@@ -245,6 +277,7 @@ class Authorizer:
             return
         connector = self._ctx.connectors[pending.connector_id]
         if not connector.free or connector.phase not in (Phase.IDLE, Phase.PLUGGED):
+            self._record(pending, False, "charger", None, "connector_not_free")
             self._ctx.notice(pending.connector_id, "rejected", "connector no longer free")
             return
         self.admit(connector, auth)

@@ -34,7 +34,7 @@ class StationConfig:
     serial_number: str | None = None
     firmware_version: str | None = None
     free_vend_id_tag: str | None = None  # None: tokens are authorized through OCPP
-    authorize_timeout: float = 20.0  # s without an authorization answer: the offline rules
+    authorize_timeout: float = 15.0  # s without an authorization answer: the offline rules
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,24 @@ class Notice:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class AuthorizationDecided:
+    """A token was decided on (a record for people and the sessions API, changes nothing).
+
+    ``purpose``: connector | parent_stop | remote | api. ``source``: csms | cache |
+    offline_rule | free_vend | charger. ``status`` is the OCPP status (Accepted, Invalid,
+    Blocked, Expired, ConcurrentTx) or None when nobody answered; ``reason`` one of
+    :data:`agent.core.authorization.REASONS`."""
+
+    connector_id: int
+    id_tag: str
+    purpose: str
+    accepted: bool
+    source: str
+    status: str | None
+    reason: str
+
+
 Effect = (
     SetContactor
     | SetOfferedCurrent
@@ -152,4 +170,5 @@ Effect = (
     | OpenTransactionQueue
     | Reply
     | Notice
+    | AuthorizationDecided
 )

@@ -111,6 +111,15 @@ class LocalListNotSaved:
 
 
 @dataclass(frozen=True)
+class StartRequested:
+    """A local client (the sessions API) asks to charge ``id_tag`` on ``connector_id``: the
+    token is authorized as a card would be (the CSMS, the cache, the offline rules)."""
+
+    id_tag: str
+    connector_id: int
+
+
+@dataclass(frozen=True)
 class ShutdownRequested:
     """SIGTERM or an ordered stop: open every contactor and end transactions by policy.
 
@@ -135,5 +144,6 @@ Event = (
     | CallFailed
     | CsmsCommand
     | LocalListNotSaved
+    | StartRequested
     | ShutdownRequested
 )

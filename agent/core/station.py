@@ -143,6 +143,7 @@ class Station:
             ev.CsmsCommand: self._on_command,
             ev.LocalListNotSaved: self.authorizer.on_list_not_saved,
             ev.ShutdownRequested: self._on_shutdown,
+            ev.StartRequested: self.authorizer.on_start_requested,
         }
 
     def _on_started(self, event: ev.Started) -> None:

@@ -14,10 +14,14 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import Any
 from evsim.bench_client import BenchClient
 from evsim.csms import Frame
 from evsim.csms_base import CsmsServer
-from evsim.site import SimSite, SiteOptions
+from evsim.site import SimSite, SiteOptions, free_port
 
 CARD = "00A1B2C3"
 STEP_TIMEOUT = 30.0
@@ -53,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="where config, state and logs go")
     parser.add_argument("--quiet-frames", action="store_true",
                         help="do not print every OCPP message")
+    parser.add_argument("--api", action="store_true",
+                        help="start the session through the agent's local sessions API "
+                        "instead of a card, and print its events (docs/api.md)")
     parser.add_argument("--ocpp", choices=("1.6", "2.0.1"), default="1.6",
                         help="the OCPP version the CSMS and the agent speak (default 1.6)")
     return parser.parse_args(argv)
@@ -99,6 +106,67 @@ def step(line: str) -> None:
     say(f"\n▶ {line}")
 
 
+def api_toml(port: int, token: str) -> str:
+    return (f'[api]\nlisten = "127.0.0.1:{port}"\n[[api.token]]\nscope = "control"\n'
+            f'secret = "{token}"\n')
+
+
+class ApiClient:
+    """An app on the sessions API: starts the session, follows the event stream."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.base = f"http://127.0.0.1:{port}/api/v1"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.session_id: str | None = None
+        self.events: list[str] = []
+
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def _follow(self) -> None:
+        request = urllib.request.Request(self.base + "/events", headers=self.headers)
+        with contextlib.suppress(OSError), urllib.request.urlopen(request) as stream:
+            for line in stream:
+                if line.startswith(b"data: "):
+                    event = json.loads(line[6:])
+                    if event["event"] and event["sessionId"] == self.session_id:
+                        text = f"{event['event']} #{event['sequence']} ({event['sessionStatus']})"
+                        self.events.append(text)
+                        say(f"    [api event] {text}")
+
+    async def start(self) -> None:
+        threading.Thread(target=self._follow, name="demo-events", daemon=True).start()
+        await asyncio.sleep(0.3)  # the stream is open before the start
+        step(f"an app starts the session: POST /api/v1/sessions/start (id_tag {CARD})")
+        status, body = await asyncio.to_thread(
+            self._request, "POST", "/sessions/start",
+            {"evse_id": "SIM-0001*1", "id_tag": CARD})
+        if status != 201:
+            raise DemoFailed(f"the API refused the start: {status} {body}")
+        self.session_id = body["sessionId"]
+        say(f"    [api] 201 session {self.session_id}: {body['sessionStatus']}")
+
+    async def finish(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STEP_TIMEOUT
+        while True:
+            _, body = await asyncio.to_thread(self._request, "GET",
+                                              f"/sessions/{self.session_id}")
+            if body.get("sessionStatus") == "COMPLETE" or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        say(f"    [api] GET /api/v1/sessions/{self.session_id}: {compact(body)}")
+        if body.get("sessionStatus") != "COMPLETE":
+            raise DemoFailed(f"the session never became COMPLETE: {body}")
+
+
 class Demo:
     def __init__(self, site: SimSite, args: argparse.Namespace) -> None:
         self.site = site
@@ -106,6 +174,7 @@ class Demo:
         self.bench = BenchClient(site.bench_url)
         self.agent: asyncio.subprocess.Process | None = None
         self.log_path = site.workdir / "agent.log"
+        self.api: ApiClient | None = None
 
     async def call(self, verb: str, *args: Any) -> Any:
         return await asyncio.to_thread(getattr(self.bench, verb), *args)
@@ -176,9 +245,12 @@ class Demo:
         await self.status("Preparing")
         step("the EV is ready to charge (pilot state C, no power offered yet)")
         await self.call("ev_state", 1, "C")
-        await asyncio.sleep(0.5)  # the driver walks to the reader
-        step(f"the driver presents card {CARD}")
-        await self.call("present_card", CARD)
+        if self.api is not None:
+            await self.api.start()
+        else:
+            await asyncio.sleep(0.5)  # the driver walks to the reader
+            step(f"the driver presents card {CARD}")
+            await self.call("present_card", CARD)
         await self.started()
         await self.status("Charging")
         step(f"charging for {self.args.charge_seconds:.0f} s")
@@ -191,6 +263,8 @@ class Demo:
         await self.ended()
         await self.status("Available")
         meter_after = await self.meter_wh()
+        if self.api is not None:
+            await self.api.finish()
         return {"before": meter_before, "after": meter_after}
 
     def summary(self, meter: dict[str, float]) -> bool:
@@ -273,14 +347,18 @@ async def wait_for_ctrl_c() -> None:
 async def run_demo(args: argparse.Namespace) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="evse-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    api_port, api_token = free_port(), secrets.token_hex(16)
     options = SiteOptions(sample_interval=args.sample_interval, ocpp_frames=True,
-                          ocpp_version=args.ocpp)
+                          ocpp_version=args.ocpp,
+                          extra_toml=api_toml(api_port, api_token) if args.api else "")
     async with SimSite(workdir, options) as site:
         if not args.quiet_frames:
             FlowPrinter(site.server)
         say(f"OCPP {args.ocpp} CSMS on {site.server.url}, bench API on {site.bench_url}, "
             f"files in {workdir}")
         demo = Demo(site, args)
+        if args.api:
+            demo.api = ApiClient(api_port, api_token)
         await demo.start_agent()
         ok = await _drive(demo, args)
         if args.keep_running or args.interactive:

@@ -49,7 +49,7 @@ class SiteOptions:
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
     ocpp_version: str = "1.6"  # or "2.0.1": the site's CSMS speaks it, the agent is told to
-    extra_toml: str = ""  # more tables at the end, e.g. "[update]\nreleases = ..."
+    extra_toml: str = ""  # more tables at the end, e.g. "[update]\nreleases = ..." or [api]
 
 
 class SimSite:

@@ -454,3 +454,13 @@ def test_cli_time_specs() -> None:
     local = cli._moment("2024-05-01 10:00")
     assert local.tzinfo is not None and (local.hour, local.minute) == (10, 0)
     assert cli._moment("today").hour == 0
+
+
+def test_an_authorization_event_shows_for_its_card_only(frames: FrameLog) -> None:
+    frames.record_event("link up")
+    frames.record_event("authorization CAFE01: refused, source csms, status Invalid, reason "
+                        "unknown_card", 1, "CAFE01")
+    frames.record_event("authorization BEEF02: accepted", 1, "BEEF02")
+    shown = [r.text for r in frames.query(id_tag="cafe01")]
+    assert shown == ["link up", "authorization CAFE01: refused, source csms, status Invalid, "
+                     "reason unknown_card"]

@@ -98,9 +98,9 @@ def test_an_unanswered_authorize_falls_back_to_the_offline_rules() -> None:
     h.advance(2)  # the reader's repeat window
     h.card("CAFE0001")
     assert len(h.sent(msg.AuthorizationRequest)) == 2
-    h.advance(19)
+    h.advance(14)
     assert len(h.sent(msg.TransactionStarted)) == 1
-    h.advance(1)  # authorize_timeout (20 s): the cache decides
+    h.advance(1)  # authorize_timeout (15 s): the cache decides
     assert len(h.sent(msg.TransactionStarted)) == 2
 
 

@@ -1,0 +1,1 @@
+"""The local sessions API: an HTTP server (aiohttp) over :mod:`agent.api.service`."""

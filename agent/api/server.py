@@ -1,0 +1,314 @@
+"""The local sessions API over HTTP: aiohttp, JSON, versioned paths under ``/api/v1``.
+
+Every route is one row of :data:`ROUTES` (method, path, scope, handler, its OpenAPI words);
+adding an endpoint is a handler and a row. Every request needs ``Authorization: Bearer
+<token>``: 401 without a known one, 403 when its scope is too small (read < control). The
+start answers the reference's error contract (``../shared/reference/sessions-api.md`` §1).
+
+aiohttp: the server-side ``web.Application``, ``web.AppRunner`` and ``web.TCPSite``, and
+``client_max_size`` (413 for larger bodies), as in its "Low Level Server" and "Web Server
+Advanced" documentation. This module is the only one that imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from agent import clock
+from agent.api.auth import Tokens
+from agent.api.service import SessionService, StartError, UnexpectedError
+from agent.sessions import Session, Status
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Api", web.Request], Awaitable[web.StreamResponse]]
+PAGE_MAX = 200
+NOT_FOUND_EVSE = "Station with this evse id was not found"
+EVENT_QUEUE = 256  # changes kept for a slow event-stream client
+MAX_BODY = web.AppKey("max_body", int)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    scope: str  # read | control
+    handler: Handler
+    summary: str
+    responses: tuple[int, ...] = (200,)
+    body: dict[str, Any] | None = None  # the JSON schema of the request body
+    query: tuple[str, ...] = ()
+
+
+class BadRequest(Exception):
+    pass
+
+
+def problem(status: int, detail: str, kind: str | None = None, details: str = "",
+            **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"detail": detail}
+    if kind is not None:
+        body["error"] = {"type": kind, "details": details, **extra}
+    return web.json_response(body, status=status)
+
+
+def iso_duration(seconds: float) -> str:
+    """ISO 8601 duration: PT21.379S, PT15M, PT1H2M3S."""
+    whole_minutes, secs = divmod(round(seconds, 3), 60)
+    hours, minutes = divmod(int(whole_minutes), 60)
+    text = "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if secs or text == "PT":
+        text += f"{secs:.3f}".rstrip("0").rstrip(".") + "S"
+    return text
+
+
+def session_view(session: Session, now: datetime) -> dict[str, Any]:
+    end = session.stopped_at or now
+    energy = session.energy_wh
+    return {
+        "sessionId": session.id,
+        "sessionStatus": session.status.value,
+        "evseId": session.evse_id,
+        "connectorId": session.connector_id,
+        "idTag": session.id_tag,
+        "mode": session.mode.value,
+        "createdAt": session.created_at.isoformat(),
+        "startTime": session.started_at.isoformat() if session.started_at else None,
+        "duration": (iso_duration((end - session.started_at).total_seconds())
+                     if session.started_at else None),
+        "energy": {"unit": "WH", "value": energy} if energy is not None else None,
+        "transactionId": session.transaction_id,
+        "stopReason": session.stop_reason,
+        "failure": session.failure,
+        "sequence": session.seq,
+        "amount": session.amount,
+    }
+
+
+START_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["evse_id", "id_tag"],
+    "properties": {
+        "evse_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "id_tag": {"type": "string", "minLength": 1, "maxLength": 20},
+        "connector_id": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+def _check_body(raw: object, schema: dict[str, Any]) -> dict[str, Any]:
+    """The few JSON-schema rules the API's bodies use, with a clear message for each."""
+    if not isinstance(raw, dict):
+        raise BadRequest("the body must be a JSON object")
+    allowed = schema["properties"]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    for name in schema["required"]:
+        if name not in raw:
+            raise BadRequest(f"{name} is required")
+    for name, rule in allowed.items():
+        if name not in raw:
+            continue
+        value = raw[name]
+        if rule["type"] == "string" and not (
+                isinstance(value, str) and rule["minLength"] <= len(value) <= rule["maxLength"]):
+            raise BadRequest(f"{name} must be a string of {rule['minLength']}.."
+                             f"{rule['maxLength']} characters")
+        if rule["type"] == "integer" and (isinstance(value, bool) or not isinstance(value, int)
+                                          or value < rule["minimum"]):
+            raise BadRequest(f"{name} must be an integer >= {rule['minimum']}")
+    return raw
+
+
+async def _json(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
+    text = await request.text()
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise BadRequest(f"malformed JSON: {error}") from None
+    return _check_body(raw, schema)
+
+
+def _time_arg(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 date-time, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _int_arg(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name, str(default))
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequest(f"{name} must be an integer {low}..{high}, got {text!r}")
+    return int(text)
+
+
+class Api:
+    """The routes' handlers over a :class:`SessionService`."""
+
+    def __init__(self, service: SessionService, tokens: Tokens, charger_id: str) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.charger_id = charger_id
+
+    async def start_session(self, request: web.Request) -> web.Response:
+        body = await _json(request, START_BODY)
+        connector_id = self.service.connector_of(body["evse_id"])
+        if connector_id is None or body.get("connector_id", connector_id) != connector_id:
+            return problem(404, NOT_FOUND_EVSE)
+        try:
+            session, error = await self.service.start(connector_id, body["id_tag"])
+        except UnexpectedError as failure:
+            return problem(500, "Charging Error", "unexpected_error",
+                           f"We faced unexpected error. Code: {failure.code}")
+        if error is not None:
+            return self._start_error(error, session)
+        return web.json_response(session_view(session, clock.now().utc), status=201)
+
+    def _start_error(self, error: StartError, session: Session) -> web.Response:
+        if error.kind is None:
+            return problem(error.status, error.details)
+        detail = "Payment error" if error.status == 402 else "Charging Error"
+        return problem(error.status, detail, error.kind, error.details,
+                       session_id=session.id, **(error.extra or {}))
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        session = self.service.get(request.match_info["session_id"])
+        if session is None:
+            return problem(404, "Session not found")
+        return web.json_response(session_view(session, clock.now().utc))
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        status = request.query.get("status")
+        if status is not None and status not in Status.__members__:
+            raise BadRequest(f"status must be one of {', '.join(Status.__members__)}")
+        limit = _int_arg(request, "limit", 50, 1, PAGE_MAX)
+        offset = _int_arg(request, "offset", 0, 0, 1 << 31)
+        total, page = self.service.query(
+            id_tag=request.query.get("id_tag"), status=status, since=_time_arg(request, "from"),
+            until=_time_arg(request, "to"), limit=limit, offset=offset)
+        now = clock.now().utc
+        return web.json_response({"total": total, "limit": limit, "offset": offset,
+                                  "sessions": [session_view(s, now) for s in page]})
+
+    async def stop_session(self, request: web.Request) -> web.Response:
+        session = self.service.get(request.match_info["session_id"])
+        if session is None:
+            return problem(404, "Session not found")
+        session, refused = self.service.stop(session)
+        if refused is not None:
+            return problem(409, "Charging Error", "session_not_stoppable", refused)
+        return web.json_response(session_view(session, clock.now().utc))
+
+    async def list_authorizations(self, request: web.Request) -> web.Response:
+        rows = self.service.authorizations(request.query.get("id_tag"),
+                                           _time_arg(request, "since"))
+        return web.json_response({"authorizations": rows})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: one ``session`` event per change of a record, as JSON (the
+        session view with ``event``: SESSION_STARTED, ... or null for a minor change)."""
+        queue: asyncio.Queue[tuple[Session, str | None]] = asyncio.Queue(EVENT_QUEUE)
+
+        def listener(session: Session, event: str | None) -> None:
+            if queue.full():  # a client that does not read loses events, never the agent
+                queue.get_nowait()
+            queue.put_nowait((session, event))
+
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        self.service.listeners.append(listener)
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                session, event = await queue.get()
+                data = json.dumps({**session_view(session, clock.now().utc), "event": event})
+                await response.write(f"event: session\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.service.listeners.remove(listener)
+        return response
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        from agent.api.openapi import document
+        return web.json_response(document())
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/api/v1/sessions/start", "control", Api.start_session,
+          "Start charging: always creates a session (even when the start fails)",
+          (201, 400, 401, 402, 403, 404, 409, 413, 424, 500), START_BODY),
+    Route("GET", "/api/v1/sessions", "read", Api.list_sessions,
+          "Session history, newest first, filtered and paged", (200, 400, 401),
+          query=("id_tag", "status", "from", "to", "limit", "offset")),
+    Route("GET", "/api/v1/sessions/{session_id}", "read", Api.get_session,
+          "One session", (200, 401, 404)),
+    Route("POST", "/api/v1/sessions/{session_id}/stop", "control", Api.stop_session,
+          "Stop a session (idempotent: 200 on an already stopped one)",
+          (200, 401, 403, 404, 409)),
+    Route("GET", "/api/v1/authorizations", "read", Api.list_authorizations,
+          "Authorization decisions with their source and reason", (200, 400, 401),
+          query=("id_tag", "since")),
+    Route("GET", "/api/v1/events", "read", Api.events,
+          "Live stream of session changes (Server-Sent Events, event: session)", (200, 401)),
+    Route("GET", "/api/v1/openapi.json", "read", Api.openapi, "This document", (200, 401)),
+)
+
+
+def _guarded(api: Api, route: Route
+             ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        kind, _, token = header.partition(" ")
+        scope = api.tokens.scope_of(token.strip()) if kind.lower() == "bearer" else None
+        if scope is None:
+            response = problem(401, "Not authenticated")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        if route.scope == "control" and scope != "control":
+            return problem(403, "This token may only read (scope read)")
+        try:
+            return await route.handler(api, request)
+        except BadRequest as error:
+            return problem(400, "Invalid request", "invalid_request", str(error))
+        except web.HTTPRequestEntityTooLarge:
+            return problem(413, "Request body too large", "invalid_request",
+                           f"at most {request.app[MAX_BODY]} bytes")
+    return handle
+
+
+class ApiServer:
+    def __init__(self, api: Api, host: str, port: int, max_body: int) -> None:
+        self.api = api
+        self.host, self.port = host, port
+        self.app = web.Application(client_max_size=max_body)
+        self.app[MAX_BODY] = max_body
+        for route in ROUTES:
+            self.app.router.add_route(route.method, route.path, _guarded(api, route))
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        # Open event streams are cut after 1 s at shutdown (aiohttp "Graceful shutdown").
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        log.info("sessions API: listening on http://%s:%s/api/v1", self.host, self.port)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,159 @@
+"""Session records (agent.sessions), their statuses fed by the core's effects; the schema 3
+upgrade; the [api] configuration and its tokens file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.api.auth import TokenFileError, load_tokens
+from agent.config import ConfigError, parse_config
+from agent.core import effects as fx
+from agent.core import events as ev
+from agent.core import messages as msg
+from agent.core.types import StopReason, TxTrigger
+from agent.sessions import (
+    WAIT_TO_START_SECONDS,
+    Mode,
+    Saved,
+    Sessions,
+    Status,
+    Timer,
+    from_record,
+    to_record,
+)
+from agent.store import MIGRATIONS, Store
+
+from .test_journal_migration import DUMP  # the previous release's store
+
+T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+SIM = Path(__file__).resolve().parents[3] / "examples" / "sim.toml"
+
+
+def decided(accepted: bool, reason: str = "accepted") -> fx.AuthorizationDecided:
+    return fx.AuthorizationDecided(1, "TAG", "api", accepted, "csms",
+                                   "Accepted" if accepted else "Invalid", reason)
+
+
+def started(tx_ref: int = 7, trigger: TxTrigger = TxTrigger.AUTHORIZED) -> fx.Send:
+    return fx.Send("s1", msg.TransactionStarted(tx_ref, 1, "TAG", 1000, T0, trigger=trigger))
+
+
+def statuses(effects: list[Saved | Timer]) -> list[Status]:
+    return [e.session.status for e in effects if isinstance(e, Saved)]
+
+
+def test_an_api_session_goes_through_every_status_to_complete() -> None:
+    sessions = Sessions({1: "E*1"})
+    session = sessions.create("a", 1, "TAG", T0)
+    assert Timer("wait:a", WAIT_TO_START_SECONDS) in sessions.requested(session, T0)
+    sessions.observe(ev.CallAnswered("r", msg.Ack()), [decided(True)], T0, "x")
+    assert session.authorized and sessions.start_blocked(1, T0 + timedelta(seconds=59))
+    assert not sessions.start_blocked(1, T0 + timedelta(seconds=60))
+    out = sessions.observe(ev.PilotChanged.__new__(ev.PilotChanged), [started()], T0, "x")
+    assert statuses(out) == [Status.STARTED] and Timer("wait:a", None) in out
+    sessions.stop_requested(session, True, T0)
+    assert session.status is Status.WAITING_TO_STOP
+    end = msg.TransactionEnded(7, 1, 1800, T0, StopReason.REMOTE)
+    sessions.observe(ev.CsmsCommand(msg.CsmsReset(False)), [fx.Send("s2", end)], T0, "x")
+    assert (session.status, session.energy_wh, session.stop_reason) == (
+        Status.STOPPED, 800, "Remote")
+    out = sessions.observe(ev.CallAnswered("s2", msg.TransactionEndResult()), [], T0, "x")
+    assert statuses(out) == [Status.COMPLETE]
+    assert [e.event for e in out if isinstance(e, Saved)] == ["SESSION_COMPLETE"]
+    assert session.seq == 3  # started, stopped, complete
+
+
+def test_a_refused_token_fails_the_session_and_two_minutes_of_waiting_too() -> None:
+    sessions = Sessions({1: "E*1"})
+    refused = sessions.create("a", 1, "TAG", T0)
+    sessions.requested(refused, T0)
+    sessions.observe(ev.CallAnswered("r", msg.Ack()), [decided(False, "unknown_card")], T0, "")
+    assert (refused.status, refused.failure) == (Status.FAILED, "unknown_card")
+    waiting = sessions.create("b", 1, "TAG", T0)
+    sessions.requested(waiting, T0)
+    assert statuses(sessions.timer_fired("wait:b", T0)) == [Status.FAILED]
+    assert waiting.failure == "start_timeout"
+    assert sessions.timer_fired("wait:b", T0) == []  # a late timer changes nothing
+
+
+def test_card_and_remote_starts_get_their_own_records() -> None:
+    sessions = Sessions({1: "E*1"})
+    sessions.observe(ev.TokenPresented("TAG"), [started(1)], T0, "card")
+    sessions.observe(ev.TokenPresented("TAG"), [started(2, TxTrigger.REMOTE_START)], T0, "rem")
+    assert (sessions.sessions["card"].mode, sessions.sessions["rem"].mode) == (
+        Mode.LOCAL, Mode.REMOTE)
+
+
+def test_recovery_fails_the_waiting_and_stops_the_started() -> None:
+    sessions = Sessions({1: "E*1", 2: "E*2"})
+    waiting = sessions.create("a", 2, "OTHER", T0)
+    sessions.requested(waiting, T0)
+    sessions.observe(ev.TokenPresented("TAG"), [started(3)], T0, "b")
+    sessions.recover({3: (1500, "PowerLoss", T0, False)}, {3: "stop-ref"}, T0)
+    assert waiting.status is Status.FAILED
+    charging = sessions.sessions["b"]
+    assert (charging.status, charging.stop_reason, charging.stop_ref) == (
+        Status.STOPPED, "PowerLoss", "stop-ref")
+
+
+def test_a_record_survives_its_json() -> None:
+    sessions = Sessions({1: "E*1"})
+    session = sessions.create("a", 1, "TAG", T0)
+    assert from_record(json.loads(json.dumps(to_record(session)))) == session
+
+
+def test_schema_3_upgrades_the_previous_releases_store(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "evse-agent.db")
+    db.executescript(DUMP.read_text())
+    db.close()
+    with Store.open(tmp_path) as store:
+        assert store.schema_version == len(MIGRATIONS) == 4
+        assert store.session_bodies() == [] and len(store.journal_rows()) > 0
+        store.session_put("a", "TAG", "STARTED", T0, "{}")
+        store.authorization_put(T0, "TAG", 1, "api", False, "csms", "Blocked", "blocked")
+        assert store.session_count(id_tag="tag", status="STARTED") == 1
+        assert store.authorization_rows(id_tag="TAG")[0]["reason"] == "blocked"
+
+
+API = '\n[api]\nlisten = "{listen}"\n'
+TOKEN = '[[api.token]]\nscope = "{scope}"\nsecret = "0123456789abcdef"\n'
+
+
+def test_api_config_names_the_key_and_the_allowed_values() -> None:
+    base = SIM.read_text()
+    with pytest.raises(ConfigError) as bad:
+        parse_config(base + API.format(listen="nowhere") + TOKEN.format(scope="admin"))
+    text = str(bad.value)
+    assert "api.listen: " in text and "host:port" in text
+    assert "api.token[1].scope" in text and "read, control" in text
+    with pytest.raises(ConfigError, match="api: no token"):
+        parse_config(base + API.format(listen="127.0.0.1:8080"))
+    config = parse_config(base + API.format(listen="127.0.0.1:9") + TOKEN.format(scope="read"))
+    assert config.api is not None and (config.api.host, config.api.port) == ("127.0.0.1", 9)
+    assert "0123456789abcdef" not in repr(config)
+    assert parse_config(base).api is None  # off unless configured
+
+
+def test_a_tokens_file_must_be_private(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("control 0123456789abcdefXYZ\n# a comment\nread 0123456789abcdefRRR\n")
+    text = SIM.read_text() + API.format(listen="127.0.0.1:9") + f'tokens_file = "{path}"\n'
+    config = parse_config(text)
+    assert config.api is not None
+    os.chmod(path, 0o644)
+    with pytest.raises(TokenFileError, match="readable by others"):
+        load_tokens(config.api)
+    os.chmod(path, 0o600)
+    tokens = load_tokens(config.api)
+    assert tokens.scope_of("0123456789abcdefXYZ") == "control"
+    assert tokens.scope_of("0123456789abcdefRRR") == "read"
+    assert tokens.scope_of("0123456789abcdef") is None
+    path.write_text("admin 0123456789abcdefXYZ\n")
+    with pytest.raises(TokenFileError, match="line 1"):
+        load_tokens(config.api)
