@@ -111,6 +111,13 @@ async def test_tc_048_2_reserve_an_occupied_connector(
     assert await reserve(site, reservation_id=8) == "Occupied"
 
 
+async def plug_and_charge(site: SimSite, bench: Bench) -> None:
+    """After the reserved card was accepted: plug in, the EV asks for power."""
+    await bench("plug", 1)
+    await bench("ev_state", 1, "C")
+    await status(site, "Charging")
+
+
 async def charging_after_plug(site: SimSite, bench: Bench) -> None:
     await bench("ev_state", 1, "C")
     await bench("present_card", VALID)
@@ -142,13 +149,11 @@ async def test_tc_049_reserve_the_charge_point(
     await status(site, "Reserved")
     await bench("present_card", VALID)  # the reserved card first, as in TC_046_1
     await status(site, "Preparing")
-    await bench("plug", 1)
-    await bench("ev_state", 1, "C")
-    await status(site, "Charging")
-    (transaction_id,) = [t.transaction_id for t in site.csms.transactions.values()]
+    await plug_and_charge(site, bench)
+    (transaction,) = site.csms.transactions.values()
     start = site.csms.calls("StartTransaction")[-1]
     assert start.payload.get("reservationId") == 7
-    assert site.csms.transactions[transaction_id].id_tag == VALID
+    assert transaction.id_tag == VALID
 
 
 async def test_tc_050_2_reserve_the_charge_point_when_every_connector_is_occupied(
@@ -254,16 +259,10 @@ async def test_a_reservation_survives_a_kill_9_of_the_agent(site: SimSite, bench
         assert not site.csms.calls("StartTransaction")
         await present_again(bench, VALID)
         await status(site, "Preparing")
-        await charging_after_plug_and_ev(site, bench)
+        await plug_and_charge(site, bench)
         start = site.csms.calls("StartTransaction")[-1]
         assert start.payload.get("reservationId") == 7
     finally:
         await process.stop()
         print(process.tail())
     assert site.csms.violations == []
-
-
-async def charging_after_plug_and_ev(site: SimSite, bench: Bench) -> None:
-    await bench("plug", 1)
-    await bench("ev_state", 1, "C")
-    await status(site, "Charging")
