@@ -246,7 +246,7 @@ class Agent:
         self.runtime.on_reboot = self._reboot
         self.runtime.listeners.append(self._on_event)
         self.maintenance = Maintenance(self.runtime, config, self.store, lambda: self.frames,
-                                       _secrets(config), self._restart_release)
+                                       _secrets(config), self._restart_release, self.security)
         self.runtime.command_handlers.append(self.maintenance.command)
         self.runtime.listeners.append(self.maintenance.on_event)
         await self.runtime.start()

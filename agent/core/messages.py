@@ -139,6 +139,23 @@ class FirmwareStatusReport:
 
 
 @dataclass(frozen=True)
+class SignedFirmwareStatusReport:
+    """The security extension's SignedFirmwareStatusNotification; ``request_id`` is the
+    SignedUpdateFirmware's (None when no signed update is known: Idle)."""
+
+    status: str = "Idle"
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LogStatusReport:
+    """LogStatusNotification of a GetLog upload (security extension)."""
+
+    status: str = "Idle"
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
 class SecurityEventRaised:
     """A security event (agent.security.events); journaled and delivered like transaction
     messages, after registration."""
@@ -164,6 +181,8 @@ OutboundReq = (
     | MeterValuesReported
     | DiagnosticsStatusReport
     | FirmwareStatusReport
+    | SignedFirmwareStatusReport
+    | LogStatusReport
     | SecurityEventRaised
     | CertificateSigningRequest
 )
@@ -474,7 +493,38 @@ class DiagnosticsResult:
     file_name: str | None  # None: there is nothing to upload
 
 
-MaintenanceRequest = CsmsUpdateFirmware | CsmsGetDiagnostics
+@dataclass(frozen=True)
+class CsmsSignedUpdateFirmware:
+    """The security extension's SignedUpdateFirmware: ``update`` as UpdateFirmware, plus the
+    signing certificate (PEM) and the package's signature (base64)."""
+
+    request_id: int
+    update: CsmsUpdateFirmware
+    signing_certificate: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class CsmsGetLog:
+    """GetLog (security extension): ``log_type`` DiagnosticsLog or SecurityLog."""
+
+    log_type: str
+    request_id: int
+    location: str
+    retries: int = 0
+    retry_interval: float = DEFAULT_RETRY_INTERVAL
+    oldest: datetime | None = None
+    latest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LogResult:
+    status: str  # Accepted | Rejected
+    file_name: str | None = None
+
+
+MaintenanceRequest = (CsmsUpdateFirmware | CsmsGetDiagnostics | CsmsSignedUpdateFirmware
+                      | CsmsGetLog)
 AnyCsmsRequest = CsmsRequest | SecurityRequest | MaintenanceRequest
 """Every command from the CSMS: the core's, and those the services beside it answer."""
-AnyCsmsResponse = CsmsResponse | SecurityResponse | DiagnosticsResult
+AnyCsmsResponse = CsmsResponse | SecurityResponse | DiagnosticsResult | LogResult

@@ -33,6 +33,7 @@ from ocpp.v16.enums import (
     DataTransferStatus,
     DeleteCertificateStatus,
     GetInstalledCertificateStatus,
+    LogStatus,
     Reason,
     RemoteStartStopStatus,
     ReservationStatus,
@@ -40,6 +41,7 @@ from ocpp.v16.enums import (
     ResetType,
     TriggerMessageStatus,
     UnlockStatus,
+    UpdateFirmwareStatus,
     UpdateStatus,
     UpdateType,
 )
@@ -109,6 +111,11 @@ def to_call(req: msg.OutboundReq, transaction_id: int | None = None) -> Any:
             return call.DiagnosticsStatusNotification(status=req.status)
         case msg.FirmwareStatusReport():
             return call.FirmwareStatusNotification(status=req.status)
+        case msg.SignedFirmwareStatusReport():  # requestId is optional in the schema
+            return call.SignedFirmwareStatusNotification(status=req.status,
+                                                         request_id=req.request_id)
+        case msg.LogStatusReport():
+            return call.LogStatusNotification(status=req.status, request_id=req.request_id)
         case msg.SecurityEventRaised():
             return call.SecurityEventNotification(type=req.type, timestamp=timestamp(req.timestamp),
                                                   tech_info=req.tech_info)
@@ -371,6 +378,29 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
             parse_timestamp(start_time), parse_timestamp(stop_time)))
         assert isinstance(response, msg.DiagnosticsResult)
         return call_result.GetDiagnostics(file_name=response.file_name)
+
+    @on(Action.signed_update_firmware)
+    def _on_signed_update_firmware(self, request_id: int, firmware: dict[str, Any],
+                                   retries: int | None = None,
+                                   retry_interval: int | None = None, **_: Any) -> Any:
+        moment = parse_timestamp(firmware["retrieve_date_time"]) or datetime.now(UTC)
+        update = msg.CsmsUpdateFirmware(firmware["location"], moment, retries or 0,
+                                        _interval(retry_interval))
+        response = self._maintenance(msg.CsmsSignedUpdateFirmware(
+            request_id, update, firmware["signing_certificate"], firmware["signature"]))
+        assert isinstance(response, msg.StatusResult)
+        return call_result.SignedUpdateFirmware(UpdateFirmwareStatus(response.status))
+
+    @on(Action.get_log)
+    def _on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
+                    retries: int | None = None, retry_interval: int | None = None,
+                    **_: Any) -> Any:
+        response = self._maintenance(msg.CsmsGetLog(
+            log_type, request_id, log["remote_location"], retries or 0,
+            _interval(retry_interval), parse_timestamp(log.get("oldest_timestamp")),
+            parse_timestamp(log.get("latest_timestamp"))))
+        assert isinstance(response, msg.LogResult)
+        return call_result.GetLog(LogStatus(response.status), filename=response.file_name)
 
 
 def _interval(seconds: int | None) -> float:

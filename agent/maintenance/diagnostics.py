@@ -14,6 +14,15 @@ The bundle ``diagnostics-<charger>-<UTC time>.tar.gz`` holds:
 
 DiagnosticsStatusNotification reports Uploading, then Uploaded or UploadFailed after
 ``retries`` further attempts ``retryInterval`` seconds apart.
+
+GetLog (OCPP 1.6 security extension) uploads the same bundle for ``DiagnosticsLog`` (the
+window is ``oldestTimestamp`` .. ``latestTimestamp``), or for ``SecurityLog``
+``security-log-<charger>-<UTC time>.tar.gz`` with the security log's records of the window
+(``security-log.jsonl``, as ``evse-agent log --security --json`` shows them).
+LogStatusNotification (with the GetLog's requestId) reports Uploading, then Uploaded, or
+UploadFailure, PermissionDenied (the server refused the login: HTTP 401/403, FTP 530),
+NotSupportedOperation (a URL scheme other than http, https and ftp) or BadMessage (a URL
+that names no server). One upload runs at a time: a request while one runs is Rejected.
 """
 
 from __future__ import annotations
@@ -39,7 +48,15 @@ from agent import __version__
 from agent.config import Config
 from agent.core import messages as msg
 from agent.frame_log import FrameLog, redact_payload
-from agent.maintenance.transfer import TransferError, upload, with_retries
+from agent.maintenance.transfer import (
+    BadLocation,
+    PermissionDenied,
+    TransferError,
+    UnsupportedScheme,
+    upload,
+    with_retries,
+)
+from agent.security_log import SecurityLog
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -102,6 +119,33 @@ def journal_text(since: datetime | None, until: datetime | None) -> str:
     return done.stdout + (f"\n[journalctl: {done.stderr.strip()}]\n" if done.stderr else "")
 
 
+def security_log_text(security_log: SecurityLog | None, since: datetime | None,
+                      until: datetime | None) -> str:
+    """The security log's records between ``since`` and ``until``, one JSON object a line."""
+    if security_log is None:
+        return ""
+    lines = []
+    for record in security_log.records():
+        try:
+            moment = datetime.fromisoformat(record.time)
+        except ValueError:
+            continue
+        if (since is None or moment >= since) and (until is None or moment <= until):
+            lines.append(json.dumps(dataclasses.asdict(record)) + "\n")
+    return "".join(lines)
+
+
+def log_status(error: TransferError) -> str:
+    """The LogStatusNotification status for a failed GetLog upload."""
+    if isinstance(error, PermissionDenied):
+        return "PermissionDenied"
+    if isinstance(error, UnsupportedScheme):
+        return "NotSupportedOperation"
+    if isinstance(error, BadLocation):
+        return "BadMessage"
+    return "UploadFailure"
+
+
 def write_bundle(path: Path, members: dict[str, str]) -> None:
     with tarfile.open(path, "w:gz") as tar:
         for name, text in members.items():
@@ -116,9 +160,15 @@ class Diagnostics:
     def __init__(self, config: Config, secrets: Sequence[str], store: Store | None,
                  frames: Callable[[], FrameLog | None], release: Callable[[], str | None],
                  report: Callable[[str], None], now: Callable[[], datetime],
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 report_log: Callable[[str, int | None], None] = lambda s, r: None,
+                 security_log: SecurityLog | None = None) -> None:
         self.config = config
         self.status = "Idle"  # what TriggerMessage DiagnosticsStatusNotification reports
+        self.log_status = "Idle"  # what ExtendedTriggerMessage LogStatusNotification reports
+        self.log_request_id: int | None = None
+        self._report_log = report_log
+        self._security_log = security_log
         self._secrets = tuple(secrets)
         self._store = store
         self._frames = frames
@@ -128,28 +178,52 @@ class Diagnostics:
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def request(self, request: msg.CsmsGetDiagnostics) -> str | None:
         """Start the upload; the file name for GetDiagnostics.conf (None when busy)."""
-        if self._task is not None and not self._task.done():
+        if self.busy:
             log.warning("diagnostics: an upload is already running; ignoring %s",
                         request.location)
             return None
         name = f"diagnostics-{self.config.charger.id}-{_stamp(self._now())}.tar.gz"
-        members = self._members_on_loop(request)
+        members = self._members_on_loop(request.start_time, request.stop_time)
         self._task = asyncio.create_task(self._upload(request, name, members),
                                          name="diagnostics")
         return name
+
+    def get_log(self, request: msg.CsmsGetLog) -> msg.LogResult:
+        """GetLog: start the upload of the diagnostics bundle or the security log."""
+        if self.busy:
+            log.warning("diagnostics: an upload is already running; GetLog %s Rejected",
+                        request.request_id)
+            return msg.LogResult("Rejected")
+        stamp = _stamp(self._now())
+        if request.log_type == "SecurityLog":
+            name = f"security-log-{self.config.charger.id}-{stamp}.tar.gz"
+            members = {"security-log.jsonl": security_log_text(
+                self._security_log, request.oldest, request.latest)}
+        else:
+            name = f"diagnostics-{self.config.charger.id}-{stamp}.tar.gz"
+            members = self._members_on_loop(request.oldest, request.latest)
+        self.log_request_id = request.request_id
+        self._task = asyncio.create_task(self._upload_log(request, name, members),
+                                         name="get-log")
+        return msg.LogResult("Accepted", name)
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _members_on_loop(self, request: msg.CsmsGetDiagnostics) -> dict[str, str]:
+    def _members_on_loop(self, since: datetime | None,
+                         until: datetime | None) -> dict[str, str]:
         frames = self._frames()
         if frames is not None:
             frames.flush()
-            records = frames.query(since=request.start_time, until=request.stop_time)
+            records = frames.query(since=since, until=until)
             messages = "".join(r.to_json() + "\n" for r in records)
         else:
             messages = ""
@@ -163,24 +237,47 @@ class Diagnostics:
     async def _upload(self, request: msg.CsmsGetDiagnostics, name: str,
                       members: dict[str, str]) -> None:
         self._say("Uploading")
+        try:
+            await self._send(request.location, request.retries, request.retry_interval, name,
+                             members, request.start_time, request.stop_time)
+        except TransferError as error:
+            log.error("diagnostics: %s", error)
+            self._say("UploadFailed")
+        else:
+            log.info("diagnostics: %s uploaded", name)
+            self._say("Uploaded")
+        self.status = "Idle"
+
+    async def _upload_log(self, request: msg.CsmsGetLog, name: str,
+                          members: dict[str, str]) -> None:
+        self._say_log("Uploading")
+        try:
+            await self._send(request.location, request.retries, request.retry_interval, name,
+                             members, request.oldest, request.latest)
+        except TransferError as error:
+            log.error("GetLog %d: %s", request.request_id, error)
+            self._say_log(log_status(error))
+        else:
+            log.info("GetLog %d: %s uploaded", request.request_id, name)
+            self._say_log("Uploaded")
+        self.log_status = "Idle"
+
+    async def _send(self, location: str, retries: int, interval: float, name: str,
+                    members: dict[str, str], since: datetime | None,
+                    until: datetime | None) -> None:
+        """Write the bundle and upload it with retries; raises TransferError."""
         with tempfile.TemporaryDirectory(prefix="evse-diagnostics-") as work:
             path = Path(work) / name
-            members["journal.txt"] = await asyncio.to_thread(
-                journal_text, request.start_time, request.stop_time)
+            if "config.json" in members:  # the diagnostics bundle: the journal too
+                members["journal.txt"] = await asyncio.to_thread(journal_text, since, until)
             await asyncio.to_thread(write_bundle, path, members)
             timeout = self.config.update.transfer_timeout
-            try:
-                await with_retries(lambda: upload(request.location, path, timeout),
-                                   request.retries, request.retry_interval,
-                                   "diagnostics upload", self._sleep)
-            except TransferError as error:
-                log.error("diagnostics: %s", error)
-                self._say("UploadFailed")
-                self.status = "Idle"
-                return
-        log.info("diagnostics: %s uploaded", name)
-        self._say("Uploaded")
-        self.status = "Idle"
+            await with_retries(lambda: upload(location, path, timeout), retries, interval,
+                               f"upload of {name}", self._sleep)
+
+    def _say_log(self, status: str) -> None:
+        self.log_status = status
+        self._report_log(status, self.log_request_id)
 
     def _say(self, status: str) -> None:
         self.status = status

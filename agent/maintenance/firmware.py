@@ -16,6 +16,12 @@ The path of one update, with the FirmwareStatusNotification each step reports:
    which reports **InstallationFailed**. A trial release that crashes or is killed is rolled
    back the same way.
 
+SignedUpdateFirmware (security extension) takes the same path with one more step: after
+**Downloaded** the package's signature is checked (``check``); **InvalidSignature** ends the
+update there, else **SignatureVerified** and on to Installing. Its requestId is kept in the
+releases' ``signed`` file so that every status, also after the restart or a roll-back, is
+told as a SignedFirmwareStatusNotification with it.
+
 A final status is kept in the ``report`` file until the CSMS has confirmed it, so it is told
 after any restart. A kill -9 in steps 1-2 leaves a job file behind: the next start cleans up
 the partial download or install and reports DownloadFailed or InstallationFailed; the charger
@@ -28,6 +34,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 from agent.config import UpdateConfig
 from agent.core import messages as msg
@@ -38,7 +45,15 @@ from agent.maintenance.transfer import TransferError, download, with_retries
 log = logging.getLogger(__name__)
 
 IDLE_POLL = 1.0  # seconds between looks for the end of the running transactions
-FINAL = ("Installed", "InstallationFailed", "DownloadFailed")
+FINAL = ("Installed", "InstallationFailed", "DownloadFailed", "InvalidSignature")
+
+
+class SignatureError(Exception):
+    """The downloaded package does not carry the signature the CSMS sent; the text says
+    why."""
+
+
+SignatureCheck = Callable[[Path], None]  # raises SignatureError
 
 
 class FirmwareUpdater:
@@ -62,6 +77,7 @@ class FirmwareUpdater:
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._registered = asyncio.Event()
+        self.request_id = releases.request_id()  # the signed update's, None for unsigned
 
     @property
     def busy(self) -> bool:
@@ -116,19 +132,27 @@ class FirmwareUpdater:
 
     # --- UpdateFirmware ---------------------------------------------------------------
 
-    def request(self, request: msg.CsmsUpdateFirmware) -> None:
+    def request(self, request: msg.CsmsUpdateFirmware, request_id: int | None = None,
+                check: SignatureCheck | None = None) -> bool:
+        """Start the update (a signed one with its ``request_id`` and signature ``check``);
+        False when one is running already."""
         if self.busy:
             log.warning("update: already busy (%s); ignoring the update to %s",
                         self.status, request.location)
-            return
-        self._task = asyncio.create_task(self._update(request), name="update")
+            return False
+        self.releases.root.mkdir(parents=True, exist_ok=True)
+        self.releases.set_request_id(request_id)
+        self.request_id = request_id
+        self._task = asyncio.create_task(self._update(request, check), name="update")
+        return True
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _update(self, request: msg.CsmsUpdateFirmware) -> None:
+    async def _update(self, request: msg.CsmsUpdateFirmware,
+                      check: SignatureCheck | None) -> None:
         delay = (request.retrieve_date - self._now()).total_seconds()
         if delay > 0:
             log.info("update: downloading %s in %.0f s", request.location, delay)
@@ -147,6 +171,15 @@ class FirmwareUpdater:
             self._final("DownloadFailed")
             return
         self._say("Downloaded")
+        if check is not None:
+            try:  # before anything of the package is unpacked or run
+                await asyncio.to_thread(check, archive)
+            except SignatureError as error:
+                log.error("update: %s: %s", request.location, error)
+                archive.unlink(missing_ok=True)
+                self._final("InvalidSignature")
+                return
+            self._say("SignatureVerified")
         releases.set_job("installing")
         self._say("Installing")
         try:

@@ -9,6 +9,8 @@ the start-up guard (install/release-guard.sh)::
         trial                        a switched release not yet healthy (the guard's file)
         report                       a final FirmwareStatus still to be told to the CSMS
         job                          the update this release is working on
+        signed                       requestId of the last SignedUpdateFirmware (absent
+                                     after an unsigned UpdateFirmware)
         downloads/                   packages being or just downloaded
 
 The unit runs ``PREFIX/releases/current/bin/evse-agent``; ``current`` is only ever replaced by
@@ -47,9 +49,10 @@ CURRENT = "current"
 TRIAL = "trial"
 REPORT = "report"
 JOB = "job"
+SIGNED = "signed"
 DOWNLOADS = "downloads"
 INSTALLED = ".installed"
-_STATE_FILES = (CURRENT, TRIAL, REPORT, JOB, DOWNLOADS)
+_STATE_FILES = (CURRENT, TRIAL, REPORT, JOB, SIGNED, DOWNLOADS)
 INSTALL_TIMEOUT = 1800.0  # seconds: pip on a Pi 3 can take minutes
 
 
@@ -240,6 +243,21 @@ class Releases:
 
     def clear_job(self) -> None:
         (self.root / JOB).unlink(missing_ok=True)
+
+    def request_id(self) -> int | None:
+        """The requestId of the update in progress or last reported, when it was a
+        SignedUpdateFirmware (its statuses are SignedFirmwareStatusNotifications)."""
+        fields = read_fields(self.root / SIGNED) or {}
+        try:
+            return int(fields["request_id"])
+        except (KeyError, ValueError):
+            return None
+
+    def set_request_id(self, request_id: int | None) -> None:
+        if request_id is None:
+            (self.root / SIGNED).unlink(missing_ok=True)
+        else:
+            write_fields(self.root / SIGNED, {"request_id": str(request_id)})
 
 
 async def _run(command: list[str], env: dict[str, str]) -> None:

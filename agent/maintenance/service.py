@@ -1,5 +1,12 @@
-"""Remote maintenance wired to the runtime: the CSMS's UpdateFirmware and GetDiagnostics, the
-notifications they cause, and TriggerMessage for those notifications.
+"""Remote maintenance wired to the runtime: the CSMS's UpdateFirmware and GetDiagnostics (and
+the security extension's SignedUpdateFirmware and GetLog), the notifications they cause, and
+TriggerMessage / ExtendedTriggerMessage for those notifications.
+
+SignedUpdateFirmware: the signing certificate is checked on receipt against the installed
+ManufacturerRootCertificates (an unfit one is answered InvalidCertificate and raises the
+security event InvalidFirmwareSigningCertificate); the package's signature after the
+download, before anything is unpacked (a mismatch reports InvalidSignature and raises
+InvalidFirmwareSignature). Every committed update, signed or not, raises FirmwareUpdated.
 
 The core never sees these commands (:attr:`Runtime.command_handlers` answers them first); it is
 only asked whether a transaction is running. The notifications go out through the runtime's
@@ -14,6 +21,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 from agent import clock
 from agent.config import Config
@@ -22,9 +31,13 @@ from agent.core import events as ev
 from agent.core import messages as msg
 from agent.frame_log import FrameLog
 from agent.maintenance.diagnostics import Diagnostics
-from agent.maintenance.firmware import FINAL, FirmwareUpdater
+from agent.maintenance.firmware import FINAL, FirmwareUpdater, SignatureError
 from agent.maintenance.releases import Releases
 from agent.runtime import Runtime
+from agent.security import certificates as certs
+from agent.security import events
+from agent.security.keystore import MANUFACTURER_ROOT
+from agent.security.service import SecurityService
 from agent.store import Store
 from hal.errors import DeviceError
 
@@ -35,21 +48,31 @@ HARDWARE_RETRY = 1.0  # seconds between meter reads of the health check
 # The core's vocabulary for the two notifications, in one place.
 FIRMWARE_STATUS = msg.FirmwareStatusReport
 DIAGNOSTICS_STATUS = msg.DiagnosticsStatusReport
-TRIGGERS = ("FirmwareStatusNotification", "DiagnosticsStatusNotification")
+# ExtendedTriggerMessage's two (agent.security passes them on as these TriggerMessage names,
+# which a 1.6 TriggerMessage cannot carry).
+SIGNED_FIRMWARE_TRIGGER = "SignedFirmwareStatusNotification"
+LOG_TRIGGER = "LogStatusNotification"
+TRIGGERS = ("FirmwareStatusNotification", "DiagnosticsStatusNotification",
+            SIGNED_FIRMWARE_TRIGGER, LOG_TRIGGER)
 
 
 class Maintenance:
     def __init__(self, runtime: Runtime, config: Config, store: Store | None,
                  frames: Callable[[], FrameLog | None], secrets: tuple[str, ...],
-                 restart: Callable[[], None]) -> None:
+                 restart: Callable[[], None], security: SecurityService | None = None
+                 ) -> None:
         self.runtime = runtime
+        self.security = security
         self.releases = Releases(config.update.releases)
-        now = lambda: clock.now().utc  # noqa: E731
+        self._now: Callable[[], datetime] = lambda: clock.now().utc
+        now = self._now
         self.firmware = FirmwareUpdater(
             self.releases, config.update, self._firmware_status,
             lambda: runtime.transaction_running, restart, self._hardware_ok, now)
-        self.diagnostics = Diagnostics(config, secrets, store, frames, self.releases.current,
-                                       self._diagnostics_status, now)
+        self.diagnostics = Diagnostics(
+            config, secrets, store, frames, self.releases.current, self._diagnostics_status,
+            now, report_log=self._log_status,
+            security_log=security.log if security is not None else None)
         self._registered = False
         self._report_refs: dict[str, str] = {}  # ref of a final status sent -> the status
 
@@ -70,14 +93,58 @@ class Maintenance:
                 return msg.StatusResult("Accepted")
             case msg.CsmsGetDiagnostics():
                 return msg.DiagnosticsResult(self.diagnostics.request(request))
+            case msg.CsmsSignedUpdateFirmware() if self.security is not None:
+                return msg.StatusResult(self._signed_update(request, self.security))
+            case msg.CsmsGetLog() if self.security is not None:
+                return self.diagnostics.get_log(request)
             case msg.CsmsTriggerMessage(message=message) if message in TRIGGERS:
                 # TC_054: the current status (Idle when nothing runs), after the reply.
-                if message == "FirmwareStatusNotification":
-                    self._send(FIRMWARE_STATUS(self.firmware.status))
-                else:
-                    self._send(DIAGNOSTICS_STATUS(self.diagnostics.status))
+                self._send(self._triggered(message))
                 return msg.StatusResult("Accepted")
         return None
+
+    def _triggered(self, message: str) -> msg.OutboundReq:
+        if message == "FirmwareStatusNotification":
+            return FIRMWARE_STATUS(self.firmware.status)
+        if message == SIGNED_FIRMWARE_TRIGGER:
+            status = self.firmware.status
+            return msg.SignedFirmwareStatusReport(
+                status, self.firmware.request_id if status != "Idle" else None)
+        if message == LOG_TRIGGER:
+            status = self.diagnostics.log_status
+            return msg.LogStatusReport(
+                status, self.diagnostics.log_request_id if status != "Idle" else None)
+        return DIAGNOSTICS_STATUS(self.diagnostics.status)
+
+    def _signed_update(self, request: msg.CsmsSignedUpdateFirmware,
+                       security: SecurityService) -> str:
+        """Check the signing certificate now; the signature once the file is here."""
+        if self.firmware.busy:
+            log.warning("update: already busy (%s); SignedUpdateFirmware %d Rejected",
+                        self.firmware.status, request.request_id)
+            return "Rejected"
+        roots = [root.certificate for root in security.store.roots(MANUFACTURER_ROOT)]
+        try:
+            signer = certs.check_signing_certificate(request.signing_certificate, roots,
+                                                     self._now())
+        except certs.CertificateError as error:
+            log.error("update: SignedUpdateFirmware %d: the signing certificate is not "
+                      "trusted: %s", request.request_id, error)
+            security.raise_event(events.INVALID_FIRMWARE_SIGNING_CERTIFICATE, str(error))
+            return "InvalidCertificate"
+
+        loop = asyncio.get_running_loop()
+
+        def check(archive: Path) -> None:  # in the updater's worker thread
+            try:
+                certs.verify_file_signature(signer, archive, request.signature)
+            except certs.CertificateError as error:
+                loop.call_soon_threadsafe(
+                    security.raise_event, events.INVALID_FIRMWARE_SIGNATURE, str(error))
+                raise SignatureError(str(error)) from None
+
+        self.firmware.request(request.update, request.request_id, check)
+        return "Accepted"
 
     # --- reports -------------------------------------------------------------------------
 
@@ -86,15 +153,29 @@ class Maintenance:
         self.runtime.send(ref, req)
         return ref
 
+    def _firmware_report(self, status: str) -> msg.OutboundReq:
+        """FirmwareStatusNotification, or the signed form for a SignedUpdateFirmware."""
+        request_id = self.firmware.request_id
+        if request_id is None:
+            return FIRMWARE_STATUS(status)
+        return msg.SignedFirmwareStatusReport(status, request_id)
+
     def _firmware_status(self, status: str) -> None:
+        if status == "Installed" and self.security is not None:
+            signed = "signed " if self.firmware.request_id is not None else ""
+            self.security.raise_event(events.FIRMWARE_UPDATED, f"{signed}release "
+                                      f"{self.releases.current()} committed")
         if status in FINAL and not self._registered:
             return  # kept in the report file; sent at registration
-        ref = self._send(FIRMWARE_STATUS(status))
+        ref = self._send(self._firmware_report(status))
         if status in FINAL:
             self._report_refs[ref] = status
 
     def _diagnostics_status(self, status: str) -> None:
         self._send(DIAGNOSTICS_STATUS(status))
+
+    def _log_status(self, status: str, request_id: int | None) -> None:
+        self._send(msg.LogStatusReport(status, request_id))
 
     def on_event(self, event: ev.Event, effects: list[fx.Effect]) -> None:
         """A runtime listener: registration, and the CSMS's answers to our final reports."""
@@ -105,7 +186,7 @@ class Maintenance:
             self.firmware.registered()
             pending = self.releases.report()
             if pending is not None and pending not in self._report_refs.values():
-                self._report_refs[self._send(FIRMWARE_STATUS(pending))] = pending
+                self._report_refs[self._send(self._firmware_report(pending))] = pending
         elif not online:
             self._registered = False
         match event:

@@ -36,6 +36,24 @@ _CHUNK = 64 * 1024
 class TransferError(Exception):
     """A transfer failed; the text says what and where (never a password)."""
 
+    retry = True  # worth another attempt
+
+
+class BadLocation(TransferError):
+    """The URL cannot name a server (no host)."""
+
+    retry = False
+
+
+class UnsupportedScheme(TransferError):
+    """Neither http(s) nor ftp."""
+
+    retry = False
+
+
+class PermissionDenied(TransferError):
+    """The server refused the credentials (HTTP 401/403, FTP 530)."""
+
 
 def _where(url: str) -> str:
     parts = urlsplit(url)
@@ -45,9 +63,13 @@ def _where(url: str) -> str:
 
 
 def _check_scheme(url: str) -> str:
-    scheme = urlsplit(url).scheme.lower()
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise TransferError(f"unsupported URL scheme {scheme!r} (allowed: {', '.join(SCHEMES)})")
+        raise UnsupportedScheme(f"unsupported URL scheme {scheme!r} "
+                                f"(allowed: {', '.join(SCHEMES)})")
+    if not parts.hostname:
+        raise BadLocation(f"{_where(url)} names no server")
     return scheme
 
 
@@ -97,7 +119,14 @@ def upload(url: str, source: Path, timeout: float) -> None:
                     ).encode() + body + f"\r\n--{boundary}--\r\n".encode()
             _http(url, "POST", form, f"multipart/form-data; boundary={boundary}", timeout)
     except (OSError, ftplib.Error, urllib.error.URLError, ValueError) as error:
-        raise TransferError(f"upload to {_where(url)} failed: {_describe(error)}") from error
+        kind = PermissionDenied if _denied(error) else TransferError
+        raise kind(f"upload to {_where(url)} failed: {_describe(error)}") from error
+
+
+def _denied(error: BaseException) -> bool:
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (401, 403)
+    return isinstance(error, ftplib.error_perm) and str(error).startswith("530")
 
 
 def _http(url: str, method: str, body: bytes, content_type: str, timeout: float) -> None:
@@ -148,6 +177,6 @@ async def with_retries(attempt: Callable[[], None], retries: int, interval: floa
             return
         except TransferError as error:
             log.warning("%s: attempt %d of %d: %s", what, number, tries, error)
-            if number == tries:
+            if number == tries or not error.retry:
                 raise
         await sleep(interval)

@@ -10,6 +10,9 @@ What the OCPP 1.6 security extension needs of certificates, as plain functions o
 * :func:`check_root` and :func:`check_client_chain` are the validity checks done before a
   certificate is taken into use (period, CA flag, signatures up to a trusted root, the key the
   charger generated, key strength as TC_087 asks);
+* :func:`check_signing_certificate` and :func:`verify_file_signature` are SignedUpdateFirmware's
+  checks: the signing certificate against the installed ManufacturerRootCertificates, then
+  the package's signature (RSA PKCS#1 v1.5 or ECDSA, SHA-256, base64) over the whole file;
 * :func:`new_private_key` and :func:`build_csr` make the charger's own key pair and the CSR
   for SignCertificate (CN = charge point id, O = CpoName).
 
@@ -20,13 +23,18 @@ web-PKI profile refuses many private CSMS CAs (missing key identifiers, EKUs).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
@@ -148,16 +156,63 @@ def check_client_chain(pem: str, roots: list[x509.Certificate], key_pem: bytes,
     key = serialization.load_pem_private_key(key_pem, password=None)
     if leaf.public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
         raise CertificateError("the certificate is not for the key this charger generated")
+    _check_chain(chain, roots, now, "CentralSystemRootCertificate")
+    return chain
+
+
+def _check_chain(chain: list[x509.Certificate], roots: list[x509.Certificate], now: datetime,
+                 root_type: str) -> None:
+    """Every certificate in its period and strong enough, each signed by the next, the last
+    by one of ``roots`` (installed roots of ``root_type``)."""
     for certificate in chain:
         _check_period(certificate, now)
         _check_key_strength(certificate)
     for certificate, issuer in itertools.pairwise(chain):
         if not _is_ca(issuer) or not _issued_by(certificate, issuer):
             raise CertificateError(f"{subject(certificate)} is not issued by {subject(issuer)}")
+    if not roots:
+        raise CertificateError(f"no {root_type} is installed")
     if not any(_is_ca(root) and _issued_by(chain[-1], root) for root in roots):
         raise CertificateError(f"{subject(chain[-1])} is not issued by an installed "
-                               "CentralSystemRootCertificate")
-    return chain
+                               f"{root_type}")
+
+
+def check_signing_certificate(pem: str, roots: list[x509.Certificate],
+                              now: datetime) -> x509.Certificate:
+    """The firmware signing certificate of a SignedUpdateFirmware (the leaf, optionally
+    followed by intermediates), checked like a client chain: every certificate in its period
+    with a key strong enough, each signed by the next, the last by one of ``roots`` (the
+    installed ManufacturerRootCertificates). Returns the leaf; raises CertificateError."""
+    chain = parse_chain(pem)
+    _check_chain(chain, roots, now, "ManufacturerRootCertificate")
+    return chain[0]
+
+
+def verify_file_signature(certificate: x509.Certificate, path: Path, signature: str) -> None:
+    """Check ``signature`` (base64) over the file at ``path`` with the certificate's key:
+    RSA PKCS#1 v1.5 or ECDSA (DER), with SHA-256 as the 1.6 security extension asks. The
+    file is hashed in chunks and verified as ``Prehashed`` (cryptography's API for a digest
+    computed elsewhere). Raises CertificateError."""
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise CertificateError("the signature is not base64") from None
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while chunk := data.read(1 << 16):
+            digest.update(chunk)
+    prehashed = Prehashed(hashes.SHA256())
+    key = certificate.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(raw, digest.digest(), padding.PKCS1v15(), prehashed)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(raw, digest.digest(), ec.ECDSA(prehashed))
+        else:
+            raise CertificateError(f"{subject(certificate)}: unsupported key type")
+    except InvalidSignature:
+        raise CertificateError(f"the signature does not match the file (signed by "
+                               f"{subject(certificate)})") from None
 
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

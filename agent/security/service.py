@@ -43,8 +43,12 @@ log = logging.getLogger(__name__)
 CHAIN_MAX_SIZE = 10_000  # CertificateSignedMaxChainSize (characters of the PEM chain)
 RENEW_AHEAD = timedelta(days=30)  # the client certificate is renewed this long before expiry
 CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
-TRIGGERS_FOR_CORE = ("BootNotification", "FirmwareStatusNotification", "Heartbeat",
-                     "MeterValues", "StatusNotification")
+# ExtendedTriggerMessage FirmwareStatusNotification asks for the signed form of the status
+# (SignedFirmwareStatusNotification, with the requestId); LogStatusNotification for GetLog's.
+# agent.maintenance answers both under these names.
+EXTENDED_TRIGGERS = {"FirmwareStatusNotification": "SignedFirmwareStatusNotification"}
+TRIGGERS_FOR_CORE = ("BootNotification", "SignedFirmwareStatusNotification", "Heartbeat",
+                     "MeterValues", "StatusNotification", "LogStatusNotification")
 
 Request = msg.AnyCsmsRequest
 Response = msg.AnyCsmsResponse
@@ -215,11 +219,12 @@ class SecurityService:
                 return "Rejected"
             self._after_reply.append(lambda: self._spawn(self.request_certificate()))
             return "Accepted"
-        if request.message in TRIGGERS_FOR_CORE:
-            answer = core(msg.CsmsTriggerMessage(request.message, request.connector_id))
+        message = EXTENDED_TRIGGERS.get(request.message, request.message)
+        if message in TRIGGERS_FOR_CORE:
+            answer = core(msg.CsmsTriggerMessage(message, request.connector_id))
             assert isinstance(answer, msg.StatusResult)
             return answer.status
-        return "NotImplemented"  # LogStatusNotification: GetLog is not offered
+        return "NotImplemented"
 
     async def request_certificate(self) -> bool:
         """SignCertificate with a CSR for a key made now, on the charger; True when the

@@ -100,6 +100,17 @@ class CentralSide(_CentralSide):  # type: ignore[misc]
         self.csms.firmware_statuses.append(status)
         return call_result.FirmwareStatusNotification()
 
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status(self, status: str, request_id: int | None = None,
+                                  **_: Any) -> Any:
+        self.csms.signed_firmware_statuses.append((status, request_id))
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, request_id: int | None = None, **_: Any) -> Any:
+        self.csms.log_statuses.append((status, request_id))
+        return call_result.LogStatusNotification()
+
     @on(Action.diagnostics_status_notification)
     def on_diagnostics_status(self, status: str, **_: Any) -> Any:
         self.csms.diagnostics_statuses.append(status)
@@ -157,6 +168,9 @@ class Csms(CsmsServer[CentralSide]):
         self.statuses: list[tuple[int, str, str]] = []
         self.firmware_statuses: list[str] = []  # FirmwareStatusNotification, in order
         self.diagnostics_statuses: list[str] = []
+        # SignedFirmwareStatusNotification and LogStatusNotification: (status, requestId)
+        self.signed_firmware_statuses: list[tuple[str, int | None]] = []
+        self.log_statuses: list[tuple[str, int | None]] = []
         self.transactions: dict[int, TransactionRecord] = {}
         self.rejected_firmware: set[str] = set()  # BootNotifications from these: Rejected
         self.authorizations: dict[str, dict[str, Any]] = {}

@@ -138,3 +138,82 @@ async def test_tc_045_trigger_during_an_upload_reports_uploading(
     await site.csms.call(call.TriggerMessage(requested_message="DiagnosticsStatusNotification"))
     assert await _statuses(site, 2) == ["Uploading", "Uploading"]
     assert await _statuses(site, 3) == ["Uploading", "Uploading", "UploadFailed"]
+
+
+async def _log_statuses(site: SimSite, count: int) -> list[tuple[str, int | None]]:
+    await site.csms.wait_for(lambda: len(site.csms.log_statuses) >= count, 30)
+    await asyncio.sleep(0.3)
+    return list(site.csms.log_statuses)
+
+
+async def test_tc_079_get_security_log_uploads_the_security_log(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path]
+) -> None:
+    http, _, _ = servers
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    await site.csms.wait_for(lambda: any(k == "StartupOfTheDevice"
+                                         for k, _ in site.csms.security_events))
+    result = await site.csms.call(call.GetLog(
+        log_type="SecurityLog", request_id=7, log={"remoteLocation": http.url("logs/")}))
+    assert result.status == "Accepted" and result.filename.startswith("security-log-SIM-0001-")
+    assert await _log_statuses(site, 2) == [("Uploading", 7), ("Uploaded", 7)]
+    records = [json.loads(line) for line in
+               _members(http.uploads[result.filename])["security-log.jsonl"].splitlines()]
+    assert "StartupOfTheDevice" in [r["type"] for r in records]
+    trigger = await site.csms.call(call.ExtendedTriggerMessage(
+        requested_message="LogStatusNotification"))
+    assert trigger.status == "Accepted"
+    assert await _log_statuses(site, 3) == [("Uploading", 7), ("Uploaded", 7), ("Idle", None)]
+    assert site.csms.violations == []
+
+
+async def test_tc_079_a_window_after_every_record_uploads_an_empty_security_log(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path]
+) -> None:
+    http, _, _ = servers
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    await asyncio.sleep(1.1)  # the log's times are whole seconds
+    result = await site.csms.call(call.GetLog(
+        log_type="SecurityLog", request_id=8, log={
+            "remoteLocation": http.url(""), "oldestTimestamp": datetime.now(UTC).isoformat()}))
+    assert await _log_statuses(site, 2) == [("Uploading", 8), ("Uploaded", 8)]
+    assert _members(http.uploads[result.filename])["security-log.jsonl"] == ""
+
+
+async def test_get_diagnostics_log_uploads_the_bundle_over_ftp(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path]
+) -> None:
+    _, ftp, root = servers
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    result = await site.csms.call(call.GetLog(
+        log_type="DiagnosticsLog", request_id=9, log={"remoteLocation": ftp.url("", user=True)}))
+    assert result.status == "Accepted"
+    assert await _log_statuses(site, 2) == [("Uploading", 9), ("Uploaded", 9)]
+    members = _members((root / result.filename).read_bytes())
+    assert "config.json" in members and "ocpp-messages.jsonl" in members
+    assert site.csms.diagnostics_statuses == [], "GetLog reports LogStatusNotification only"
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("ftp wrong password", "PermissionDenied"),
+    ("sftp", "NotSupportedOperation"),
+    ("no host", "BadMessage"),
+    ("nobody listens", "UploadFailure"),
+])
+async def test_get_log_failures_report_the_reason(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path],
+    where: str, expected: str
+) -> None:
+    _, ftp, _ = servers
+    port = ftp.url("").split(":")[2].split("/")[0]
+    location = {"ftp wrong password": f"ftp://tech:wrong@127.0.0.1:{port}/",
+                "sftp": "sftp://127.0.0.1/logs/",
+                "no host": "http:///logs/",
+                "nobody listens": f"http://127.0.0.1:{free_port()}/"}[where]
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    result = await site.csms.call(call.GetLog(
+        log_type="SecurityLog", request_id=10, retries=1, retry_interval=0,
+        log={"remoteLocation": location}))
+    assert result.status == "Accepted"
+    assert await _log_statuses(site, 2) == [("Uploading", 10), (expected, 10)]
+    assert site.csms.violations == []

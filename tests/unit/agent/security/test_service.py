@@ -98,7 +98,12 @@ async def test_extended_trigger_signs_after_the_reply_and_delegates_the_rest(
     assert "BEGIN CERTIFICATE REQUEST" in rig.sent[0].csr
     assert rig.handle(trigger("StatusNotification", 1)) == msg.StatusResult("Accepted")
     assert rig.core_requests[-1] == msg.CsmsTriggerMessage("StatusNotification", 1)
-    assert rig.handle(trigger("LogStatusNotification")) == msg.StatusResult("NotImplemented")
+    # The security extension's two: the signed firmware status and GetLog's status, for
+    # agent.maintenance under names a plain TriggerMessage cannot carry.
+    assert rig.handle(trigger("FirmwareStatusNotification")) == msg.StatusResult("Accepted")
+    assert rig.core_requests[-1] == msg.CsmsTriggerMessage("SignedFirmwareStatusNotification")
+    assert rig.handle(trigger("LogStatusNotification")) == msg.StatusResult("Accepted")
+    assert rig.core_requests[-1] == msg.CsmsTriggerMessage("LogStatusNotification")
 
 
 def test_an_accepted_reset_is_a_security_event(tmp_path: Path) -> None:
