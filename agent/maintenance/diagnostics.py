@@ -196,7 +196,15 @@ class Diagnostics:
 
     def get_log(self, request: msg.CsmsGetLog) -> msg.LogResult:
         """GetLog: start the upload of the diagnostics bundle or the security log."""
-        if self.busy:
+        status = "Accepted"
+        if self.busy and self._task is not None and self._task.get_name() == "get-log":
+            # The security whitepaper's AcceptedCanceled: a new GetLog replaces the running
+            # one (whose upload ends without a final status), a GetDiagnostics is never cut.
+            log.warning("GetLog %s: cancelling the upload of GetLog %s", request.request_id,
+                        self.log_request_id)
+            self._task.cancel()
+            status = "AcceptedCanceled"
+        elif self.busy:
             log.warning("diagnostics: an upload is already running; GetLog %s Rejected",
                         request.request_id)
             return msg.LogResult("Rejected")
@@ -211,7 +219,7 @@ class Diagnostics:
         self.log_request_id = request.request_id
         self._task = asyncio.create_task(self._upload_log(request, name, members),
                                          name="get-log")
-        return msg.LogResult("Accepted", name)
+        return msg.LogResult(status, name)
 
     async def close(self) -> None:
         if self._task is not None:

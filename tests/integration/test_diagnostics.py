@@ -217,3 +217,22 @@ async def test_get_log_failures_report_the_reason(
     assert result.status == "Accepted"
     assert await _log_statuses(site, 2) == [("Uploading", 10), (expected, 10)]
     assert site.csms.violations == []
+
+
+async def test_a_new_get_log_cancels_the_running_one_with_accepted_canceled(
+    site: SimSite, agent: RunningAgent, servers: tuple[HttpFiles, FtpFiles, Path]
+) -> None:
+    http, _, _ = servers
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    first = await site.csms.call(call.GetLog(  # nobody listens: it waits between retries
+        log_type="SecurityLog", request_id=11, retries=3, retry_interval=30,
+        log={"remoteLocation": f"http://127.0.0.1:{free_port()}/"}))
+    assert first.status == "Accepted"
+    await site.csms.wait_for(lambda: site.csms.log_statuses == [("Uploading", 11)])
+    second = await site.csms.call(call.GetLog(
+        log_type="SecurityLog", request_id=12, log={"remoteLocation": http.url("")}))
+    assert second.status == "AcceptedCanceled"
+    assert await _log_statuses(site, 3) == [("Uploading", 11), ("Uploading", 12),
+                                            ("Uploaded", 12)]
+    assert second.filename in http.uploads
+    assert site.csms.violations == []
