@@ -48,6 +48,8 @@ ACTIVE = (Status.CREATED, Status.WAITING_TO_START, Status.STARTED, Status.WAITIN
           Status.STOP_FAILED)
 """Statuses of a session that holds its connector (or is about to)."""
 ENDED = (Status.STOPPED, Status.COMPLETE, Status.FAILED)
+FINAL = (Status.COMPLETE, Status.FAILED)
+"""Statuses nothing more happens to: such records live in the store only, not in memory."""
 
 
 class Mode(enum.StrEnum):
@@ -114,7 +116,9 @@ Effect = Saved | Timer
 
 @dataclass
 class Sessions:
-    """The session records in memory; the shell stores each :class:`Saved`."""
+    """The records of the sessions still under way, in memory; the shell stores each
+    :class:`Saved`. A record that reaches a :data:`FINAL` status leaves memory (the shell
+    reads it from the store), so memory stays bounded by the connectors, not the history."""
 
     evse_ids: dict[int, str]
     sessions: dict[str, Session] = field(default_factory=dict)
@@ -125,8 +129,10 @@ class Sessions:
     # --- what the shell restores and asks ------------------------------------------------
 
     def restore(self, sessions: list[Session]) -> None:
+        """The stored records that are not :data:`FINAL`."""
         for session in sessions:
-            self.sessions[session.id] = session
+            if session.status not in FINAL:
+                self.sessions[session.id] = session
 
     def get(self, session_id: str) -> Session | None:
         return self.sessions.get(session_id)
@@ -314,6 +320,8 @@ class Sessions:
         self._effects.append(Saved(dataclasses.replace(session)))
 
     def _take(self) -> list[Effect]:
+        for session_id in [s.id for s in self.sessions.values() if s.status in FINAL]:
+            del self.sessions[session_id]
         effects, self._effects = self._effects, []
         return effects
 

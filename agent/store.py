@@ -606,14 +606,21 @@ class Store:
 
     def session_bodies(self, *, id_tag: str | None = None, status: str | None = None,
                        since: datetime | None = None, until: datetime | None = None,
-                       limit: int = -1, offset: int = 0) -> list[str]:
-        """Session bodies, newest first, filtered and paged."""
+                       limit: int = -1, offset: int = 0, unfinished: bool = False) -> list[str]:
+        """Session bodies, newest first, filtered and paged; ``unfinished``: only those not
+        COMPLETE or FAILED (what a restart takes back into memory)."""
         where, args = self._filters(("id_tag", id_tag), ("status", status),
                                     ("created_at >=", _text(since)),
                                     ("created_at <", _text(until)))
+        if unfinished:
+            where += (" AND " if where else " WHERE ") + "status NOT IN ('COMPLETE', 'FAILED')"
         return [str(body) for (body,) in self._rows(
             f"SELECT body FROM sessions{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
             (*args, limit, offset))]
+
+    def session_body(self, session_id: str) -> str | None:
+        rows = self._rows("SELECT body FROM sessions WHERE id = ?", (session_id,))
+        return str(rows[0][0]) if rows else None
 
     def session_count(self, *, id_tag: str | None = None, status: str | None = None,
                       since: datetime | None = None, until: datetime | None = None) -> int:

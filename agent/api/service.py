@@ -101,7 +101,7 @@ class SessionService:
     def attach(self) -> None:
         """Load the records, settle what a restart left behind, follow the core."""
         self.sessions.restore([from_record(json.loads(body))
-                               for body in self.store.session_bodies()])
+                               for body in self.store.session_bodies(unfinished=True)])
         stopped = {row.tx_ref: (row.meter_stop or 0, row.stop_reason or "Other",
                                 row.stopped_at or row.last_activity_at, row.stop_confirmed)
                    for row in self.store.transactions() if row.stopped}
@@ -118,7 +118,12 @@ class SessionService:
     # --- reading -------------------------------------------------------------------------
 
     def get(self, session_id: str) -> Session | None:
-        return self.sessions.get(session_id)
+        """The record: in memory while under way, else from the store."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            return session
+        body = self.store.session_body(session_id)
+        return None if body is None else from_record(json.loads(body))
 
     def query(self, *, id_tag: str | None = None, status: str | None = None,
               since: datetime | None = None, until: datetime | None = None,
@@ -192,7 +197,7 @@ class SessionService:
             log.error("sessions: start of %s on connector %s failed: %s (support code %s)",
                       id_tag, connector_id, error, code)
             raise UnexpectedError(code) from error
-        current = self.sessions.get(session.id) or session
+        current = self.get(session.id) or session
         return current, self._failure(current)
 
     def _failure(self, session: Session) -> StartError | None:
@@ -206,7 +211,7 @@ class SessionService:
 
     def set_amount(self, session_id: str, amount: str) -> None:
         """What the start notification's receiver answered (``{"amount": "0"}``)."""
-        session = self.sessions.get(session_id)
+        session = self.get(session_id)
         if session is not None:
             session.amount = amount
             self._apply([Saved(dataclasses.replace(session))])
@@ -225,10 +230,10 @@ class SessionService:
         self.runtime.replied()  # the stop's messages go out now
         accepted = (isinstance(answer, msg.CommandResult)
                     and answer.status is RequestStatus.ACCEPTED)
-        current = self.sessions.get(session.id) or session
+        current = self.get(session.id) or session
         if current.status is Status.STARTED or not accepted:
             self._apply(self.sessions.stop_requested(current, accepted, clock.now().utc))
-        return self.sessions.get(session.id) or current, None
+        return self.get(session.id) or current, None
 
     # --- following the core ----------------------------------------------------------------
 
@@ -279,7 +284,7 @@ class SessionService:
 
     async def _until(self, session_id: str, wanted: Callable[[Session], bool],
                      within: float) -> None:
-        current = self.sessions.get(session_id)
+        current = self.get(session_id)
         if current is not None and wanted(current):
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -3,6 +3,7 @@ upgrade; the [api] configuration and its tokens file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -100,6 +101,29 @@ def test_recovery_fails_the_waiting_and_stops_the_started() -> None:
     charging = sessions.sessions["b"]
     assert (charging.status, charging.stop_reason, charging.stop_ref) == (
         Status.STOPPED, "PowerLoss", "stop-ref")
+
+
+def test_finished_records_leave_memory_and_a_restart_loads_only_the_unfinished(
+    tmp_path: Path
+) -> None:
+    sessions = Sessions({1: "E*1", 2: "E*2"})
+    for n in range(50):  # a history of refused starts
+        refused = sessions.create(f"r{n}", 1, "TAG", T0)
+        sessions.requested(refused, T0)
+        out = sessions.observe(ev.CallAnswered("r", msg.Ack()), [decided(False)], T0, "")
+        assert statuses(out) == [Status.FAILED]
+    sessions.observe(ev.TokenPresented("TAG"), [started(3)], T0, "charging")
+    assert list(sessions.sessions) == ["charging"]
+    store = Store.open(tmp_path)
+    for n, status in enumerate(Status):
+        record = dataclasses.replace(sessions.sessions["charging"], id=f"s{n}", status=status)
+        store.session_put(record.id, record.id_tag, status.value, T0, json.dumps(
+            to_record(record)))
+    unfinished = [from_record(json.loads(b)).status
+                  for b in store.session_bodies(unfinished=True)]
+    assert sorted(unfinished) == sorted(set(Status) - {Status.COMPLETE, Status.FAILED})
+    assert store.session_body("s0") is not None and store.session_body("nope") is None
+    store.close()
 
 
 def test_a_record_survives_its_json() -> None:
