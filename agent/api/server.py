@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -288,6 +289,14 @@ def _guarded(api: Api, route: Route
         except web.HTTPRequestEntityTooLarge:
             return problem(413, "Request body too large", "invalid_request",
                            f"at most {request.app[MAX_BODY]} bytes")
+        except web.HTTPException:
+            raise  # aiohttp's own answers (405 and the like)
+        except Exception as error:  # every route keeps the error contract
+            code = str(uuid.uuid4())
+            log.exception("sessions API: %s %s failed: %s (support code %s)",
+                          request.method, request.path, error, code)
+            return problem(500, "Unexpected error", "unexpected_error",
+                           f"We faced unexpected error. Code: {code}")
     return handle
 
 

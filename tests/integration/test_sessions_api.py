@@ -236,6 +236,13 @@ async def test_a_broken_store_is_500_with_a_support_code_in_the_log(
                              "Charging Error")
     code = error["details"].rsplit(" ", 1)[-1]
     assert any(code in record.getMessage() for record in caplog.records)
+    # Every other route keeps the contract too: the history cannot be read either.
+    with caplog.at_level(logging.ERROR):
+        status, body = await Client(agent).call("GET", "/api/v1/sessions")
+    assert status == 500
+    assert body["error"]["type"] == "unexpected_error"
+    code = body["error"]["details"].rsplit(" ", 1)[-1]
+    assert any(code in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.parametrize(("raw", "words"), [
