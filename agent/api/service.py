@@ -26,7 +26,7 @@ from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.authorization import local_decision
-from agent.core.types import ConnectorStatus, RegistrationStatus, RequestStatus
+from agent.core.types import ConnectorStatus, ErrorCode, RegistrationStatus, RequestStatus
 from agent.runtime import Runtime
 from agent.sessions import Effect, Saved, Session, Sessions, Status, Timer, from_record, to_record
 from agent.store import Store, StoreError
@@ -61,6 +61,11 @@ class UnexpectedError(Exception):
 
 # Why a start failed (agent.core.authorization.REASONS, and the sessions' own) -> the answer.
 _PROVIDER = "Charging provider didn't manage to start charging"
+NOT_ANSWERING = frozenset({ErrorCode.POWER_METER_FAILURE.value, ErrorCode.INTERNAL_ERROR.value})
+"""Faults that mean a device (meter, pilot/EVSE board) or the store does not answer: the
+connector's state cannot be confirmed, so a start is the contract's 424, not the 409 of a
+connector out of order (a ground or contactor fault)."""
+
 _FAILURES: dict[str, tuple[int, str, str]] = {
     "unknown_card": (424, "charging_provider_error", _PROVIDER + ": the token is unknown"),
     "blocked": (424, "charging_provider_error", _PROVIDER + ": the token is blocked"),
@@ -71,6 +76,9 @@ _FAILURES: dict[str, tuple[int, str, str]] = {
                      _PROVIDER + ": no answer in time and the offline rules deny"),
     "csms_unreachable": (424, "charging_provider_error",
                          _PROVIDER + ": not reachable and the offline rules deny"),
+    "not_answering": (424, "station_availability_issue",
+                      "We were not able to fetch the station's state (a device of the "
+                      "connector does not answer); try again a bit later"),
     "offline_unknown": (424, "station_availability_issue",
                         "We were not able to confirm the station's state (not registered "
                         "with the charging provider); try again a bit later"),
@@ -165,6 +173,9 @@ class SessionService:
         if station.reservations.may_block(connector, id_tag):
             return StartError(409, "station_availability_issue",
                               _FAILURES["reserved_for_another"][2])
+        if status is ConnectorStatus.FAULTED and connector.faults and set(
+                connector.faults) <= NOT_ANSWERING:
+            return StartError(424, "station_availability_issue", _FAILURES["not_answering"][2])
         if (status in (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE)
                 or not connector.free or self.sessions.on_connector(connector_id)):
             return StartError(409, "station_availability_issue", "Connector you were trying "

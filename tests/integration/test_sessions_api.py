@@ -216,12 +216,16 @@ async def test_unknown_evse_id_is_404(site: SimSite, agent: RunningAgent) -> Non
     assert (status, body) == (404, {"detail": "Station with this evse id was not found"})
 
 
+@pytest.mark.parametrize(("fault", "code"), [
+    ("meter_offline", 424),  # the state cannot be confirmed: retry later
+    ("contactor_welded", 409),  # out of order
+])
 async def test_a_faulted_connector_is_station_availability_issue(
-        site: SimSite, bench: Bench, agent: RunningAgent) -> None:
+        site: SimSite, bench: Bench, agent: RunningAgent, fault: str, code: int) -> None:
     await online(site)
-    await bench("fault", 1, "meter_offline", True)
+    await bench("fault", 1, fault, True)
     await site.csms.wait_for(lambda: site.csms.last_status(1) == "Faulted", within=20)
-    assert_error(await Client(agent).start(), 409, "station_availability_issue",
+    assert_error(await Client(agent).start(), code, "station_availability_issue",
                  "Charging Error")
 
 
