@@ -157,7 +157,8 @@ class Sessions:
 
     def create(self, session_id: str, connector_id: int, id_tag: str, now: datetime,
                mode: Mode = Mode.API) -> Session:
-        session = Session(session_id, mode, connector_id, self.evse_ids[connector_id], id_tag,
+        evse_id = self.evse_ids.get(connector_id, "")  # "" for a card before a connector
+        session = Session(session_id, mode, connector_id, evse_id, id_tag,
                           Status.CREATED, now, now)
         self.sessions[session_id] = session
         self._save(session)
@@ -221,6 +222,8 @@ class Sessions:
         return None
 
     def _on_decision(self, decision: fx.AuthorizationDecided, now: datetime) -> None:
+        if decision.purpose in ("connector", "remote") and not decision.accepted:
+            self._refused(decision, now)
         if decision.purpose != "api":
             return
         session = self._waiting(decision.connector_id, decision.id_tag)
@@ -233,6 +236,16 @@ class Sessions:
             self._save(session)
         else:
             self._to(session, Status.FAILED, now, "SESSION_FAILED", failure=decision.reason)
+
+    def _refused(self, decision: fx.AuthorizationDecided, now: datetime) -> None:
+        """A card at the charger or a remote start the charge box refused: a FAILED record
+        with the reason, and the start notification with ``accepted`` false (§3: "when a
+        charge has started, or has been rejected by the charge box")."""
+        mode = Mode.REMOTE if decision.purpose == "remote" else Mode.LOCAL
+        session = self.create(self._new_id.pop() if self._new_id else f"refused-{now:%s%f}",
+                              decision.connector_id, decision.id_tag, now, mode)
+        session.authorization_status = decision.status
+        self._to(session, Status.FAILED, now, "SESSION_FAILED", failure=decision.reason)
 
     def _on_started(self, ref: str, req: msg.TransactionStarted, now: datetime) -> None:
         session = self._waiting(req.connector_id, req.id_tag)
@@ -313,7 +326,7 @@ class Sessions:
             self._effects.append(Timer(f"wait:{session.id}", None))
         if event is not None:
             session.seq += 1
-        start = False if status is Status.FAILED and session.mode is Mode.API else None
+        start = False if status is Status.FAILED else None
         self._effects.append(Saved(dataclasses.replace(session), event, start))
 
     def _save(self, session: Session) -> None:

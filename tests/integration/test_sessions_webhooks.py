@@ -105,6 +105,28 @@ async def test_events_and_the_start_notification_arrive_in_order(
         await agent.stop()
 
 
+async def test_a_card_the_charge_box_refuses_gets_a_start_notification_not_accepted(
+        site: SimSite, bench: Bench, receiver: Receiver) -> None:
+    agent = EvseAgent(site)
+    await agent.start()
+    try:
+        await online(site)
+        card = "00DEAD01"
+        site.csms.authorizations[card] = {"status": "Invalid"}
+        await bench("present_card", card)
+        await receiver.until(lambda: any(b["type"] == "start" for b in receiver.bodies))
+        (start,) = [b for b in receiver.bodies if b["type"] == "start"]
+        assert {k: start[k] for k in ("type", "accepted", "chargebox", "id", "connector",
+                                      "transaction_id", "mode")} == {
+            "type": "start", "accepted": False, "chargebox": "SIM-0001", "id": card,
+            "connector": 1, "transaction_id": 0, "mode": "local"}
+        session = await Client(agent).session(start["session_id"])
+        assert (session["sessionStatus"], session["failure"]) == ("FAILED", "unknown_card")
+        assert site.csms.transactions == {}
+    finally:
+        await agent.stop()
+
+
 @pytest.mark.parametrize("cut_at", ["WAITING_TO_START", "STARTED"])
 async def test_a_power_cut_loses_no_event_and_gives_none_a_wrong_status(
         site: SimSite, bench: Bench, receiver: Receiver, cut_at: str) -> None:

@@ -91,6 +91,26 @@ def test_card_and_remote_starts_get_their_own_records() -> None:
         Mode.LOCAL, Mode.REMOTE)
 
 
+@pytest.mark.parametrize(("purpose", "mode"), [("connector", Mode.LOCAL),
+                                                ("remote", Mode.REMOTE)])
+def test_a_card_the_charge_box_refuses_is_a_failed_record_with_a_start_notification(
+    purpose: str, mode: Mode
+) -> None:
+    sessions = Sessions({1: "E*1"})
+    refusal = fx.AuthorizationDecided(1, "CARD", purpose, False, "local_list", "Blocked",
+                                      "blocked")
+    out = sessions.observe(ev.TokenPresented("CARD"), [refusal], T0, "new-id")
+    (saved,) = [e for e in out if isinstance(e, Saved)][-1:]
+    assert (saved.session.id, saved.session.mode, saved.session.status) == (
+        "new-id", mode, Status.FAILED)
+    assert (saved.session.failure, saved.session.authorization_status) == ("blocked", "Blocked")
+    assert (saved.event, saved.start) == ("SESSION_FAILED", False)
+    assert sessions.sessions == {}  # finished: in the store only
+    accepted = fx.AuthorizationDecided(1, "CARD", purpose, True, "csms", "Accepted", "accepted")
+    stop = fx.AuthorizationDecided(1, "CARD", "parent_stop", False, "csms", "Invalid", "x")
+    assert sessions.observe(ev.TokenPresented("CARD"), [accepted, stop], T0, "n2") == []
+
+
 def test_recovery_fails_the_waiting_and_stops_the_started() -> None:
     sessions = Sessions({1: "E*1", 2: "E*2"})
     waiting = sessions.create("a", 2, "OTHER", T0)
