@@ -242,7 +242,7 @@ class Sessions:
         with the reason, and the start notification with ``accepted`` false (§3: "when a
         charge has started, or has been rejected by the charge box")."""
         mode = Mode.REMOTE if decision.purpose == "remote" else Mode.LOCAL
-        session = self.create(self._new_id.pop() if self._new_id else f"refused-{now:%s%f}",
+        session = self.create(self._new_id.pop() if self._new_id else f"refused-{now.isoformat()}",
                               decision.connector_id, decision.id_tag, now, mode)
         session.authorization_status = decision.status
         self._to(session, Status.FAILED, now, "SESSION_FAILED", failure=decision.reason)

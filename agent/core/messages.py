@@ -519,7 +519,7 @@ class CsmsGetLog:
 
 @dataclass(frozen=True)
 class LogResult:
-    status: str  # Accepted | Rejected
+    status: str  # Accepted | AcceptedCanceled | Rejected
     file_name: str | None = None
 
 

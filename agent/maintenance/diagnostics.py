@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_UNIT = "evse-agent"
 JOURNAL_TIMEOUT = 30.0  # seconds
+GET_LOG_TASK = "get-log"  # the name of a GetLog upload's task: a new GetLog cancels only that
 
 
 def _stamp(moment: datetime) -> str:
@@ -197,7 +198,7 @@ class Diagnostics:
     def get_log(self, request: msg.CsmsGetLog) -> msg.LogResult:
         """GetLog: start the upload of the diagnostics bundle or the security log."""
         status = "Accepted"
-        if self.busy and self._task is not None and self._task.get_name() == "get-log":
+        if self.busy and self._task is not None and self._task.get_name() == GET_LOG_TASK:
             # The security whitepaper's AcceptedCanceled: a new GetLog replaces the running
             # one (whose upload ends without a final status), a GetDiagnostics is never cut.
             log.warning("GetLog %s: cancelling the upload of GetLog %s", request.request_id,
@@ -218,7 +219,7 @@ class Diagnostics:
             members = self._members_on_loop(request.oldest, request.latest)
         self.log_request_id = request.request_id
         self._task = asyncio.create_task(self._upload_log(request, name, members),
-                                         name="get-log")
+                                         name=GET_LOG_TASK)
         return msg.LogResult(status, name)
 
     async def close(self) -> None:
