@@ -153,7 +153,7 @@ def command_filter(prefix: str) -> str:
 
 def _fields(payload: bytes) -> dict[str, Any] | str:
     text = payload.decode("utf-8", errors="strict").strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         loaded = json.loads(text)
         if not isinstance(loaded, dict):
             raise ValueError("a JSON command must be an object")
