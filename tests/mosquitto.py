@@ -56,7 +56,7 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)  # user -> password; empty: anonymous
-    process: subprocess.Popen[bytes] | None = None
+    process: asyncio.subprocess.Process | None = None
     starts: int = 0
 
     def _config(self) -> Path:
@@ -80,8 +80,9 @@ class Mosquitto:
     async def start(self) -> None:
         binary = ensure_mosquitto()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen([binary, "-c", str(self._config())],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = await asyncio.create_subprocess_exec(
+            binary, "-c", str(self._config()), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         self.starts += 1
         await self._until_listening()
 
@@ -89,7 +90,7 @@ class Mosquitto:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
-            assert self.process is not None and self.process.poll() is None, (
+            assert self.process is not None and self.process.returncode is None, (
                 f"mosquitto exited: {self.log()}")
             with contextlib.suppress(OSError), socket.create_connection(
                     ("127.0.0.1", self.port), timeout=0.5):
@@ -100,14 +101,14 @@ class Mosquitto:
     async def stop(self) -> None:
         """SIGTERM to this broker's own process (SIGKILL after 5 s)."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None or process.returncode is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.to_thread(process.wait, 5)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
             process.kill()
-            await asyncio.to_thread(process.wait)
+            await process.wait()
 
     async def restart(self) -> None:
         await self.stop()
