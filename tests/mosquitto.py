@@ -60,8 +60,10 @@ class Mosquitto:
     starts: int = 0
 
     def _config(self) -> Path:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
-                 f"log_dest file {self.workdir / 'mosquitto.log'}", "log_type all"]
+        # As root, mosquitto would drop to its own user and could not read our files (the
+        # password file is 0600): it keeps the test's user (no effect for a non-root one).
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "user root",
+                 "log_dest stderr", "log_type all"]
         if self.users:
             passwords = self.workdir / "passwords"
             passwords.write_text("")
@@ -80,9 +82,9 @@ class Mosquitto:
     async def start(self) -> None:
         binary = ensure_mosquitto()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = await asyncio.create_subprocess_exec(
-            binary, "-c", str(self._config()), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                binary, "-c", str(self._config()), stdout=log, stderr=log)
         self.starts += 1
         await self._until_listening()
 

@@ -27,16 +27,33 @@ READER_REPEAT_WINDOW = 1.0  # a card held on is one presentation, not two
 
 
 @pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Mosquitto]:
-    async with running_broker(tmp_path / "mosquitto") as running:
+def broker_users() -> dict[str, str]:
+    return {}  # anonymous; a test parametrizes this to require a login
+
+
+@pytest.fixture
+def agent_password() -> str | None:
+    return None  # the password the agent is given, in a 0600 file
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, broker_users: dict[str, str]) -> AsyncIterator[Mosquitto]:
+    async with running_broker(tmp_path / "mosquitto", users=broker_users) as running:
         yield running
 
 
 @pytest.fixture
-def site_options(broker: Mosquitto) -> SiteOptions:
+def site_options(broker: Mosquitto, tmp_path: Path, agent_password: str | None
+                 ) -> SiteOptions:
+    login = ""
+    if agent_password is not None:
+        secret = tmp_path / "mqtt.password"
+        secret.write_text(agent_password + "\n")
+        secret.chmod(0o600)
+        login = f'username = "agent"\npassword_file = "{secret}"\n'
     return SiteOptions(sample_interval=1, extra_authorization="authorize_timeout = 2",
                        extra_toml=f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
-                                  "keepalive = 5\n")
+                                  f"keepalive = 5\n{login}")
 
 
 async def watch(broker: Mosquitto, topic_filter: str = f"{PREFIX}/#") -> Watcher:
@@ -216,6 +233,54 @@ async def test_the_last_will_says_offline_after_kill_9_and_a_clean_stop_says_it_
         await watcher.until_value(f"{PREFIX}/availability", "online", within=60)
         assert await agent.terminate(within=30) == 0  # systemctl stop
         await watcher.until_value(f"{PREFIX}/availability", "offline", within=10)
+        # The agent said it and disconnected cleanly; the will was for the kill only.
+        assert broker.log().count("Client evse-agent-SIM-0001 disconnected") == 1
     finally:
         await watcher.__aexit__()
         await agent.stop()
+
+
+async def test_charging_needs_no_broker_and_the_state_arrives_when_it_does(
+        site: SimSite, bench: Bench, broker: Mosquitto, start_agent: Any) -> None:
+    await broker.stop()
+    agent = await start_agent()
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    await bench("plug", 1)
+    await bench("present_card", CARD)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Charging")
+    assert agent.mqtt is not None and agent.mqtt.connections == 0
+    await broker.start()
+    watcher = await watch(broker)
+    try:
+        await watcher.until_value(C1 + "status", "Charging", within=90)
+        await watcher.until_value(f"{PREFIX}/availability", "online")
+    finally:
+        await watcher.__aexit__()
+
+
+@pytest.mark.parametrize(("broker_users", "agent_password"), [
+    ({"agent": "right-password-1"}, "right-password-1")])
+async def test_the_agent_logs_in_with_its_password_file(
+        site: SimSite, broker: Mosquitto, agent: RunningAgent) -> None:
+    watcher = Watcher(broker.port, f"{PREFIX}/#", username="agent",
+                      password="right-password-1")
+    async with watcher:
+        await watcher.until_value(f"{PREFIX}/availability", "online")
+
+
+@pytest.mark.parametrize(("broker_users", "agent_password"), [
+    ({"agent": "right-password-1"}, "wrong-password-2")])
+async def test_a_broker_that_refuses_the_login_never_touches_charging(
+        site: SimSite, bench: Bench, broker: Mosquitto, agent: RunningAgent,
+        caplog: pytest.LogCaptureFixture) -> None:
+    assert agent.mqtt is not None
+    await until(lambda: "mqtt: broker" in caplog.text, "the refusal was not logged")
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    await bench("plug", 1)
+    await bench("present_card", CARD)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
+    assert agent.mqtt.connections == 0
+    assert "wrong-password-2" not in caplog.text
