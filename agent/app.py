@@ -20,7 +20,7 @@ import sys
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__, clock, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
@@ -44,7 +44,6 @@ from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
 from agent.maintenance.service import Maintenance
 from agent.mqtt import wiring as mqtt_wiring
-from agent.mqtt.service import MqttService
 from agent.mqtt.wiring import MqttConfigError
 from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
@@ -57,6 +56,9 @@ from agent.status_server import StatusServer, default_socket
 from agent.store import Store, StoreError, StorePersistence
 from agent.supervision import MeterHealth, Supervisor
 from hal.errors import WrongSite
+
+if TYPE_CHECKING:
+    from agent.mqtt.service import MqttService  # imported by mqtt_wiring.build, when used
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,21 @@
 """Build the MQTT service from ``[mqtt]``: the broker password (file checked like every
-secret file of the agent), the topics and the discovery's view of the charger."""
+secret file of the agent), the topics and the discovery's view of the charger.
+
+The MQTT library is imported by :func:`build` only: an agent without ``[mqtt]`` never loads
+it (its memory is in docs/performance.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.api.service import SessionService
 from agent.config import Config, MqttConfig
-from agent.mqtt.client import BrokerSettings
-from agent.mqtt.discovery import Station
-from agent.mqtt.service import MqttService
 from agent.security.files import read_secret_file
+
+if TYPE_CHECKING:
+    from agent.api.service import SessionService
+    from agent.mqtt.service import MqttService
 
 
 class MqttConfigError(ValueError):
@@ -48,6 +51,10 @@ def build(config: Config, snapshot: Callable[[], dict[str, Any]],
     mqtt = config.mqtt
     if mqtt is None:
         return None
+    from agent.mqtt.client import BrokerSettings
+    from agent.mqtt.discovery import Station
+    from agent.mqtt.service import MqttService
+
     prefix = config.mqtt_prefix
     settings = BrokerSettings(
         host=mqtt.host, port=mqtt.port,

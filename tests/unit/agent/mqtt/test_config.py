@@ -4,6 +4,8 @@ broker password file is checked like every secret file; the password is scrubbed
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,11 @@ def test_the_password_file_must_be_private(tmp_path: Path) -> None:
     secret.unlink()
     with pytest.raises(MqttConfigError, match=r"mqtt\.password_file: cannot read"):
         password(config.mqtt)
+
+
+def test_an_agent_without_mqtt_never_loads_the_library() -> None:
+    code = ("import sys, agent.app, agent.cli; "
+            "print(sorted(m for m in ('aiomqtt', 'paho') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
