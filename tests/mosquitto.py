@@ -28,6 +28,7 @@ import aiomqtt
 import pytest
 
 from evsim.site import free_port
+from tests.pki import TestCa
 
 
 def ensure_mosquitto() -> str:
@@ -56,6 +57,7 @@ class Mosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)  # user -> password; empty: anonymous
+    ca: TestCa | None = None  # TLS (mqtts) with a certificate for 127.0.0.1 from this CA
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
 
@@ -64,6 +66,11 @@ class Mosquitto:
         # password file is 0600): it keeps the test's user (no effect for a non-root one).
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "user root",
                  "log_dest stderr", "log_type all"]
+        if self.ca is not None:
+            cert, key = self.ca.server_files(self.workdir / "tls")
+            (self.workdir / "tls" / "ca.pem").write_text(self.ca.root_pem)
+            lines += [f"cafile {self.workdir / 'tls' / 'ca.pem'}", f"certfile {cert}",
+                      f"keyfile {key}"]
         if self.users:
             passwords = self.workdir / "passwords"
             passwords.write_text("")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from evsim.site import SimSite, SiteOptions
 from tests.ha_discovery import problems
 from tests.mosquitto import Mosquitto, Watcher, publish, running_broker
+from tests.pki import TestCa
 
 from .agent_process import AgentProcess
 from .conftest import Bench, RunningAgent
@@ -37,22 +39,33 @@ def agent_password() -> str | None:
 
 
 @pytest.fixture
-async def broker(tmp_path: Path, broker_users: dict[str, str]) -> AsyncIterator[Mosquitto]:
-    async with running_broker(tmp_path / "mosquitto", users=broker_users) as running:
+def tls() -> str | None:
+    return None  # "trusted": mqtts with the broker's CA given to the agent; "untrusted": another
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, broker_users: dict[str, str], tls: str | None
+                 ) -> AsyncIterator[Mosquitto]:
+    ca = TestCa("Test MQTT Root") if tls else None
+    async with running_broker(tmp_path / "mosquitto", users=broker_users, ca=ca) as running:
         yield running
 
 
 @pytest.fixture
-def site_options(broker: Mosquitto, tmp_path: Path, agent_password: str | None
-                 ) -> SiteOptions:
-    login = ""
+def site_options(broker: Mosquitto, tmp_path: Path, agent_password: str | None,
+                 tls: str | None) -> SiteOptions:
+    login, scheme = "", "mqtt"
+    if broker.ca is not None:
+        trusted = broker.ca if tls == "trusted" else TestCa("Someone Else's Root")
+        (tmp_path / "broker-ca.pem").write_text(trusted.root_pem)
+        login, scheme = f'ca_file = "{tmp_path / "broker-ca.pem"}"\n', "mqtts"
     if agent_password is not None:
         secret = tmp_path / "mqtt.password"
         secret.write_text(agent_password + "\n")
         secret.chmod(0o600)
-        login = f'username = "agent"\npassword_file = "{secret}"\n'
+        login += f'username = "agent"\npassword_file = "{secret}"\n'
     return SiteOptions(sample_interval=1, extra_authorization="authorize_timeout = 2",
-                       extra_toml=f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+                       extra_toml=f'[mqtt]\nurl = "{scheme}://127.0.0.1:{broker.port}"\n'
                                   f"keepalive = 5\n{login}")
 
 
@@ -80,6 +93,15 @@ async def charging_by_card(site: SimSite, bench: Bench, watcher: Watcher) -> str
     await bench.until_relay(True)
     await watcher.until(lambda w: w.last.get(C1 + "session_id", "") != "", "no session id")
     return watcher.last[C1 + "session_id"]
+
+
+async def charges_by_card(site: SimSite, bench: Bench) -> None:
+    """Plug, card, EV in C, with no help from MQTT: the relay closes."""
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    await bench("plug", 1)
+    await bench("present_card", CARD)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
 
 
 async def results(watcher: Watcher, request_id: str) -> dict[str, Any]:
@@ -244,11 +266,7 @@ async def test_charging_needs_no_broker_and_the_state_arrives_when_it_does(
         site: SimSite, bench: Bench, broker: Mosquitto, start_agent: Any) -> None:
     await broker.stop()
     agent = await start_agent()
-    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
-    await bench("plug", 1)
-    await bench("present_card", CARD)
-    await bench("ev_state", 1, "C")
-    await bench.until_relay(True)
+    await charges_by_card(site, bench)
     await site.csms.wait_for(lambda: site.csms.last_status(1) == "Charging")
     assert agent.mqtt is not None and agent.mqtt.connections == 0
     await broker.start()
@@ -277,10 +295,27 @@ async def test_a_broker_that_refuses_the_login_never_touches_charging(
         caplog: pytest.LogCaptureFixture) -> None:
     assert agent.mqtt is not None
     await until(lambda: "mqtt: broker" in caplog.text, "the refusal was not logged")
-    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
-    await bench("plug", 1)
-    await bench("present_card", CARD)
-    await bench("ev_state", 1, "C")
-    await bench.until_relay(True)
+    await charges_by_card(site, bench)
     assert agent.mqtt.connections == 0
     assert "wrong-password-2" not in caplog.text
+
+
+@pytest.mark.parametrize("tls", ["trusted"])
+async def test_mqtts_with_the_brokers_ca(site: SimSite, broker: Mosquitto,
+                                         agent: RunningAgent) -> None:
+    assert broker.ca is not None
+    context = ssl.create_default_context(cadata=broker.ca.root_pem)
+    async with Watcher(broker.port, f"{PREFIX}/#", tls_context=context) as watcher:
+        await watcher.until_value(f"{PREFIX}/availability", "online")
+        await watcher.until_value(C1 + "status", "Available")
+
+
+@pytest.mark.parametrize("tls", ["untrusted"])
+async def test_a_broker_certificate_from_another_ca_is_refused(
+        site: SimSite, bench: Bench, broker: Mosquitto, agent: RunningAgent,
+        caplog: pytest.LogCaptureFixture) -> None:
+    assert agent.mqtt is not None
+    await until(lambda: "CERTIFICATE_VERIFY_FAILED" in caplog.text or
+                "certificate verify failed" in caplog.text, "no certificate failure logged")
+    await charges_by_card(site, bench)
+    assert agent.mqtt.connections == 0
