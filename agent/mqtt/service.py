@@ -113,16 +113,21 @@ class MqttService:
     # --- the connection ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        attempt = 0
+        attempt, last_error = 0, ""
         while not self._closing.is_set():
             try:
                 async with connect(self.settings) as broker:
-                    attempt = 0
+                    attempt, last_error = 0, ""
                     await self._connected(broker)
                     return  # closing: "offline" is published, disconnect cleanly
             except BrokerError as error:
-                log.warning("mqtt: broker %s:%d: %s", self.settings.host, self.settings.port,
-                            error)
+                # A new kind of failure is a warning; the same one again only every 10th
+                # attempt (a broker away for a day is ~1,500 attempts), the rest at debug.
+                again = str(error) == last_error and (attempt + 1) % 10
+                log.log(logging.DEBUG if again else logging.WARNING,
+                        "mqtt: broker %s:%d: %s (attempt %d; charging goes on)",
+                        self.settings.host, self.settings.port, error, attempt + 1)
+                last_error = str(error)
             except Exception:  # an MQTT failure never crashes the agent
                 log.exception("mqtt: unexpected failure; reconnecting")
             finally:

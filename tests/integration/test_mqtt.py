@@ -269,11 +269,16 @@ async def test_charging_needs_no_broker_and_the_state_arrives_when_it_does(
     await charges_by_card(site, bench)
     await site.csms.wait_for(lambda: site.csms.last_status(1) == "Charging")
     assert agent.mqtt is not None and agent.mqtt.connections == 0
+    assert agent.mqtt.dropped >= 2  # the card's authorization and SESSION_STARTED
     await broker.start()
+    # Subscribed before the agent's next attempt: by now its back-off waits seconds.
     watcher = await watch(broker)
     try:
         await watcher.until_value(C1 + "status", "Charging", within=90)
         await watcher.until_value(f"{PREFIX}/availability", "online")
+        await watcher.until_value(C1 + "charging", "ON")
+        # The state is all there; the events of the outage were dropped, not queued.
+        assert not [m for m in watcher.messages if "/event/" in m[0]]
     finally:
         await watcher.__aexit__()
 
