@@ -119,7 +119,8 @@ class MqttService:
                 async with connect(self.settings) as broker:
                     attempt, last_error = 0, ""
                     await self._connected(broker)
-                    return  # closing: "offline" is published, disconnect cleanly
+                if self._closing.is_set():
+                    return  # "offline" was published, and the disconnect was clean
             except BrokerError as error:
                 # A new kind of failure is a warning; the same one again only every 10th
                 # attempt (a broker away for a day is ~1,500 attempts), the rest at debug.
@@ -177,8 +178,14 @@ class MqttService:
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
             task.result()  # a BrokerError ends this connection
-        await asyncio.wait_for(broker.publish(f"{self.prefix}/availability", "offline",
-                                              retain=True), CLOSE_TIMEOUT)
+        if not self._closing.is_set():
+            raise BrokerError("the broker ended the message stream")
+        try:
+            await asyncio.wait_for(broker.publish(f"{self.prefix}/availability", "offline",
+                                                  retain=True), CLOSE_TIMEOUT)
+        except (BrokerError, TimeoutError) as error:  # a broker that does not answer misses
+            # the DISCONNECT too, and publishes the will when the keep-alive runs out
+            log.info("mqtt: offline not published at the stop: %s", error or "timeout")
 
     async def _publish_loop(self, broker: Broker) -> None:
         while not self._closing.is_set():
