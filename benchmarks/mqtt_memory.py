@@ -46,6 +46,8 @@ async def one_run(mqtt: bool, settle: float, seconds: float) -> dict[str, float]
                     charging = await window(agent.pid, seconds)
                 finally:
                     await agent.stop()
+            if mqtt and "as evse-agent-" not in broker.log():
+                raise RuntimeError("the agent never connected to the broker: no figure")
     return {"idle_rss_mb": idle["rss_mb"], "charging_rss_mb": charging["rss_mb"],
             "idle_cpu_percent": idle["cpu_percent"]}
 
