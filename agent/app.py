@@ -20,7 +20,7 @@ import sys
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__, clock, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
@@ -43,6 +43,8 @@ from agent.hardware import Hardware
 from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
 from agent.maintenance.service import Maintenance
+from agent.mqtt import wiring as mqtt_wiring
+from agent.mqtt.wiring import MqttConfigError
 from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
 from agent.runtime import ConnectorHardware, Runtime
@@ -55,9 +57,13 @@ from agent.store import Store, StoreError, StorePersistence
 from agent.supervision import MeterHealth, Supervisor
 from hal.errors import WrongSite
 
+if TYPE_CHECKING:
+    from agent.mqtt.service import MqttService  # imported by mqtt_wiring.build, when used
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
+MQTT_CLOSE_SECONDS = 3.0
 EXIT_STORE_FAILED = 74  # sysexits EX_IOERR
 EXIT_CONFIG = 2  # as for a bad configuration file: systemd does not restart the agent
 EXIT_NO_PERMISSION = 77  # sysexits EX_NOPERM: a private key with too open a mode
@@ -210,12 +216,16 @@ class Agent:
         self.sessions: SessionService | None = None  # session records, for the API and others
         self.api: ApiServer | None = None
         self._tokens: Tokens | None = None
+        self.mqtt: MqttService | None = None  # [mqtt]: state, events, commands, discovery
+        self._mqtt_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         config = self.config
         # A bad tokens file fails the start before anything runs (exit 2, naming the key).
         self._tokens = load_tokens(config.api) if config.api is not None else None
+        if config.mqtt is not None:
+            mqtt_wiring.password(config.mqtt)  # and a bad broker password file too
         self.store = Store.open(config.charger.state_dir)
         try:
             devices = self.hardware.connectors()  # every contactor starts open
@@ -242,6 +252,9 @@ class Agent:
                 config.api.pre_authorization_url, config.api.pre_authorization_timeout,
                 config.charger.id)
         self.sessions.attach()  # before the core starts: it sees every event
+        self.mqtt = mqtt_wiring.build(config, self._mqtt_snapshot, self.sessions)
+        if self.mqtt is not None:
+            self.mqtt.attach(self.runtime.listeners)
         self.frames = self._open_frame_log()
         self.runtime.on_reboot = self._reboot
         self.runtime.listeners.append(self._on_event)
@@ -266,6 +279,8 @@ class Agent:
         self.api = await self._open_api(self.sessions)
         if hooks is not None:
             self._spawn(hooks.run(), "webhooks")
+        if self.mqtt is not None:  # never awaited by charging: the broker may be away
+            self._mqtt_task = asyncio.create_task(self.mqtt.run(), name="mqtt")
         sdnotify.ready(f"{len(config.connectors)} connector(s), CSMS offline")
         interval = sdnotify.watchdog_interval()
         if interval is not None:
@@ -296,6 +311,7 @@ class Agent:
     async def _release(self) -> None:
         if self.maintenance is not None:
             await self.maintenance.close()
+        await self._close_mqtt()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -319,6 +335,20 @@ class Agent:
         return snapshot
 
     # --- internals --------------------------------------------------------------------
+
+    def _mqtt_snapshot(self) -> dict[str, Any]:
+        return status_snapshot(self.config, self.runtime, self.link, [])
+
+    async def _close_mqtt(self) -> None:
+        """``offline`` on the availability topic and a clean disconnect, within 3 s."""
+        if self.mqtt is None or self._mqtt_task is None:
+            return
+        await self.mqtt.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._mqtt_task), MQTT_CLOSE_SECONDS)
+        except TimeoutError:
+            self._mqtt_task.cancel()
+            await asyncio.gather(self._mqtt_task, return_exceptions=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -388,7 +418,7 @@ class Agent:
 
 
 def _secrets(config: Config) -> tuple[str, ...]:
-    return tuple(s for s in (config.csms.password,) if s)
+    return tuple(s for s in (config.csms.password,) if s) + mqtt_wiring.secrets(config)
 
 
 def status_snapshot(config: Config, runtime: Runtime, link: Link,
@@ -457,7 +487,7 @@ def run(config: Config) -> int:
     except StoreError as error:
         log.critical("%s", error)  # never run without the journal: it would lose transactions
         return EXIT_STORE_FAILED
-    except (WrongSite, TokenFileError) as error:
+    except (WrongSite, TokenFileError, MqttConfigError) as error:
         log.critical("%s", error)  # systemd's RestartPreventExitStatus=2: no restart loop
         return EXIT_CONFIG
     except UnsafeKeyFile as error:

@@ -286,6 +286,33 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MqttConfig:
+    url: str
+    username: str | None
+    password: str | None = field(repr=False)
+    password_file: Path | None
+    ca_file: Path | None
+    client_id: str | None
+    topic_prefix: str | None
+    discovery: bool
+    discovery_prefix: str
+    tokens: str
+    keepalive: int
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole, validated configuration. Build it with :func:`load_config`."""
 
@@ -304,6 +331,14 @@ class Config:
     supervision: SupervisionConfig
     update: UpdateConfig
     api: ApiConfig | None = None
+    mqtt: MqttConfig | None = None
+
+    @property
+    def mqtt_prefix(self) -> str:
+        """The topic prefix of the MQTT state and commands: ``mqtt.topic_prefix`` or
+        ``evse-agent/<charger id>``."""
+        given = self.mqtt.topic_prefix if self.mqtt is not None else None
+        return given or f"evse-agent/{self.charger.id}"
 
     @property
     def csms_endpoint(self) -> str:
@@ -407,16 +442,27 @@ def _charge_point_id_problem(value: str) -> str | None:
     )
 
 
-def _ws_url_problem(url: str) -> str | None:
+def _url_problem(url: str, schemes: tuple[str, str], credentials: str) -> str | None:
+    """A URL of one of two ``schemes`` with a host and without user info (``credentials``
+    says which keys hold them), or its problem."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return f"{_show(url)} is not a valid URL"
     if "@" in parts.netloc:  # never echo credentials
-        return "must not contain a user name or password; set csms.password instead"
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        return f"{_show(url)} must start with ws:// or wss:// followed by a host"
+        return f"must not contain a user name or password; set {credentials} instead"
+    if parts.scheme not in schemes or not parts.hostname:
+        return (f"{_show(url)} must start with {schemes[0]}:// or {schemes[1]}:// followed "
+                "by a host")
+    return None
+
+
+def _ws_url_problem(url: str) -> str | None:
+    problem = _url_problem(url, ("ws", "wss"), "csms.password")
+    if problem is not None:
+        return problem
+    parts = urlsplit(url)
     if parts.query or parts.fragment:
         return f"{_show(url)} must not have a query or fragment; the charger id is appended to it"
     return None
@@ -783,9 +829,56 @@ _API = Table("api", ApiConfig, optional=True, tables=(_API_TOKEN,), keys=(
         default=10.0, span=(0.5, 60), unit=_SECONDS),
 ))
 
+MQTT_TOKENS: Final = ("masked", "full", "hidden")
+
+
+def _mqtt_url_problem(url: str) -> str | None:
+    problem = _url_problem(url, ("mqtt", "mqtts"), "mqtt.username and mqtt.password")
+    if problem is not None:
+        return problem
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"{_show(url)} must be mqtt(s)://host[:port] only, without a path or query"
+    return None
+
+
+def _topic_problem(topic: str) -> str | None:
+    if any(char in topic for char in "+#\0"):
+        return f"{_show(topic)} contains a wildcard (+ or #) or NUL; a prefix is a plain topic"
+    if topic.startswith("/") or topic.endswith("/") or "//" in topic:
+        return f"{_show(topic)} must not start or end with / nor have empty levels"
+    return None
+
+
+_MQTT = Table("mqtt", MqttConfig, optional=True, keys=(
+    Key("url", str, "MQTT broker; leave [mqtt] out to turn MQTT off (docs/home-assistant.md)",
+        span=(8, 512), check=_mqtt_url_problem,
+        rule="`mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883, TLS)"),
+    Key("username", str, "user name at the broker; unset = anonymous", default=None,
+        span=(1, 256)),
+    Key("password", str, "password at the broker; never printed (or mqtt.password_file)",
+        default=None, span=(1, 256), secret=True),
+    Key("password_file", str, "file holding the broker password; must be readable by the "
+        "service user only (mode 0600)", default=None, span=(1, 4096), convert=Path),
+    Key("ca_file", str, "PEM file of the CA(s) that signed the broker's certificate "
+        "(mqtts://); unset = the system's CAs", default=None, span=(1, 4096), convert=Path),
+    Key("client_id", str, "MQTT client identifier; unset = evse-agent-<charger id>",
+        default=None, span=(1, 64)),
+    Key("topic_prefix", str, "prefix of the state, event and command topics; unset = "
+        "evse-agent/<charger id>", default=None, span=(1, 200), check=_topic_problem,
+        rule="topic levels without + # or empty levels"),
+    Key("discovery", bool, "publish Home Assistant MQTT discovery payloads", default=True),
+    Key("discovery_prefix", str, "Home Assistant's discovery prefix", default="homeassistant",
+        span=(1, 200), check=_topic_problem, rule="topic levels without + # or empty levels"),
+    Key("tokens", str, "how id tags appear in MQTT state and events: masked (last 4 "
+        "characters), full, or hidden", default="masked", choices=MQTT_TOKENS),
+    Key("keepalive", int, "MQTT keep-alive; the broker publishes the last will after 1.5x "
+        "this without a packet", default=30, span=(5, 3600), unit=_SECONDS),
+))
+
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY, _SUPERVISION, _UPDATE, _API,
+    _LOG, _RECOVERY, _SUPERVISION, _UPDATE, _API, _MQTT,
 ))
 
 
@@ -1204,6 +1297,22 @@ def _check_across(values: Values, problems: _Problems) -> None:
     _check_modbus_addresses(connectors, problems)
     _check_serial_ports(values, problems)
     _check_api(values, problems)
+    _check_mqtt(values.get("mqtt"), problems)
+
+
+def _check_mqtt(mqtt: object, problems: _Problems) -> None:
+    if not isinstance(mqtt, dict):
+        return
+    if mqtt.get("password") is not None and mqtt.get("password_file") is not None:
+        problems.add("mqtt.password_file", "give mqtt.password or mqtt.password_file, not both")
+    secret = mqtt.get("password") is not None or mqtt.get("password_file") is not None
+    if secret and mqtt.get("username") is None:
+        problems.add("mqtt.username", "missing; required when a password is given")
+    url = mqtt.get("url")
+    if (mqtt.get("ca_file") is not None and isinstance(url, str)
+            and not url.startswith("mqtts://")):
+        problems.add("mqtt.ca_file", "is only used with an mqtts:// URL; use mqtts:// or "
+                     "leave ca_file out")
 
 
 def _check_api(values: Values, problems: _Problems) -> None:
@@ -1274,6 +1383,12 @@ def _relative_to(config: Config, base: Path) -> Config:
     :func:`load_config` passes the file's directory, so the agent, ``status`` and ``log`` find
     the same directory wherever they are started from.
     """
+    mqtt = config.mqtt
+    if mqtt is not None:
+        files = {name: getattr(mqtt, name) for name in ("password_file", "ca_file")}
+        config = dataclasses.replace(config, mqtt=dataclasses.replace(mqtt, **{
+            name: base / path for name, path in files.items()
+            if path is not None and not path.is_absolute()}))
     api = config.api
     if api is not None and api.tokens_file is not None and not api.tokens_file.is_absolute():
         config = dataclasses.replace(config, api=dataclasses.replace(

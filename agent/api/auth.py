@@ -7,11 +7,11 @@ so neither the match nor its position leaks through timing. No token is ever log
 from __future__ import annotations
 
 import hmac
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import API_SCOPES, ApiConfig
+from agent.security.files import read_secret_file
 
 
 class TokenFileError(ValueError):
@@ -41,15 +41,7 @@ def load_tokens(config: ApiConfig) -> Tokens:
 
 
 def _read_file(path: Path) -> list[tuple[str, bytes]]:
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TokenFileError(f"api.tokens_file: cannot read {path}: "
-                             f"{error.strerror or error}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise TokenFileError(f"api.tokens_file: {path} is readable by others (mode "
-                             f"{stat.S_IMODE(mode):o}); allowed: 600 or 400")
+    text = read_secret_file(path, "api.tokens_file", TokenFileError)
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):

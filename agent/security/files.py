@@ -43,3 +43,18 @@ def check_private_files(directory: Path) -> None:
             raise UnsafeKeyFile(f"{path} is mode {stat.S_IMODE(mode):04o}; a private key or "
                                 "credential must be 0600 and owned by the service user "
                                 f"(chmod 0600 {path})")
+
+
+def read_secret_file(path: Path, key: str, error: type[ValueError]) -> str:
+    """The text of a secrets file named by configuration ``key`` (the API's tokens file,
+    the MQTT password file): raises ``error`` naming the key when it cannot be read or is
+    readable by others (allowed: 600 or 400)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as problem:
+        raise error(f"{key}: cannot read {path}: {problem.strerror or problem}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(f"{key}: {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
+                    "allowed: 600 or 400")
+    return text
