@@ -21,11 +21,13 @@ import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent import __version__, clock, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
+from agent.api.bench import BenchProxy
 from agent.api.preauth import PreAuthorization
-from agent.api.server import Api, ApiServer, session_view
+from agent.api.server import AgentViews, Api, ApiServer, session_view
 from agent.api.service import SessionService
 from agent.api.webhooks import Webhooks
 from agent.config import Config
@@ -42,6 +44,7 @@ from agent.frame_log import FrameLog, FrameStore
 from agent.hardware import Hardware
 from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
+from agent.maintenance.diagnostics import masked_config
 from agent.maintenance.service import Maintenance
 from agent.outbox import Outbox
 from agent.recovery import RecoveryPolicy, recover
@@ -346,7 +349,11 @@ class Agent:
         api = self.config.api
         if api is None or self._tokens is None:
             return None
-        server = ApiServer(Api(sessions, self._tokens, self.config.charger.id),
+        views = AgentViews(self.snapshot,
+                           lambda: masked_config(self.config, _shown_secrets(self.config)),
+                           lambda: self.frames,
+                           BenchProxy(api.bench_url) if api.bench_url else None)
+        server = ApiServer(Api(sessions, self._tokens, self.config.charger.id, views),
                            api.host, api.port, api.max_body)
         try:
             await server.start()
@@ -389,6 +396,19 @@ class Agent:
 
 def _secrets(config: Config) -> tuple[str, ...]:
     return tuple(s for s in (config.csms.password,) if s)
+
+
+def _shown_secrets(config: Config) -> tuple[str, ...]:
+    """What the dashboard's configuration page masks beyond the key names the diagnostics
+    bundle masks: the API's tokens wherever they appear, and the query string of a hook URL
+    (where a receiver's key often travels)."""
+    found = list(_secrets(config))
+    if config.api is not None:
+        found += [token.secret for token in config.api.tokens]
+        for url in (config.api.webhook_url, config.api.pre_authorization_url):
+            query = urlsplit(url).query if url else ""
+            found += [query] if query else []
+    return tuple(found)
 
 
 def status_snapshot(config: Config, runtime: Runtime, link: Link,
