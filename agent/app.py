@@ -197,7 +197,7 @@ class Agent:
         self.policy = RecoveryPolicy(config.recovery.policy if policy is None else policy)
         self.drain_seconds = drain_seconds
         self.status_socket = status_socket or default_socket(config.charger.state_dir)
-        self.problems = RecentProblems(secrets=_secrets(config))
+        self.problems = RecentProblems(secrets=_shown_secrets(config))
         self.restart_requested: bool | None = None  # a CSMS Reset: hard?
         self.release_restart = False  # an update switched releases or failed its trial
         self.maintenance: Maintenance | None = None

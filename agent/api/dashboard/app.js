@@ -339,6 +339,7 @@ function openStream() {
   state.stream = stream;
   stream.addEventListener("session", (message) => {
     const session = JSON.parse(message.data);
+    document.body.dataset.events = String(Number(document.body.dataset.events || 0) + 1);
     state.sessions.set(session.sessionId, session);
     const chart = state.charts.get(session.connectorId);
     if (session.event === "SESSION_STARTED" && chart) chart.reset();

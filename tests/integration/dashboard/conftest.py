@@ -4,9 +4,13 @@ and the browser test."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
+
 from evsim.site import SimSite, SiteOptions, free_port
 
-from .conftest import RunningAgent
+from ..conftest import RunningAgent
 
 CONTROL = "dash-control-token-0123456789"
 READ = "dash-read-token-0123456789ab"
@@ -14,7 +18,8 @@ EVSE = "DE*EVA*E0001*1"
 HOOK_SECRET = "hook-query-secret-42"
 
 
-def dashboard_options() -> SiteOptions:
+@pytest.fixture
+def site_options() -> SiteOptions:
     port = free_port()
     return SiteOptions(sample_interval=1, extra_authorization="authorize_timeout = 2",
                        extra_toml=f"""
@@ -49,3 +54,13 @@ class DashboardAgent(RunningAgent):
     def base(self) -> str:
         assert self.config.api is not None
         return f"http://127.0.0.1:{self.config.api.port}"
+
+
+@pytest.fixture
+async def agent(site: SimSite) -> AsyncIterator[DashboardAgent]:
+    running = DashboardAgent(site)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()

@@ -7,31 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 
-from evsim.site import SimSite, SiteOptions
+from evsim.site import SimSite
 
-from .conftest import Bench
-from .dashboard_agent import CONTROL, EVSE, HOOK_SECRET, READ, DashboardAgent, dashboard_options
-
-
-@pytest.fixture
-def site_options() -> SiteOptions:
-    return dashboard_options()
-
-
-@pytest.fixture
-async def agent(site: SimSite) -> AsyncIterator[DashboardAgent]:
-    running = DashboardAgent(site)
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
+from ..conftest import Bench
+from .conftest import CONTROL, EVSE, HOOK_SECRET, READ, DashboardAgent
 
 
 async def call(agent: DashboardAgent, method: str, path: str, token: str | None = READ,
