@@ -264,7 +264,7 @@ async function startSession(event) {
     const session = await call("POST", "/api/v1/sessions/start", { evse_id: evse, id_tag: tag });
     state.sessions.set(session.sessionId, session);
     say(`Session ${session.sessionId}: ${session.sessionStatus}` +
-        (session.sessionStatus === "WAITING_TO_START" ? " (plug the EV in)" : ""));
+        (session.sessionStatus === "WAITING_TO_START" ? " (waiting for the EV)" : ""));
     await refresh();
   } catch (error) {
     failed(error);
@@ -343,7 +343,10 @@ function openStream() {
     state.sessions.set(session.sessionId, session);
     const chart = state.charts.get(session.connectorId);
     if (session.event === "SESSION_STARTED" && chart) chart.reset();
-    if (session.event) say(`${session.event}: session ${session.sessionId} on connector ${session.connectorId} (${session.idTag})`);
+    if (session.event) {  // a line of its own: it never hides the answer to an action
+      $("#last-event").textContent = `${new Date().toLocaleTimeString()} ${session.event}: ` +
+        `session ${session.sessionId} on connector ${session.connectorId} (${session.idTag})`;
+    }
     if (state.status) renderConnectors(state.status);
   });
   stream.addEventListener("error", () => {
