@@ -35,17 +35,35 @@ def csv_row(view: dict[str, Any]) -> dict[str, str]:
     return {name: _cell(flat.get(name)) for name in CSV_COLUMNS}
 
 
+class CsvLines:
+    """CSV text (RFC 4180, CRLF lines) of session views: ``header()`` once, then ``row(view)``
+    per session, so a long history is written as it is read."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.DictWriter(self._buffer, CSV_COLUMNS, lineterminator="\r\n")
+
+    def header(self) -> str:
+        self._writer.writeheader()
+        return self._take()
+
+    def row(self, view: dict[str, Any]) -> str:
+        self._writer.writerow(csv_row(view))
+        return self._take()
+
+    def _take(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+
 def csv_lines(views: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The header, then one CSV line (RFC 4180, CRLF) per session view."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    yield buffer.getvalue()
+    """The header, then one CSV line per session view."""
+    lines = CsvLines()
+    yield lines.header()
     for view in views:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(csv_row(view))
-        yield buffer.getvalue()
+        yield lines.row(view)
 
 
 def frame_view(record: FrameRecord) -> dict[str, Any]:

@@ -256,16 +256,16 @@ class Api:
             "Content-Type": "text/csv; charset=utf-8",
             "Content-Disposition": f'attachment; filename="sessions-{stamp}.csv"'})
         await response.prepare(request)
+        lines = export.CsvLines()
+        await response.write(lines.header().encode())
         offset = 0
-        views: list[dict[str, Any]] = []
-        while True:
+        while True:  # a page at a time: the whole history never sits in memory
             _, page = self.service.query(**filters, limit=CSV_PAGE, offset=offset)
-            views.extend(session_view(s, now) for s in page)
+            rows = "".join(lines.row(session_view(s, now)) for s in page)
+            await response.write(rows.encode())
             offset += len(page)
             if len(page) < CSV_PAGE:
                 break
-        for line in export.csv_lines(views):
-            await response.write(line.encode())
         await response.write_eof()
         return response
 
