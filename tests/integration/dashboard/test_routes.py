@@ -11,7 +11,9 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 
+from agent.api import server
 from evsim.site import SimSite
 
 from ..conftest import Bench
@@ -113,7 +115,8 @@ async def test_the_message_log_is_searched(site: SimSite, agent: DashboardAgent)
 
 
 async def test_the_history_exports_as_csv_with_the_filters(
-        site: SimSite, agent: DashboardAgent) -> None:
+        site: SimSite, agent: DashboardAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "CSV_PAGE", 1)  # every page of the history is read
     await online(site)
     site.csms.authorizations["BADCAFE1"] = {"status": "Blocked"}
     for tag in ("BADCAFE1", "=2+3"):
