@@ -471,7 +471,7 @@ async def serve(config: Config) -> Agent:
 
 
 def run(config: Config) -> int:
-    logs.configure(config.log.level, config.log.ocpp_frames, secrets=_secrets(config))
+    logs.configure(config.log.level, config.log.ocpp_frames, secrets=_shown_secrets(config))
     try:
         agent = asyncio.run(serve(config))
     except StoreError as error:
