@@ -21,11 +21,13 @@ import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from agent import __version__, clock, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
+from agent.api.bench import BenchProxy
 from agent.api.preauth import PreAuthorization
-from agent.api.server import Api, ApiServer, session_view
+from agent.api.server import AgentViews, Api, ApiServer, session_view
 from agent.api.service import SessionService
 from agent.api.webhooks import Webhooks
 from agent.config import Config
@@ -42,6 +44,7 @@ from agent.frame_log import FrameLog, FrameStore
 from agent.hardware import Hardware
 from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
+from agent.maintenance.diagnostics import masked_config
 from agent.maintenance.service import Maintenance
 from agent.mqtt import wiring as mqtt_wiring
 from agent.mqtt.wiring import MqttConfigError
@@ -200,7 +203,7 @@ class Agent:
         self.policy = RecoveryPolicy(config.recovery.policy if policy is None else policy)
         self.drain_seconds = drain_seconds
         self.status_socket = status_socket or default_socket(config.charger.state_dir)
-        self.problems = RecentProblems(secrets=_secrets(config))
+        self.problems = RecentProblems(secrets=_shown_secrets(config))
         self.restart_requested: bool | None = None  # a CSMS Reset: hard?
         self.release_restart = False  # an update switched releases or failed its trial
         self.maintenance: Maintenance | None = None
@@ -376,7 +379,11 @@ class Agent:
         api = self.config.api
         if api is None or self._tokens is None:
             return None
-        server = ApiServer(Api(sessions, self._tokens, self.config.charger.id),
+        views = AgentViews(self.snapshot,
+                           lambda: masked_config(self.config, _shown_secrets(self.config)),
+                           lambda: self.frames,
+                           BenchProxy(api.bench_url) if api.bench_url else None)
+        server = ApiServer(Api(sessions, self._tokens, self.config.charger.id, views),
                            api.host, api.port, api.max_body)
         try:
             await server.start()
@@ -419,6 +426,19 @@ class Agent:
 
 def _secrets(config: Config) -> tuple[str, ...]:
     return tuple(s for s in (config.csms.password,) if s) + mqtt_wiring.secrets(config)
+
+
+def _shown_secrets(config: Config) -> tuple[str, ...]:
+    """What the dashboard's configuration page masks beyond the key names the diagnostics
+    bundle masks: the API's tokens wherever they appear, and the query string of a hook URL
+    (where a receiver's key often travels)."""
+    found = list(_secrets(config))
+    if config.api is not None:
+        found += [token.secret for token in config.api.tokens]
+        for url in (config.api.webhook_url, config.api.pre_authorization_url):
+            query = urlsplit(url).query if url else ""
+            found += [query] if len(query) >= 8 else []  # not a trivial "a=1" everywhere
+    return tuple(found)
 
 
 def status_snapshot(config: Config, runtime: Runtime, link: Link,
@@ -481,7 +501,7 @@ async def serve(config: Config) -> Agent:
 
 
 def run(config: Config) -> int:
-    logs.configure(config.log.level, config.log.ocpp_frames, secrets=_secrets(config))
+    logs.configure(config.log.level, config.log.ocpp_frames, secrets=_shown_secrets(config))
     try:
         agent = asyncio.run(serve(config))
     except StoreError as error:

@@ -274,6 +274,7 @@ class ApiConfig:
     webhook_url: str | None
     pre_authorization_url: str | None
     pre_authorization_timeout: float
+    bench_url: str | None
     tokens: tuple[ApiTokenConfig, ...]
 
     @property
@@ -827,6 +828,10 @@ _API = Table("api", ApiConfig, optional=True, tables=(_API_TOKEN,), keys=(
         default=None, span=(8, 2048), check=_http_url_problem, rule="http:// or https:// URL"),
     Key("pre_authorization_timeout", float, "how long the pre-authorization hook may take",
         default=10.0, span=(0.5, 60), unit=_SECONDS),
+    Key("bench_url", str, "simulation only (gpio.pin_factory = \"evsim\"): the simulated "
+        "world's bench API, whose controls the dashboard shows through /api/v1/bench; "
+        "unset = no bench controls", default=None, span=(8, 2048), check=_http_url_problem,
+        rule="http:// or https:// URL"),
 ))
 
 MQTT_TOKENS: Final = ("masked", "full", "hidden")
@@ -1320,6 +1325,10 @@ def _check_api(values: Values, problems: _Problems) -> None:
     if api is not None and not api.get("tokens") and api.get("tokens_file") is None:
         problems.add("api", "no token: give [[api.token]] (scope, secret) or api.tokens_file; "
                      "every request needs a bearer token")
+    if (api is not None and api.get("bench_url") is not None
+            and values["gpio"].get("pin_factory") != "evsim"):
+        problems.add("api.bench_url", "only for a simulated charger (gpio.pin_factory = "
+                     "\"evsim\"): a real charger has no bench to control")
     seen: set[str] = set()
     for number, connector in enumerate(values["connectors"], 1):
         evse_id = connector.get("evse_id")

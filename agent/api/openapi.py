@@ -7,10 +7,11 @@ the two equal.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from agent import __version__
-from agent.api.server import ROUTES, START_BODY
+from agent.api.server import BENCH_ROUTES, ROUTES, START_BODY
 
 _REASONS = {200: "OK", 201: "Created: the session (WAITING_TO_START or STARTED)",
             400: "Bad input (malformed JSON, unknown fields, wrong types)",
@@ -18,7 +19,8 @@ _REASONS = {200: "OK", 201: "Created: the session (WAITING_TO_START or STARTED)"
             404: "Not found", 409: "Charging Error (already_charging, "
             "station_availability_issue, ...)", 413: "Body too large",
             424: "Charging Error (station_availability_issue, charging_provider_error)",
-            500: "Charging Error (unexpected_error, with a support code)"}
+            500: "Charging Error (unexpected_error, with a support code)",
+            502: "The simulated world's bench API did not answer"}
 
 ERROR = {"type": "object", "required": ["detail"], "properties": {
     "detail": {"type": "string"},
@@ -30,7 +32,7 @@ ERROR = {"type": "object", "required": ["detail"], "properties": {
 
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for route in ROUTES:
+    for route in ROUTES + BENCH_ROUTES:
         operation: dict[str, Any] = {
             "summary": route.summary,
             "security": [{"bearer": [route.scope]}],
@@ -39,7 +41,7 @@ def document() -> dict[str, Any]:
         }
         parameters = [{"name": name, "in": "path", "required": True,
                        "schema": {"type": "string"}}
-                      for name in ("session_id",) if "{" + name + "}" in route.path]
+                      for name in re.findall(r"{(\w+)}", route.path)]
         parameters += [{"name": name, "in": "query", "required": False,
                         "schema": {"type": "string"}} for name in route.query]
         if parameters:
@@ -48,6 +50,9 @@ def document() -> dict[str, Any]:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": route.body}}}
         paths.setdefault(route.path, {})[route.method.lower()] = operation
+    paths["/api/v1/logout"] = {"post": {
+        "summary": "Clear the event stream's cookie (no token needed)", "security": [],
+        "responses": {"200": {"description": _REASONS[200]}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "evse-agent sessions API", "version": __version__},

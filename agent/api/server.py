@@ -7,7 +7,10 @@ start answers the reference's error contract (``../shared/reference/sessions-api
 
 aiohttp: the server-side ``web.Application``, ``web.AppRunner`` and ``web.TCPSite``, and
 ``client_max_size`` (413 for larger bodies), as in its "Low Level Server" and "Web Server
-Advanced" documentation. This module is the only one that imports aiohttp.
+Advanced" documentation. Only this package (agent.api) imports aiohttp. With the agent's
+views (:class:`AgentViews`) the same application also serves the dashboard
+(:mod:`agent.api.dashboard`) and its read-only routes: status, configuration (masked), OCPP
+message log, CSV export, and in simulation the bench controls.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from agent import clock
-from agent.api.auth import Tokens
+from agent.api import export
+from agent.api.auth import STREAM_COOKIE, TICKET_SECONDS, StreamTickets, Tokens
+from agent.api.bench import VERBS, BenchProxy, BenchUnreachable
+from agent.api.dashboard import add_dashboard
 from agent.api.service import SessionService, StartError, UnexpectedError
+from agent.frame_log import FrameLog
 from agent.sessions import Session, Status
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,8 @@ PAGE_MAX = 200
 NOT_FOUND_EVSE = "Station with this evse id was not found"
 EVENT_QUEUE = 256  # changes kept for a slow event-stream client
 MAX_BODY = web.AppKey("max_body", int)
+CSV_PAGE = 500  # sessions read from the store at a time for the CSV export
+FRAMES_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,20 @@ class Route:
     responses: tuple[int, ...] = (200,)
     body: dict[str, Any] | None = None  # the JSON schema of the request body
     query: tuple[str, ...] = ()
+    ticket: bool = False  # also opened by the login cookie (the browser's EventSource)
+
+
+@dataclass(frozen=True)
+class AgentViews:
+    """What the dashboard shows beyond the sessions, read from the running agent:
+    ``status`` (agent.app.status_snapshot), ``config`` (secrets masked, as in the diagnostics
+    bundle), ``frames`` (the OCPP message log, None when it could not be opened) and the
+    simulated world's bench (None on a real charger)."""
+
+    status: Callable[[], dict[str, Any]]
+    config: Callable[[], dict[str, Any]]
+    frames: Callable[[], FrameLog | None]
+    bench: BenchProxy | None = None
 
 
 class BadRequest(Exception):
@@ -94,6 +118,15 @@ def session_view(session: Session, now: datetime) -> dict[str, Any]:
     }
 
 
+BENCH_EV_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["state"],
+    "properties": {"state": {"type": "string", "minLength": 1, "maxLength": 1}},
+}
+BENCH_CARD_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["uid"],
+    "properties": {"uid": {"type": "string", "minLength": 1, "maxLength": 20}},
+}
+
 START_BODY: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["evse_id", "id_tag"],
     "properties": {
@@ -140,13 +173,22 @@ async def _json(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _time_arg(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name)
-    if text is None:
+    if not text:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{name} must be an ISO 8601 date-time, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _session_filters(request: web.Request) -> dict[str, Any]:
+    """``id_tag``, ``status``, ``from`` and ``to`` of the history's query, checked."""
+    status = request.query.get("status") or None
+    if status is not None and status not in Status.__members__:
+        raise BadRequest(f"status must be one of {', '.join(Status.__members__)}")
+    return {"id_tag": request.query.get("id_tag") or None, "status": status,
+            "since": _time_arg(request, "from"), "until": _time_arg(request, "to")}
 
 
 def _int_arg(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -159,10 +201,13 @@ def _int_arg(request: web.Request, name: str, default: int, low: int, high: int)
 class Api:
     """The routes' handlers over a :class:`SessionService`."""
 
-    def __init__(self, service: SessionService, tokens: Tokens, charger_id: str) -> None:
+    def __init__(self, service: SessionService, tokens: Tokens, charger_id: str,
+                 views: AgentViews | None = None) -> None:
         self.service = service
         self.tokens = tokens
         self.charger_id = charger_id
+        self.views = views
+        self.tickets = StreamTickets()
 
     async def start_session(self, request: web.Request) -> web.Response:
         body = await _json(request, START_BODY)
@@ -192,17 +237,37 @@ class Api:
         return web.json_response(session_view(session, clock.now().utc))
 
     async def list_sessions(self, request: web.Request) -> web.Response:
-        status = request.query.get("status")
-        if status is not None and status not in Status.__members__:
-            raise BadRequest(f"status must be one of {', '.join(Status.__members__)}")
+        filters = _session_filters(request)
         limit = _int_arg(request, "limit", 50, 1, PAGE_MAX)
         offset = _int_arg(request, "offset", 0, 0, 1 << 31)
-        total, page = self.service.query(
-            id_tag=request.query.get("id_tag"), status=status, since=_time_arg(request, "from"),
-            until=_time_arg(request, "to"), limit=limit, offset=offset)
+        total, page = self.service.query(**filters, limit=limit, offset=offset)
         now = clock.now().utc
         return web.json_response({"total": total, "limit": limit, "offset": offset,
                                   "sessions": [session_view(s, now) for s in page]})
+
+    async def sessions_csv(self, request: web.Request) -> web.StreamResponse:
+        """Every session the filters of ``GET /sessions`` select, newest first, as CSV
+        (columns: :data:`agent.api.export.CSV_COLUMNS`), read from the store a page at a
+        time."""
+        filters = _session_filters(request)
+        now = clock.now().utc
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="sessions-{stamp}.csv"'})
+        await response.prepare(request)
+        lines = export.CsvLines()
+        await response.write(lines.header().encode())
+        offset = 0
+        while True:  # a page at a time: the whole history never sits in memory
+            _, page = self.service.query(**filters, limit=CSV_PAGE, offset=offset)
+            rows = "".join(lines.row(session_view(s, now)) for s in page)
+            await response.write(rows.encode())
+            offset += len(page)
+            if len(page) < CSV_PAGE:
+                break
+        await response.write_eof()
+        return response
 
     async def stop_session(self, request: web.Request) -> web.Response:
         session = self.service.get(request.match_info["session_id"])
@@ -244,6 +309,85 @@ class Api:
             self.service.listeners.remove(listener)
         return response
 
+    async def login(self, request: web.Request) -> web.Response:
+        """The bearer token was checked by the guard: set the event stream's ticket."""
+        scope = self._scope(request) or "read"
+        response = web.json_response({"scope": scope, "charger": self.charger_id})
+        response.set_cookie(STREAM_COOKIE, self.tickets.issue(scope, clock.now().utc.timestamp()),
+                            max_age=TICKET_SECONDS, path="/api/v1/events", httponly=True,
+                            samesite="Strict")
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        response = web.json_response({})
+        response.del_cookie(STREAM_COOKIE, path="/api/v1/events")
+        return response
+
+    async def status(self, request: web.Request) -> web.Response:
+        """The status snapshot, each connector with the EVSE id a start names."""
+        snapshot = self._views().status()
+        for connector in snapshot.get("connectors", []):
+            connector["evse_id"] = self.service.evse_ids.get(connector["id"])
+        snapshot["bench"] = self._views().bench is not None
+        return web.json_response(snapshot)
+
+    async def config(self, request: web.Request) -> web.Response:
+        return web.json_response(self._views().config())
+
+    async def frames(self, request: web.Request) -> web.Response:
+        """The OCPP message log, newest first: ``q`` searches the stored JSON (action, idTag,
+        payload, event text) without case; the other filters are ``evse-agent log``'s."""
+        frame_log = self._views().frames()
+        if frame_log is None:
+            return problem(404, "No OCPP message log", "not_found",
+                           "the message log could not be opened at start-up")
+        connector = request.query.get("connector")
+        if connector is not None and not connector.isdigit():
+            raise BadRequest(f"connector must be a number, got {connector!r}")
+        limit = _int_arg(request, "limit", 200, 1, FRAMES_MAX)
+        action = request.query.get("action") or None
+        id_tag = request.query.get("id_tag") or None
+        since, until = _time_arg(request, "since"), _time_arg(request, "until")
+        records = await asyncio.to_thread(
+            frame_log.query, since, until, int(connector) if connector else None, id_tag,
+            action)
+        found = export.search_frames(records, request.query.get("q") or None, limit)
+        return web.json_response({"records": found})
+
+    async def bench_state(self, request: web.Request) -> web.Response:
+        return await self._bench("GET", "/api/state")
+
+    async def bench_connector(self, request: web.Request) -> web.Response:
+        verb = request.match_info["verb"]
+        if verb not in VERBS:
+            return problem(404, "Not found", "not_found", f"bench verbs: {', '.join(VERBS)}")
+        body = await _json(request, BENCH_EV_BODY) if verb == "ev" else None
+        return await self._bench(
+            "POST", f"/api/connectors/{request.match_info['connector_id']}/{verb}", body)
+
+    async def bench_card(self, request: web.Request) -> web.Response:
+        return await self._bench("POST", "/api/cards", await _json(request, BENCH_CARD_BODY))
+
+    async def _bench(self, method: str, path: str, body: dict[str, Any] | None = None
+                     ) -> web.Response:
+        bench = self._views().bench
+        if bench is None:  # not registered then; kept for a direct call
+            return problem(404, "Not found")
+        try:
+            status, answer = await bench.call(method, path, body)
+        except BenchUnreachable as error:
+            return problem(502, "Bench unreachable", "bench_unreachable", str(error))
+        return web.json_response(answer, status=status)
+
+    def _views(self) -> AgentViews:
+        if self.views is None:
+            raise RuntimeError("this API was built without the agent's views")
+        return self.views
+
+    def _scope(self, request: web.Request) -> str | None:
+        kind, _, token = request.headers.get("Authorization", "").partition(" ")
+        return self.tokens.scope_of(token.strip()) if kind.lower() == "bearer" else None
+
     async def openapi(self, request: web.Request) -> web.Response:
         from agent.api.openapi import document
         return web.json_response(document())
@@ -264,18 +408,50 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/authorizations", "read", Api.list_authorizations,
           "Authorization decisions with their source and reason", (200, 400, 401),
           query=("id_tag", "since")),
+    Route("GET", "/api/v1/sessions.csv", "read", Api.sessions_csv,
+          "Session history as CSV (the filters of GET /api/v1/sessions, every page)",
+          (200, 400, 401), query=("id_tag", "status", "from", "to")),
     Route("GET", "/api/v1/events", "read", Api.events,
-          "Live stream of session changes (Server-Sent Events, event: session)", (200, 401)),
+          "Live stream of session changes (Server-Sent Events, event: session); a browser "
+          "may present the cookie POST /api/v1/login sets instead of the bearer token",
+          (200, 401), ticket=True),
+    Route("POST", "/api/v1/login", "read", Api.login,
+          "Check the bearer token and set the event stream's cookie (HttpOnly, SameSite "
+          "Strict, path /api/v1/events, 12 h)", (200, 401)),
+    Route("GET", "/api/v1/status", "read", Api.status,
+          "The charger: connectors (state, power, energy), CSMS link, last errors", (200, 401)),
+    Route("GET", "/api/v1/config", "read", Api.config,
+          "The validated configuration, every secret masked", (200, 401)),
+    Route("GET", "/api/v1/frames", "read", Api.frames,
+          "The OCPP message log, newest first; q searches it", (200, 400, 401, 404),
+          query=("q", "action", "id_tag", "connector", "since", "until", "limit")),
     Route("GET", "/api/v1/openapi.json", "read", Api.openapi, "This document", (200, 401)),
+)
+
+OPEN_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/api/v1/logout", Api.logout),  # only clears the cookie: no token needed
+)
+
+BENCH_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/bench/state", "read", Api.bench_state,
+          "Simulation only: the simulated site's state (the bench API's /api/state)",
+          (200, 401, 502)),
+    Route("POST", "/api/v1/bench/connectors/{connector_id}/{verb}", "control",
+          Api.bench_connector, "Simulation only: plug, unplug, or set the EV state (B, C)",
+          (200, 400, 401, 403, 404, 409, 502), BENCH_EV_BODY),
+    Route("POST", "/api/v1/bench/cards", "control", Api.bench_card,
+          "Simulation only: present a card to the reader", (200, 400, 401, 403, 502),
+          BENCH_CARD_BODY),
 )
 
 
 def _guarded(api: Api, route: Route
              ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
-        kind, _, token = header.partition(" ")
-        scope = api.tokens.scope_of(token.strip()) if kind.lower() == "bearer" else None
+        scope = api._scope(request)
+        ticket = request.cookies.get(STREAM_COOKIE)
+        if scope is None and route.ticket and ticket:
+            scope = api.tickets.scope_of(ticket, clock.now().utc.timestamp())
         if scope is None:
             response = problem(401, "Not authenticated")
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -306,8 +482,12 @@ class ApiServer:
         self.host, self.port = host, port
         self.app = web.Application(client_max_size=max_body)
         self.app[MAX_BODY] = max_body
-        for route in ROUTES:
+        for route in ROUTES + (BENCH_ROUTES if api.views and api.views.bench else ()):
             self.app.router.add_route(route.method, route.path, _guarded(api, route))
+        for method, path, handler in OPEN_ROUTES:
+            self.app.router.add_route(method, path, partial(handler, api))
+        if api.views is not None:
+            add_dashboard(self.app)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:

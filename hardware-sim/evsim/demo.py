@@ -106,8 +106,10 @@ def step(line: str) -> None:
     say(f"\n▶ {line}")
 
 
-def api_toml(port: int, token: str) -> str:
-    return (f'[api]\nlisten = "127.0.0.1:{port}"\n[[api.token]]\nscope = "control"\n'
+def api_toml(port: int, token: str, bench_url: str | None = None) -> str:
+    """The agent's [api]; with ``bench_url``, the dashboard shows the bench controls."""
+    bench = f'bench_url = "{bench_url}"\n' if bench_url else ""
+    return (f'[api]\nlisten = "127.0.0.1:{port}"\n{bench}[[api.token]]\nscope = "control"\n'
             f'secret = "{token}"\n')
 
 
@@ -352,6 +354,9 @@ async def run_demo(args: argparse.Namespace) -> int:
                           ocpp_version=args.ocpp,
                           extra_toml=api_toml(api_port, api_token) if args.api else "")
     async with SimSite(workdir, options) as site:
+        dashboard = args.keep_running or args.interactive
+        if dashboard:  # the agent's dashboard, with the bench controls of this site
+            site.options.extra_toml = api_toml(api_port, api_token, site.bench_url)
         if not args.quiet_frames:
             FlowPrinter(site.server)
         say(f"OCPP {args.ocpp} CSMS on {site.server.url}, bench API on {site.bench_url}, "
@@ -360,9 +365,12 @@ async def run_demo(args: argparse.Namespace) -> int:
         if args.api:
             demo.api = ApiClient(api_port, api_token)
         await demo.start_agent()
+        if dashboard:
+            say(f"dashboard: http://127.0.0.1:{api_port}/dashboard/ (token {api_token})")
         ok = await _drive(demo, args)
-        if args.keep_running or args.interactive:
+        if dashboard:
             demo.print_bench_help()
+            say(f"  dashboard: http://127.0.0.1:{api_port}/dashboard/   token: {api_token}")
             await wait_for_ctrl_c()
         code = await demo.stop_agent()
         say(f"agent stopped (exit code {code})")

@@ -86,6 +86,12 @@ def test_the_venv_holds_the_agent(installed: tuple[Root, str]) -> None:
     assert (root.venv / "bin" / "evse-agent").exists()
 
 
+def test_the_installed_package_ships_the_dashboard(installed: tuple[Root, str]) -> None:
+    root, _ = installed  # package data (pyproject.toml), not only the source tree
+    (folder,) = root.venv.glob("lib/python3*/site-packages/agent/api/dashboard")
+    assert sorted(p.name for p in folder.iterdir()) == ["app.js", "index.html", "style.css"]
+
+
 def test_the_command_is_on_the_path_of_sudo(installed: tuple[Root, str]) -> None:
     root, _ = installed
     link = root.path / "usr" / "local" / "bin" / "evse-agent"
