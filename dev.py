@@ -50,12 +50,21 @@ def run(*command: str) -> int:
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
 
+def workers(args: list[str]) -> list[str]:
+    """Two pytest workers unless the caller chose (-n, --numprocesses, -p no:xdist): most
+    integration tests wait on loopback peers and timers, so two share two cores well and the
+    suite takes about half the time of one worker."""
+    chosen = any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist"
+                 for a in args)
+    return [] if chosen else ["-n", "2"]
+
+
 def test(args: list[str]) -> int:
     steps = [
         ("lint", ["ruff", "check", "agent", "hal", "hardware-sim", "tests", "benchmarks"]),
         ("types", ["mypy"]),
         ("import contracts", ["lint-imports"]),
-        ("tests", ["pytest", *args]),
+        ("tests", ["pytest", *workers(args), *args]),
     ]
     failed = []
     for name, command in steps:
