@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from ocpp.v16 import call
 
+from agent import sessions as session_rules
 from evsim.site import SimSite, SiteOptions, free_port
 
 from .conftest import Bench, RunningAgent
@@ -334,3 +335,31 @@ async def test_a_start_before_the_plug_waits_and_charges_once_plugged(
     await bench("ev_state", 1, "C")
     await bench.until_relay(True)
     assert (await client.until(body["sessionId"], "STARTED"))["mode"] == "api"
+
+
+async def test_a_start_that_failed_waiting_and_then_charges_stays_one_session(
+        site: SimSite, bench: Bench, agent: RunningAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 2 minutes of WAITING_TO_START (here 1 s) run out while the charger still holds the
+    token (ConnectionTimeOut, 60 s by default): the plug-in then starts the same session,
+    FAILED -> STARTED, as the reference allows (sessions-api.md §2)."""
+    monkeypatch.setattr(session_rules, "WAIT_TO_START_SECONDS", 1.0)
+    client = Client(agent)
+    await online(site)
+    events = asyncio.create_task(client.events(until="SESSION_STARTED"))
+    status, body = await client.start()
+    assert status == 201 and body["sessionStatus"] == "WAITING_TO_START", body
+    session_id = body["sessionId"]
+    assert (await client.until(session_id, "FAILED"))["failure"] == "start_timeout"
+    await bench("plug", 1)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
+    started = await client.until(session_id, "STARTED")
+    assert (started["mode"], started["failure"]) == ("api", None)
+    status, page = await client.call("GET", f"/api/v1/sessions?id_tag={TAG}", READ)
+    assert status == 200 and [s["sessionId"] for s in page["sessions"]] == [session_id]
+    streamed = await asyncio.wait_for(events, 10)
+    assert [(e["sessionId"], e["event"], e["sequence"]) for e in streamed if e["event"]] == [
+        (session_id, "SESSION_FAILED", 1), (session_id, "SESSION_STARTED", 2)]
+    (tx,) = site.csms.transactions.values()
+    assert (await client.until(session_id, "STARTED"))["transactionId"] == tx.transaction_id
