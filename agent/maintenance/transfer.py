@@ -10,6 +10,13 @@ Uploads over http(s) are a PUT of the file; a server that answers 405 or 501 to 
 POST of the file as ``multipart/form-data`` (field ``file``), the form most CSMSs accept.
 ftp URLs may carry ``user:password@``; without them the login is anonymous.
 
+https is verified with the context the caller's ``tls`` makes when it is needed (the agent's:
+:func:`agent.security.tls.file_server_context`, the system's trust store plus the installed
+roots; without ``tls``, Python's default context: the system's store): the server's
+certificate must chain to a trusted root and name the URL's host, else the transfer fails
+(``certificate verify failed``) and is retried like any other failure. Making the context may
+fail too (a root file that cannot be read): that is a failed transfer, not a crash.
+
 References: https://docs.python.org/3/library/urllib.request.html,
 https://docs.python.org/3/library/ftplib.html (``retrbinary``, ``storbinary``).
 """
@@ -20,6 +27,7 @@ import asyncio
 import ftplib
 import logging
 import os
+import ssl
 import urllib.error
 import urllib.request
 import uuid
@@ -73,10 +81,20 @@ def _check_scheme(url: str) -> str:
     return scheme
 
 
+TlsContext = Callable[[], ssl.SSLContext]
+"""Makes the TLS client context of an https (or ftps) transfer, when one is needed."""
+
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def download(url: str, dest: Path, timeout: float) -> None:
+def _opener(scheme: str, tls: TlsContext | None) -> urllib.request.OpenerDirector:
+    if scheme != "https" or tls is None:
+        return _OPENER
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                       urllib.request.HTTPSHandler(context=tls()))
+
+
+def download(url: str, dest: Path, timeout: float, tls: TlsContext | None = None) -> None:
     """Fetch ``url`` into ``dest`` (blocking). Raises TransferError."""
     scheme = _check_scheme(url)
     part = dest.with_name(dest.name + ".part")
@@ -86,7 +104,7 @@ def download(url: str, dest: Path, timeout: float) -> None:
                 with _Ftp(url, timeout) as (ftp, path):
                     ftp.retrbinary(f"RETR {path}", out.write, _CHUNK)
             else:
-                with _OPENER.open(url, timeout=timeout) as response:
+                with _opener(scheme, tls).open(url, timeout=timeout) as response:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
             out.flush()
@@ -97,7 +115,7 @@ def download(url: str, dest: Path, timeout: float) -> None:
         raise TransferError(f"download of {_where(url)} failed: {_describe(error)}") from error
 
 
-def upload(url: str, source: Path, timeout: float) -> None:
+def upload(url: str, source: Path, timeout: float, tls: TlsContext | None = None) -> None:
     """Send ``source`` to ``url`` (blocking). Raises TransferError."""
     scheme = _check_scheme(url)
     try:
@@ -108,8 +126,9 @@ def upload(url: str, source: Path, timeout: float) -> None:
             return
         target = url if not url.endswith("/") else url + source.name
         body = source.read_bytes()
+        opener = _opener(scheme, tls)
         try:
-            _http(target, "PUT", body, "application/gzip", timeout)
+            _http(opener, target, "PUT", body, "application/gzip", timeout)
         except urllib.error.HTTPError as error:
             if error.code not in (405, 501):
                 raise
@@ -117,7 +136,8 @@ def upload(url: str, source: Path, timeout: float) -> None:
             form = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
                     f'filename="{source.name}"\r\nContent-Type: application/gzip\r\n\r\n'
                     ).encode() + body + f"\r\n--{boundary}--\r\n".encode()
-            _http(url, "POST", form, f"multipart/form-data; boundary={boundary}", timeout)
+            _http(opener, url, "POST", form, f"multipart/form-data; boundary={boundary}",
+                  timeout)
     except (OSError, ftplib.Error, urllib.error.URLError, ValueError) as error:
         kind = PermissionDenied if _denied(error) else TransferError
         raise kind(f"upload to {_where(url)} failed: {_describe(error)}") from error
@@ -129,10 +149,11 @@ def _denied(error: BaseException) -> bool:
     return isinstance(error, ftplib.error_perm) and str(error).startswith("530")
 
 
-def _http(url: str, method: str, body: bytes, content_type: str, timeout: float) -> None:
+def _http(opener: urllib.request.OpenerDirector, url: str, method: str, body: bytes,
+          content_type: str, timeout: float) -> None:
     request = urllib.request.Request(url, data=body, method=method,
                                      headers={"Content-Type": content_type})
-    with _OPENER.open(request, timeout=timeout) as response:
+    with opener.open(request, timeout=timeout) as response:
         response.read()
 
 

@@ -87,7 +87,11 @@ class CertificateStore:
         return found
 
     def csms_roots_pem(self) -> str:
-        return certs.to_pem([root.certificate for root in self.roots(CSMS_ROOT)])
+        return self.roots_pem(CSMS_ROOT)
+
+    def roots_pem(self, use: str | None = None) -> str:
+        """The installed roots of ``use`` (default: both types), as one PEM text."""
+        return certs.to_pem([root.certificate for root in self.roots(use)])
 
     def install_root(self, use: str, pem: str, now: datetime) -> InstalledRoot:
         """Check and keep a root (InstallCertificate); installing one already there is a

@@ -33,6 +33,24 @@ class NoTrustedRoot(ConnectionError):
     CSMS against, so no connection is attempted (an OSError: the link retries later)."""
 
 
+def file_server_context(roots_pem: str) -> ssl.SSLContext:
+    """The context of firmware downloads and diagnostics uploads over https: the system's
+    trust store plus ``roots_pem`` (the installed CentralSystemRootCertificates and
+    ManufacturerRootCertificates), TLS 1.2 or later, the host name checked.
+
+    Unlike the CSMS link, the file server may be anywhere the CSMS points (a CDN or object
+    store with a public CA's certificate, the operator's or the manufacturer's own server), so
+    the system's store stays; the installed roots add the operator's and the manufacturer's
+    own CAs. A package's integrity does not rest on this alone: the package carries its
+    checksum and, for SignedUpdateFirmware, a signature checked against the manufacturer
+    roots only (docs/updates.md)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # CERT_REQUIRED, hostname
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if roots_pem.strip():
+        context.load_verify_locations(cadata=roots_pem)
+    return context
+
+
 def client_context(csms_roots_pem: str, client_cert: Path | None = None,
                    client_key: Path | None = None) -> ssl.SSLContext:
     """A context that trusts exactly ``csms_roots_pem`` and checks the host name; with

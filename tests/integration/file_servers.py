@@ -4,6 +4,10 @@
 files, PUT and POST store what they receive in ``uploads`` (a PUT answered 405 when
 ``refuse_put``, as some CSMS upload endpoints do, so the client's POST fallback runs).
 ``stall`` makes GETs of that name send half the file and then hang, for kill -9 mid-download.
+Given a server ``tls`` context (tests/pki.py ``server_context``), it serves https: the
+listening socket is wrapped (https://docs.python.org/3/library/ssl.html#ssl.SSLContext.wrap_socket),
+so each connection's handshake runs in accept and a client that rejects the certificate never
+gets to send a request.
 
 :class:`FtpFiles` is pyftpdlib (https://pyftpdlib.readthedocs.io/en/latest/tutorial.html): an
 anonymous read-only login and a user that may also write, on one directory.
@@ -12,6 +16,7 @@ anonymous read-only login and a user that may also write, on one directory.
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +31,9 @@ FTP_USER, FTP_PASSWORD = "tech", "ftp-secret"
 
 
 class HttpFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: ssl.SSLContext | None = None) -> None:
         self.root = root
+        self.scheme = "https" if tls is not None else "http"
         self.uploads: dict[str, bytes] = {}
         self.methods: list[tuple[str, str]] = []
         self.refuse_put = False
@@ -85,15 +91,17 @@ class HttpFiles:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}"
 
 
 @contextmanager
-def http_files(root: Path) -> Iterator[HttpFiles]:
-    files = HttpFiles(root)
+def http_files(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[HttpFiles]:
+    files = HttpFiles(root, tls)
     thread = threading.Thread(target=files.server.serve_forever, daemon=True)
     thread.start()
     try:
