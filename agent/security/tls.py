@@ -54,7 +54,13 @@ def file_server_context(roots_pem: str) -> ssl.SSLContext:
 def client_context(csms_roots_pem: str, client_cert: Path | None = None,
                    client_key: Path | None = None) -> ssl.SSLContext:
     """A context that trusts exactly ``csms_roots_pem`` and checks the host name; with
-    ``client_cert`` and ``client_key`` it presents them (profile 3)."""
+    ``client_cert`` and ``client_key`` it presents them (profile 3).
+
+    Every certificate of ``csms_roots_pem`` is a trust anchor, self-signed or not
+    (``VERIFY_X509_PARTIAL_CHAIN``): under AdditionalRootCertificateCheck the installed root
+    is the CSMS's new root signed by its old one, and the 1.6 security whitepaper says the
+    handshake then needs "a partial certificate chain verification", else it fails once the
+    old root is gone. For self-signed roots the flag changes nothing."""
     if not csms_roots_pem.strip():
         raise NoTrustedRoot("no CentralSystemRootCertificate is installed")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname and CERT_REQUIRED on
@@ -63,6 +69,7 @@ def client_context(csms_roots_pem: str, client_cert: Path | None = None,
     context.verify_mode = ssl.CERT_REQUIRED
     context.set_ciphers(CIPHERS_TLS12)
     context.load_verify_locations(cadata=csms_roots_pem)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     if client_cert is not None and client_key is not None:
         context.load_cert_chain(client_cert, client_key)
     return context
