@@ -21,7 +21,7 @@ window is ``oldestTimestamp`` .. ``latestTimestamp``), or for ``SecurityLog``
 (``security-log.jsonl``, as ``evse-agent log --security --json`` shows them).
 LogStatusNotification (with the GetLog's requestId) reports Uploading, then Uploaded, or
 UploadFailure, PermissionDenied (the server refused the login: HTTP 401/403, FTP 530),
-NotSupportedOperation (a URL scheme other than http, https and ftp) or BadMessage (a URL
+NotSupportedOperation (a URL scheme other than http, https, ftp and ftps) or BadMessage (a URL
 that names no server). One upload runs at a time: a request while one runs is Rejected.
 """
 

@@ -1,24 +1,29 @@
-"""Downloads and uploads for UpdateFirmware and GetDiagnostics: http(s) and ftp, with retries.
+"""Downloads and uploads for UpdateFirmware and GetDiagnostics: http(s) and ftp(s), with retries.
 
 The transfers are blocking standard-library calls (``urllib.request`` for http(s), ``ftplib``
-for ftp) run in a worker thread so the event loop never waits on the network. No proxy is
+for ftp(s)) run in a worker thread so the event loop never waits on the network. No proxy is
 used (the CSMS link does not use one either unless asked). A download goes to ``dest.part``
 and is renamed to ``dest`` only when complete, so a kill -9 never leaves a file that looks
 whole.
 
 Uploads over http(s) are a PUT of the file; a server that answers 405 or 501 to PUT gets a
 POST of the file as ``multipart/form-data`` (field ``file``), the form most CSMSs accept.
-ftp URLs may carry ``user:password@``; without them the login is anonymous.
+ftp URLs may carry ``user:password@``; without them the login is anonymous. ``ftps://`` is
+explicit FTPS (RFC 4217, what ``ftplib.FTP_TLS`` speaks): the control connection on port 21
+unless the URL names another, upgraded with AUTH TLS before the login, and the data
+connections encrypted too (PROT P); implicit FTPS (TLS from the first byte, port 990) is not
+supported.
 
-https is verified with the context the caller's ``tls`` makes when it is needed (the agent's:
-:func:`agent.security.tls.file_server_context`, the system's trust store plus the installed
-roots; without ``tls``, Python's default context: the system's store): the server's
-certificate must chain to a trusted root and name the URL's host, else the transfer fails
-(``certificate verify failed``) and is retried like any other failure. Making the context may
-fail too (a root file that cannot be read): that is a failed transfer, not a crash.
+https and ftps are verified with the context the caller's ``tls`` makes when it is needed
+(the agent's: :func:`agent.security.tls.file_server_context`, the system's trust store plus
+the installed roots; without ``tls``, Python's default context: the system's store): the
+server's certificate must chain to a trusted root and name the URL's host, else the transfer
+fails (``certificate verify failed``) and is retried like any other failure. Making the
+context may fail too (a root file that cannot be read): that is a failed transfer, not a
+crash.
 
 References: https://docs.python.org/3/library/urllib.request.html,
-https://docs.python.org/3/library/ftplib.html (``retrbinary``, ``storbinary``).
+https://docs.python.org/3/library/ftplib.html (``retrbinary``, ``storbinary``, ``FTP_TLS``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("http", "https", "ftp")
+SCHEMES = ("http", "https", "ftp", "ftps")
+FTP_SCHEMES = ("ftp", "ftps")
 _CHUNK = 64 * 1024
 
 
@@ -100,8 +106,8 @@ def download(url: str, dest: Path, timeout: float, tls: TlsContext | None = None
     part = dest.with_name(dest.name + ".part")
     try:
         with part.open("wb") as out:
-            if scheme == "ftp":
-                with _Ftp(url, timeout) as (ftp, path):
+            if scheme in FTP_SCHEMES:
+                with _Ftp(url, timeout, tls) as (ftp, path):
                     ftp.retrbinary(f"RETR {path}", out.write, _CHUNK)
             else:
                 with _opener(scheme, tls).open(url, timeout=timeout) as response:
@@ -119,8 +125,8 @@ def upload(url: str, source: Path, timeout: float, tls: TlsContext | None = None
     """Send ``source`` to ``url`` (blocking). Raises TransferError."""
     scheme = _check_scheme(url)
     try:
-        if scheme == "ftp":
-            with _Ftp(url, timeout) as (ftp, path), source.open("rb") as data:
+        if scheme in FTP_SCHEMES:
+            with _Ftp(url, timeout, tls) as (ftp, path), source.open("rb") as data:
                 target = path + source.name if path.endswith("/") else path
                 ftp.storbinary(f"STOR {target}", data, _CHUNK)
             return
@@ -158,16 +164,23 @@ def _http(opener: urllib.request.OpenerDirector, url: str, method: str, body: by
 
 
 class _Ftp:
-    """A logged-in FTP session and the file's path on the server."""
+    """A logged-in FTP (or explicit FTPS) session and the file's path on the server."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, tls: TlsContext | None) -> None:
         self.parts = urlsplit(url)
-        self.ftp = ftplib.FTP(timeout=timeout)
+        if self.parts.scheme.lower() == "ftps":
+            context = tls() if tls is not None else ssl.create_default_context()
+            self.ftp: ftplib.FTP = ftplib.FTP_TLS(context=context, timeout=timeout)
+        else:
+            self.ftp = ftplib.FTP(timeout=timeout)
 
     def __enter__(self) -> tuple[ftplib.FTP, str]:
         p = self.parts
         self.ftp.connect(p.hostname or "", p.port or 21)
+        # FTP_TLS.login sends AUTH TLS first and checks the server's certificate and host name.
         self.ftp.login(unquote(p.username or "anonymous"), unquote(p.password or "anonymous@"))
+        if isinstance(self.ftp, ftplib.FTP_TLS):
+            self.ftp.prot_p()  # the files travel encrypted too, not only the login
         path = unquote(p.path) or "/"
         return self.ftp, path
 

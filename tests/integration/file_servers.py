@@ -10,7 +10,10 @@ so each connection's handshake runs in accept and a client that rejects the cert
 gets to send a request.
 
 :class:`FtpFiles` is pyftpdlib (https://pyftpdlib.readthedocs.io/en/latest/tutorial.html): an
-anonymous read-only login and a user that may also write, on one directory.
+anonymous read-only login and a user that may also write, on one directory. Given a
+certificate and key (tests/pki.py ``TestCa.server_files``) it speaks explicit FTPS with
+pyftpdlib's ``TLS_FTPHandler`` (pyOpenSSL), TLS required on the control and the data
+connections, so a client that does not encrypt everything is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import ThreadedFTPServer
 
 FTP_USER, FTP_PASSWORD = "tech", "ftp-secret"
@@ -113,23 +116,30 @@ def http_files(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[HttpFi
 
 
 class FtpFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.root = root
         authorizer = DummyAuthorizer()
         authorizer.add_user(FTP_USER, FTP_PASSWORD, str(root), perm="elradfmw")
         authorizer.add_anonymous(str(root))
-        handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+        attributes: dict[str, object] = {"authorizer": authorizer}
+        base: type[FTPHandler] = FTPHandler
+        if tls is not None:  # a class per server: pyftpdlib keeps its SSL context per class
+            base = TLS_FTPHandler
+            attributes.update(certfile=str(tls[0]), keyfile=str(tls[1]), ssl_context=None,
+                              tls_control_required=True, tls_data_required=True)
+        self.scheme = "ftps" if tls is not None else "ftp"
+        handler = type("Handler", (base,), attributes)
         self.server = ThreadedFTPServer(("127.0.0.1", 0), handler)
         self.port = self.server.address[1]
 
     def url(self, name: str, user: bool = False) -> str:
         login = f"{FTP_USER}:{FTP_PASSWORD}@" if user else ""
-        return f"ftp://{login}127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://{login}127.0.0.1:{self.port}/{name}"
 
 
 @contextmanager
-def ftp_files(root: Path) -> Iterator[FtpFiles]:
-    files = FtpFiles(root)
+def ftp_files(root: Path, tls: tuple[Path, Path] | None = None) -> Iterator[FtpFiles]:
+    files = FtpFiles(root, tls)
     thread = threading.Thread(target=files.server.serve_forever,
                               kwargs={"timeout": 0.2, "handle_exit": False}, daemon=True)
     thread.start()

@@ -25,7 +25,7 @@ from tests.pki import TestCa, server_context
 
 from .conformance.helpers import VALID, charging, status, until
 from .conftest import Bench
-from .file_servers import FtpFiles, HttpFiles, file_servers, http_files
+from .file_servers import FtpFiles, HttpFiles, file_servers, ftp_files, http_files
 from .releases_kit import (
     ReleaseService,
     corrupt,
@@ -312,24 +312,30 @@ async def test_the_default_installer_makes_a_real_venv_with_pip(
     assert (await version.communicate())[0].decode().strip() == NEW
 
 
-@pytest.mark.parametrize("root_type", ["CentralSystemRootCertificate",
-                                       "ManufacturerRootCertificate"])
-async def test_an_https_update_trusts_an_installed_root(
-    kit: Kit, tmp_path: Path, root_type: str
+@pytest.mark.parametrize(("scheme", "root_type"), [
+    ("https", "CentralSystemRootCertificate"), ("https", "ManufacturerRootCertificate"),
+    ("ftps", "CentralSystemRootCertificate")])
+async def test_an_https_or_ftps_update_trusts_an_installed_root(
+    kit: Kit, tmp_path: Path, scheme: str, root_type: str
 ) -> None:
-    """https is verified against the system's trust store plus the installed CSMS and
-    manufacturer roots (docs/updates.md): a file server with a certificate from a root the
-    CSMS installed serves the release."""
+    """https and ftps are verified against the system's trust store plus the installed CSMS
+    and manufacturer roots (docs/updates.md): a file server with a certificate from a root
+    the CSMS installed serves the release (the FTPS server requires TLS on the control and
+    the data connections)."""
     ca = TestCa("Operator Files Root")
     installed = await kit.site.csms.call(call.InstallCertificate(
         certificate_type=root_type, certificate=ca.root_pem))
     assert installed.status == "Accepted"
-    with http_files(kit.files, server_context(ca, tmp_path / "tls")) as https:
-        await kit.update(https.url(f"evse-agent-{NEW}.tar.gz"))
+    name = f"evse-agent-{NEW}.tar.gz"
+    served = (http_files(kit.files, server_context(ca, tmp_path / "tls")) if scheme == "https"
+              else ftp_files(kit.files, ca.server_files(tmp_path / "tls")))
+    with served as server:
+        await kit.update(server.url(name))
         assert await kit.statuses(4) == ["Downloading", "Downloaded", "Installing",
                                          "Installed"]
         await kit.running(NEW)
-    assert https.methods == [("GET", f"/evse-agent-{NEW}.tar.gz")]
+    if isinstance(server, HttpFiles):
+        assert server.methods == [("GET", f"/{name}")]
 
 
 @pytest.mark.parametrize("server", ["unknown_ca", "wrong_host"])
