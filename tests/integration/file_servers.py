@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
 FTP_USER, FTP_PASSWORD = "tech", "ftp-secret"
@@ -129,7 +130,9 @@ class FtpFiles:
                               tls_control_required=True, tls_data_required=True)
         self.scheme = "ftps" if tls is not None else "ftp"
         handler = type("Handler", (base,), attributes)
-        self.server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+        # Its own IO loop: pyftpdlib's default is one per process, which two servers running at
+        # once (the kit's FTP and a test's FTPS) would share from two threads.
+        self.server = ThreadedFTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
         self.port = self.server.address[1]
 
     def url(self, name: str, user: bool = False) -> str:
