@@ -20,7 +20,7 @@ despite a communication problem", and "the most recent update of the session is 
 (§2). Here that is an API start FAILED after its 2 minutes in WAITING_TO_START while the core
 still held its token (ConnectionTimeOut may be longer than 2 minutes): if the EV is plugged in
 within that window, the same record moves on to STARTED instead of a second session being
-made (:meth:`Sessions.observe`, see ``_resumable``).
+made (:func:`resumable`, :meth:`Sessions.observe`).
 """
 
 from __future__ import annotations
