@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from agent import __version__, clock, logs, sdnotify
+from agent import __version__, clock, decisions, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
 from agent.api.bench import BenchProxy
 from agent.api.preauth import PreAuthorization
@@ -40,7 +40,7 @@ from agent.core.types import ErrorCode, StopReason
 from agent.csms import v16, v201
 from agent.csms.adapter import Adapter
 from agent.csms.link import Link, LinkSettings
-from agent.frame_log import FrameLog, FrameStore
+from agent.frame_log import FrameLog, FrameStore, decision_text
 from agent.hardware import Hardware
 from agent.indication import IndicatorFeed
 from agent.logs import RecentProblems
@@ -367,7 +367,10 @@ class Agent:
         return frames
 
     async def _open_status_server(self) -> StatusServer | None:
-        server = StatusServer(self.status_socket, self.snapshot)
+        store = self.store
+        assert store is not None
+        server = StatusServer(self.status_socket, self.snapshot, {
+            decisions.QUESTION: lambda request: decisions.answer(store, request)})
         try:
             await server.start()
         except OSError as error:  # SocketInUse too: status is for people, charging goes on
@@ -395,11 +398,10 @@ class Agent:
     def _on_event(self, event: ev.Event, effects: list[fx.Effect]) -> None:
         for effect in effects:  # `evse-agent log --id-tag` shows why a card was refused
             if isinstance(effect, fx.AuthorizationDecided) and self.frames is not None:
-                self.frames.record_event(
-                    f"authorization {effect.id_tag} ({effect.purpose}, connector "
-                    f"{effect.connector_id}): {'accepted' if effect.accepted else 'refused'}, "
-                    f"source {effect.source}, status {effect.status or '-'}, reason "
-                    f"{effect.reason}", effect.connector_id, effect.id_tag)
+                self.frames.record_event(decision_text(
+                    effect.id_tag, effect.purpose, effect.connector_id, effect.accepted,
+                    effect.source, effect.status, effect.reason), effect.connector_id,
+                    effect.id_tag)
         if isinstance(event, ev.LinkUp | ev.LinkDown):
             up = isinstance(event, ev.LinkUp)
             if self.frames is not None:

@@ -9,7 +9,8 @@
                                       the running agent: connectors, transactions, link, errors
     evse-agent log [--state-dir DIR | --config FILE] [--since T] [--until T] [--connector N]
                    [--id-tag TAG] [--action NAME]... [--limit N] [--json] [--utc] [--full]
-                                      the OCPP message log (docs/operations.md)
+                                      the OCPP message log (docs/operations.md); with
+                                      --id-tag, the card's authorization decisions too
     evse-agent log --security [--state-dir DIR | --config FILE] [--since T] [--json]
                                       the security log (docs/security.md)
     evse-agent bringup relay|meter|reader|pilot|lock [--config FILE] [--connector N] [--yes]
@@ -36,9 +37,13 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import Config, ConfigError, describe_schema, load_config
+
+if TYPE_CHECKING:
+    from agent.frame_log import FrameRecord
 
 CONFIG_ENV = "EVSE_AGENT_CONFIG"
 DEFAULT_CONFIG = "/etc/evse-agent/config.toml"
@@ -114,7 +119,8 @@ def _add_log(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     frames.add_argument("--since", metavar="TIME", type=_moment, help="from this time on")
     frames.add_argument("--until", metavar="TIME", type=_moment, help="up to this time")
     frames.add_argument("--connector", metavar="N", type=int, help="frames of connector N only")
-    frames.add_argument("--id-tag", metavar="TAG", help="frames about this card/idTag only")
+    frames.add_argument("--id-tag", metavar="TAG", help="frames about this card/idTag only, "
+                        "with its authorization decisions from the state store")
     frames.add_argument("--action", metavar="NAME", action="append",
                         help="e.g. Authorize, StartTransaction; repeat for several")
     frames.add_argument("--limit", metavar="N", type=int, default=DEFAULT_LOG_LIMIT,
@@ -242,7 +248,7 @@ def _moment(text: str) -> datetime:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from agent.frame_log import FrameStore, format_record
+    from agent.frame_log import FrameStore, format_record, with_decisions
 
     state_dir = _state_dir(args)
     if state_dir is None:
@@ -250,8 +256,9 @@ def _log(args: argparse.Namespace) -> int:
     if args.security:
         return _security_log(state_dir, args)
     store = FrameStore(state_dir)
+    decided = _decisions(state_dir, args)
     try:
-        if not store.files():
+        if not store.files() and decided is None:
             print(f"evse-agent: no OCPP message log in {state_dir} (is this the agent's "
                   "state directory? it appears once the agent has talked to a CSMS)",
                   file=sys.stderr)
@@ -262,6 +269,8 @@ def _log(args: argparse.Namespace) -> int:
         print(f"evse-agent: cannot read the message log: {error.strerror}: {error.filename}; "
               "run with sudo or as a member of the evse-agent group", file=sys.stderr)
         return EXIT_NO_PERMISSION
+    if decided is not None:
+        records = with_decisions(records, decided, args.limit or None)
     ascii_only = not (sys.stdout.encoding or "").lower().replace("-", "").startswith("utf8")
     for record in records:
         print(record.to_json() if args.json else
@@ -269,6 +278,26 @@ def _log(args: argparse.Namespace) -> int:
     if not records:
         print("evse-agent: no matching frames", file=sys.stderr)
     return EXIT_OK
+
+
+def _decisions(state_dir: Path, args: argparse.Namespace) -> list[FrameRecord] | None:
+    """With ``--id-tag`` (and no ``--action``): the card's authorization decisions from the
+    store, which outlive the message log's rotation (agent.decisions); None otherwise, or
+    after saying why they cannot be read."""
+    from agent import decisions
+    from agent.frame_log import decision_record
+
+    if args.id_tag is None or args.action:
+        return None
+    try:
+        rows = decisions.fetch(state_dir, args.id_tag, args.since, args.until,
+                               args.limit or None)
+    except decisions.DecisionsUnavailable as error:
+        print(f"evse-agent: cannot read the authorization decisions: {error}",
+              file=sys.stderr)
+        return None
+    return [decision_record(row) for row in rows
+            if args.connector is None or row["connector_id"] in (0, args.connector)]
 
 
 def _security_log(state_dir: Path, args: argparse.Namespace) -> int:

@@ -98,6 +98,7 @@ class CsmsConfig:
     allow_unencrypted: bool = False
     ca_file: Path | None = None
     cpo_name: str | None = None
+    additional_root_certificate_check: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -543,6 +544,10 @@ _CSMS = Table("csms", CsmsConfig, keys=(
         convert=Path),
     Key("cpo_name", str, "seed of CpoName: the O of the charge point certificate's CSR",
         default=None, span=(1, 64)),
+    Key("additional_root_certificate_check", bool, "AdditionalRootCertificateCheck (read-only "
+        "for the CSMS): one CentralSystemRootCertificate at a time; a new one must be signed "
+        "by it and replaces it once a connection verified with the new one succeeded "
+        "(docs/security.md)", default=False),
 ))
 
 _OCPP_SPECS: Final = {spec.name: spec for spec in core_keys(1)}

@@ -42,12 +42,13 @@ wall clock jumps (a Pi has no RTC: until NTP syncs, the clock may be hours behin
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import re
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,8 +62,11 @@ __all__ = [
     "FrameParser",
     "FrameRecord",
     "FrameStore",
+    "decision_record",
+    "decision_text",
     "format_record",
     "redact_payload",
+    "with_decisions",
 ]
 
 log = logging.getLogger(__name__)
@@ -513,6 +517,41 @@ class FrameLog(logging.Handler):
             logger.removeHandler(self)
         self._loggers.clear()
         super().close()
+
+
+# --- authorization decisions between the frames ------------------------------------------------
+
+
+def decision_text(id_tag: str, purpose: str, connector_id: int, accepted: bool, source: str,
+                  status: str | None, reason: str) -> str:
+    """How one authorization decision reads between the frames."""
+    return (f"authorization {id_tag} ({purpose}, connector {connector_id}): "
+            f"{'accepted' if accepted else 'refused'}, source {source}, status "
+            f"{status or '-'}, reason {reason}")
+
+
+def decision_record(row: Mapping[str, Any]) -> FrameRecord:
+    """An event record for one row of the store's authorization decisions
+    (:meth:`agent.store.Store.authorization_rows`)."""
+    time = datetime.fromisoformat(str(row["at"]))
+    return FrameRecord(time if time.tzinfo else time.replace(tzinfo=UTC), EVENT, EVENT,
+                       connector_id=int(row["connector_id"]), id_tag=str(row["id_tag"]),
+                       text=decision_text(str(row["id_tag"]), str(row["purpose"]),
+                                          int(row["connector_id"]), bool(row["accepted"]),
+                                          str(row["source"]), row["status"],
+                                          str(row["reason"])))
+
+
+def with_decisions(frames: Iterable[FrameRecord], decisions: Iterable[FrameRecord],
+                   limit: int | None = None) -> list[FrameRecord]:
+    """The frames with the store's decisions in their place by time (the newest ``limit``).
+
+    The store is the decisions' record: it is durable and outlives the message log's rotation.
+    The message log's own copies (the events that name an idTag, :meth:`FrameLog.record_event`)
+    are left out so that each decision shows once."""
+    kept = [r for r in frames if not (r.kind == EVENT and r.id_tag is not None)]
+    merged = list(heapq.merge(kept, decisions, key=lambda r: r.time))
+    return merged[-limit:] if limit else merged
 
 
 # --- reading -----------------------------------------------------------------------------------

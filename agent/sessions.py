@@ -13,6 +13,14 @@ WAITING_TO_STOP -> STOPPED -> COMPLETE, or FAILED (could not start; also after 2
 WAITING_TO_START) and STOP_FAILED (the stop was refused; it may be retried). STOPPED means the
 charger ended the session and the StopTransaction is queued; COMPLETE that the CSMS confirmed
 it. A session started through the API may stop locally (unplug, card, EV).
+
+Which status may follow which is :data:`FOLLOWS`. The reference's one step back is FAILED ->
+STARTED: "a failed-to-start event can be followed by a completed one when the charger charged
+despite a communication problem", and "the most recent update of the session is the truth"
+(§2). Here that is an API start FAILED after its 2 minutes in WAITING_TO_START while the core
+still held its token (ConnectionTimeOut may be longer than 2 minutes): if the EV is plugged in
+within that window, the same record moves on to STARTED instead of a second session being
+made (:func:`resumable`, :meth:`Sessions.observe`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agent.core import effects as fx
 from agent.core import events as ev
@@ -49,7 +57,23 @@ ACTIVE = (Status.CREATED, Status.WAITING_TO_START, Status.STARTED, Status.WAITIN
 """Statuses of a session that holds its connector (or is about to)."""
 ENDED = (Status.STOPPED, Status.COMPLETE, Status.FAILED)
 FINAL = (Status.COMPLETE, Status.FAILED)
-"""Statuses nothing more happens to: such records live in the store only, not in memory."""
+"""Statuses that end a record's life in memory: such records live in the store only (a
+FAILED start the core may still begin is kept aside until its window closes)."""
+
+FOLLOWS: dict[Status, frozenset[Status]] = {
+    Status.CREATED: frozenset({Status.WAITING_TO_START, Status.STARTED, Status.FAILED}),
+    Status.WAITING_TO_START: frozenset({Status.STARTED, Status.FAILED}),
+    Status.STARTED: frozenset({Status.WAITING_TO_STOP, Status.STOP_FAILED, Status.STOPPED}),
+    Status.WAITING_TO_STOP: frozenset({Status.STOPPED, Status.STOP_FAILED}),
+    # "After STOP_FAILED a stop may be retried; a stopped or completed event should follow."
+    Status.STOP_FAILED: frozenset({Status.WAITING_TO_STOP, Status.STOP_FAILED, Status.STOPPED}),
+    Status.STOPPED: frozenset({Status.COMPLETE}),
+    Status.COMPLETE: frozenset(),
+    # "A failed-to-start event can be followed by a completed one when the charger charged
+    # despite a communication problem" (sessions-api.md §2): the charger began it after all.
+    Status.FAILED: frozenset({Status.STARTED}),
+}
+"""The statuses each status may move on to (sessions-api.md §2)."""
 
 
 class Mode(enum.StrEnum):
@@ -92,6 +116,23 @@ class Session:
         return self.meter_stop_wh - self.meter_start_wh
 
 
+def may_follow(old: Status, new: Status) -> bool:
+    """``new`` may follow ``old`` in one record (:data:`FOLLOWS`)."""
+    return new in FOLLOWS[old]
+
+
+def resumable(session: Session, connector_id: int, id_tag: str, now: datetime,
+              window_end: datetime) -> bool:
+    """A transaction the core began on ``connector_id`` for ``id_tag`` at ``now`` is this
+    FAILED start's after all: an API start on that connector for that token (compared as
+    OCPP compares idTags, without case) that failed while the core held its token, and the
+    core's window for the plug-in (ConnectionTimeOut from the accepted decision) has not
+    closed."""
+    return (session.status is Status.FAILED and session.mode is Mode.API
+            and session.connector_id == connector_id
+            and session.id_tag.lower() == id_tag.lower() and now <= window_end)
+
+
 @dataclass(frozen=True)
 class Saved:
     """The record changed: store it. ``event`` names the session event it is, if any
@@ -125,6 +166,10 @@ class Sessions:
     _effects: list[Effect] = field(default_factory=list)
     _last_start: dict[int, datetime] = field(default_factory=dict)
     _new_id: list[str] = field(default_factory=list)  # ids handed in for local/remote ones
+    # connector -> when the core's ConnectionTimeOut for the token it holds there runs out
+    _token_wait: dict[int, datetime] = field(default_factory=dict)
+    # connector -> a FAILED API start whose token the core still holds, and until when
+    _lapsed: dict[int, tuple[Session, datetime]] = field(default_factory=dict)
 
     # --- what the shell restores and asks ------------------------------------------------
 
@@ -160,6 +205,7 @@ class Sessions:
         evse_id = self.evse_ids.get(connector_id, "")  # "" for a card before a connector
         session = Session(session_id, mode, connector_id, evse_id, id_tag,
                           Status.CREATED, now, now)
+        self._lapsed.pop(connector_id, None)  # a new start replaces the core's token there
         self.sessions[session_id] = session
         self._save(session)
         return session
@@ -176,7 +222,10 @@ class Sessions:
         return self._take()
 
     def stop_requested(self, session: Session, accepted: bool, now: datetime) -> list[Effect]:
-        """The stop was handed to the core; ``accepted`` False: the core had nothing to stop."""
+        """The stop was handed to the core; ``accepted`` False: the core had nothing to stop.
+        A session that ended meanwhile stays as it is."""
+        if not may_follow(session.status, Status.WAITING_TO_STOP):
+            return []
         if accepted:
             self._to(session, Status.WAITING_TO_STOP, now)
         else:
@@ -189,6 +238,10 @@ class Sessions:
         if kind == "wait" and session is not None and session.status in (
                 Status.CREATED, Status.WAITING_TO_START):
             self._to(session, Status.FAILED, now, "SESSION_FAILED", failure="start_timeout")
+            window_end = self._token_wait.get(session.connector_id)
+            if session.authorized and window_end is not None and now < window_end:
+                # The core still holds the token: the EV may yet be plugged in (FOLLOWS).
+                self._lapsed[session.connector_id] = (session, window_end)
         return self._take()
 
     # --- what the core did ----------------------------------------------------------------
@@ -206,6 +259,11 @@ class Sessions:
                     self._on_started(ref, req, now)
                 case fx.Send(ref=ref, req=msg.TransactionEnded() as req):
                     self._on_ended(ref, req, now)
+                case fx.StartTimer(name=name, delay=delay) if name.startswith("connection:"):
+                    self._token_wait[int(name.partition(":")[2])] = now + timedelta(
+                        seconds=delay)
+                case fx.CancelTimer(name=name) if name.startswith("connection:"):
+                    self._token_wait.pop(int(name.partition(":")[2]), None)
         match event:
             case ev.CallAnswered(ref=ref, conf=conf):
                 self._on_answer(ref, conf, now)
@@ -248,7 +306,8 @@ class Sessions:
         self._to(session, Status.FAILED, now, "SESSION_FAILED", failure=decision.reason)
 
     def _on_started(self, ref: str, req: msg.TransactionStarted, now: datetime) -> None:
-        session = self._waiting(req.connector_id, req.id_tag)
+        session = (self._waiting(req.connector_id, req.id_tag)
+                   or self._resumed(req.connector_id, req.id_tag, now))
         if session is None:
             mode = Mode.REMOTE if req.trigger is TxTrigger.REMOTE_START else Mode.LOCAL
             session = self.create(self._new_id.pop() if self._new_id else f"tx-{req.tx_ref}",
@@ -258,9 +317,19 @@ class Sessions:
         session.meter_start_wh, session.started_at = req.meter_start_wh, req.timestamp
         self._to(session, Status.STARTED, now, "SESSION_STARTED")
 
+    def _resumed(self, connector_id: int, id_tag: str, now: datetime) -> Session | None:
+        """The FAILED start this transaction belongs to after all (:func:`resumable`), back
+        in memory; any other start kept aside on the connector is over."""
+        session, window_end = self._lapsed.pop(connector_id, (None, now))
+        if session is None or not resumable(session, connector_id, id_tag, now, window_end):
+            return None
+        session.failure = None  # it did start: its SESSION_FAILED event stays in the history
+        self.sessions[session.id] = session
+        return session
+
     def _on_ended(self, ref: str, req: msg.TransactionEnded, now: datetime) -> None:
         session = self._by_tx(req.tx_ref)
-        if session is None:
+        if session is None or not may_follow(session.status, Status.STOPPED):
             return
         session.stop_ref, session.meter_stop_wh = ref, req.meter_stop_wh
         session.stopped_at, session.stop_reason = req.timestamp, req.reason.value
@@ -280,6 +349,8 @@ class Sessions:
 
     def _on_plug_timeout(self, connector_id: int, now: datetime) -> None:
         """ConnectionTimeOut: the core dropped the authorization, no EV was plugged in."""
+        self._token_wait.pop(connector_id, None)
+        self._lapsed.pop(connector_id, None)  # the core dropped the token: the window closed
         session = self._waiting(connector_id)
         if session is not None and session.authorized:
             self._to(session, Status.FAILED, now, "SESSION_FAILED", failure="not_plugged_in")
@@ -319,6 +390,8 @@ class Sessions:
 
     def _to(self, session: Session, status: Status, now: datetime, event: str | None = None,
             failure: str | None = None) -> None:
+        if not may_follow(session.status, status):
+            raise ValueError(f"session {session.id}: {status} may not follow {session.status}")
         session.status, session.updated_at = status, now
         if failure is not None:
             session.failure = failure

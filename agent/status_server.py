@@ -4,6 +4,13 @@ The agent runs a :class:`StatusServer`; every connection gets one JSON document,
 of ``snapshot()`` taken on the event loop at that moment, and is closed. The client side is
 :func:`fetch_status` (blocking, for the command line) and :func:`format_status`.
 
+A client may instead ask one named question: it writes one line of JSON, ``{"ask": NAME,
+...}``, and the server answers ``{"ask": NAME, "answer": ...}`` from ``answers[NAME]`` (e.g.
+``authorizations`` for ``evse-agent log --id-tag``: the running agent holds its database
+exclusively, so the command line cannot read it). The client shuts its writing side after its
+line, or at once when it wants the snapshot; a client that does neither gets the snapshot
+after :data:`REQUEST_WAIT`. The client side is :func:`ask`.
+
 Access: the socket file is mode 0660, so only root and members of the service's group (its
 owner's primary group; ``evse-agent`` under systemd) can connect, and its directory should
 let them reach it (the unit's state directory is 0750). A socket file left by a crashed
@@ -63,6 +70,7 @@ __all__ = [
     "StatusError",
     "StatusServer",
     "StatusUnavailable",
+    "ask",
     "default_socket",
     "fetch_status",
     "format_status",
@@ -74,8 +82,13 @@ SOCKET_NAME = "evse-agent.sock"
 SOCKET_MODE = 0o660
 FETCH_TIMEOUT = 5.0
 _MAX_DOCUMENT = 4 << 20
+REQUEST_WAIT = 1.0
+"""Seconds the server waits for a request line (or the client's end of writing)."""
+_MAX_REQUEST = 4096
 
 Snapshot = Callable[[], Mapping[str, Any]]
+Answer = Callable[[Mapping[str, Any]], Any]
+"""Answers one request (the parsed line); raises for a request it cannot answer."""
 
 
 class StatusError(Exception):
@@ -109,9 +122,11 @@ class StatusServer:
     ``close()`` removes the socket file.
     """
 
-    def __init__(self, path: str | Path, snapshot: Snapshot) -> None:
+    def __init__(self, path: str | Path, snapshot: Snapshot,
+                 answers: Mapping[str, Answer] | None = None) -> None:
         self.path = Path(path)
         self._snapshot = snapshot
+        self._answers = dict(answers or {})
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
 
@@ -151,7 +166,7 @@ class StatusServer:
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            document: Mapping[str, Any] = self._snapshot()
+            document = self._document(await self._request(reader))
         except Exception as error:  # a bug in snapshot() must not take the agent down
             log.exception("status: snapshot failed")
             document = {"error": f"snapshot failed: {type(error).__name__}: {error}"}
@@ -165,6 +180,31 @@ class StatusServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+
+    @staticmethod
+    async def _request(reader: asyncio.StreamReader) -> bytes:
+        """The client's request line; empty when it asked for nothing."""
+        try:
+            line = await asyncio.wait_for(reader.readline(), REQUEST_WAIT)
+        except (TimeoutError, ConnectionError, ValueError):  # ValueError: too long a line
+            return b""
+        return line.strip()[:_MAX_REQUEST]
+
+    def _document(self, line: bytes) -> Mapping[str, Any]:
+        if not line:
+            return self._snapshot()
+        try:
+            request = json.loads(line)
+            name = request["ask"]
+            answer = self._answers[name]
+        except (ValueError, TypeError, KeyError):
+            return {"error": f"not a request this agent answers: {line[:100]!r}"}
+        try:
+            return {"ask": name, "answer": answer(request)}
+        except Exception as error:  # a bad request or a broken store must not stop us
+            log.warning("status: cannot answer %s: %s", name, error)
+            return {"error": f"cannot answer {name}: {error}"}
 
 
 def _remove_stale(path: Path) -> None:
@@ -197,10 +237,27 @@ def _remove_stale(path: Path) -> None:
 def fetch_status(path: str | Path, timeout: float = FETCH_TIMEOUT) -> dict[str, Any]:
     """The running agent's snapshot. Raises StatusUnavailable or StatusDenied, whose message
     tells the user what to do."""
+    return _exchange(path, b"", timeout)
+
+
+def ask(path: str | Path, request: Mapping[str, Any], timeout: float = FETCH_TIMEOUT) -> Any:
+    """The running agent's answer to ``request`` (``{"ask": NAME, ...}``). Raises as
+    :func:`fetch_status`, and StatusError when the agent cannot answer it (an error, or an
+    agent too old to know the question)."""
+    document = _exchange(path, json.dumps(request).encode("utf-8") + b"\n", timeout)
+    if document.get("ask") != request.get("ask") or "answer" not in document:
+        raise StatusError(f"the agent on {path} did not answer {request.get('ask')!r}: "
+                          f"{document.get('error', 'it does not know the question')}")
+    return document["answer"]
+
+
+def _exchange(path: str | Path, request: bytes, timeout: float) -> dict[str, Any]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(str(path))
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # asked: the server need not wait for more
         data = _read_all(sock)
     except (FileNotFoundError, ConnectionRefusedError) as error:
         raise StatusUnavailable(_not_running(path, error)) from None

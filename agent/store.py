@@ -232,6 +232,10 @@ def _text(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _utc_text(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
 # --- the store --------------------------------------------------------------------------
 
 
@@ -264,6 +268,23 @@ class Store:
             db.close()
             raise
         return store
+
+    @classmethod
+    def read_only(cls, state_dir: Path) -> Store:
+        """The database of an agent that is not running, for reading only (``evse-agent
+        log``): nothing is created, migrated or written, and no lock is kept. The running
+        agent holds the database exclusively, so this raises StoreError ("database is
+        locked") while it runs; ask it over its status socket instead. Also raises
+        StoreError when there is no database or it may not be read."""
+        path = Path(state_dir) / FILE_NAME
+        if not path.is_file():
+            raise StoreError(f"state store {path}: no such file", path)
+        try:  # SQLite URI: https://www.sqlite.org/uri.html (mode=ro)
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                 isolation_level=None, timeout=0.5)
+        except sqlite3.Error as error:
+            raise StoreError(f"state store {path}: cannot open: {error}", path) from error
+        return cls(path, db)
 
     def _prepare(self, max_bytes: int | None) -> None:
         with self._guard("cannot open"):
@@ -645,12 +666,19 @@ class Store:
                    reason))
 
     def authorization_rows(self, *, id_tag: str | None = None, since: datetime | None = None,
-                           limit: int = 1000) -> list[dict[str, Any]]:
-        """Decisions, oldest first."""
-        where, args = self._filters(("id_tag", id_tag), ("at >=", _text(since)))
+                           until: datetime | None = None, limit: int = 1000,
+                           newest: bool = False) -> list[dict[str, Any]]:
+        """Decisions, oldest first: the oldest ``limit`` of them, or with ``newest`` the
+        newest ``limit``. ``since`` and ``until`` are inclusive."""
+        # ``at`` is kept as ISO 8601 in UTC: compare it with UTC text.
+        where, args = self._filters(("id_tag", id_tag), ("at >=", _utc_text(since)),
+                                    ("at <=", _utc_text(until)))
+        order = "DESC" if newest else ""
         rows = self._rows("SELECT at, id_tag, connector_id, purpose, accepted, source, status, "
-                          f"reason FROM authorizations{where} ORDER BY seq LIMIT ?",
+                          f"reason FROM authorizations{where} ORDER BY seq {order} LIMIT ?",
                           (*args, limit))
+        if newest:
+            rows.reverse()
         names = ("at", "id_tag", "connector_id", "purpose", "accepted", "source", "status",
                  "reason")
         return [{**dict(zip(names, row, strict=True)), "accepted": bool(row[4])}

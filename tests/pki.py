@@ -48,6 +48,20 @@ class TestCa:
     def root_pem(self) -> str:
         return pem(self.certificate)
 
+    def cross_sign(self, successor: TestCa) -> str:
+        """``successor``'s root (its name and key) as a CA certificate signed by this CA: what
+        a CSMS installs under AdditionalRootCertificateCheck when it rotates to a new root."""
+        now = datetime.now(UTC)
+        return pem(
+            x509.CertificateBuilder().subject_name(successor.certificate.subject)
+            .issuer_name(self.certificate.subject).public_key(successor.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(self.key, hashes.SHA256()))
+
     def issue(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey, *,
               hosts: tuple[str, ...] = (), expired: bool = False,
               client: bool = False) -> x509.Certificate:

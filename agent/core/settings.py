@@ -118,7 +118,10 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("StopTxnSampledData", str, "", csl_items=measurands),
         KeySpec("SendLocalListMaxLength", int, SEND_LOCAL_LIST_MAX, readonly=True),
         KeySpec("SupportedFeatureProfiles", str,
-                "Core,LocalAuthListManagement,RemoteTrigger,Reservation", readonly=True),
+                "Core,FirmwareManagement,LocalAuthListManagement,RemoteTrigger,Reservation",
+                readonly=True),
+        # What UpdateFirmware, GetDiagnostics and GetLog accept (agent.maintenance.transfer).
+        KeySpec("SupportedFileTransferProtocols", str, "FTP,FTPS,HTTP,HTTPS", readonly=True),
         KeySpec("TransactionMessageAttempts", int, 5, minimum=1, maximum=100),
         KeySpec("TransactionMessageRetryInterval", int, 30, minimum=1, maximum=3600, unit="s"),
         KeySpec("UnlockConnectorOnEVSideDisconnect", bool, True),

@@ -21,7 +21,7 @@ window is ``oldestTimestamp`` .. ``latestTimestamp``), or for ``SecurityLog``
 (``security-log.jsonl``, as ``evse-agent log --security --json`` shows them).
 LogStatusNotification (with the GetLog's requestId) reports Uploading, then Uploaded, or
 UploadFailure, PermissionDenied (the server refused the login: HTTP 401/403, FTP 530),
-NotSupportedOperation (a URL scheme other than http, https and ftp) or BadMessage (a URL
+NotSupportedOperation (a URL scheme other than http, https, ftp and ftps) or BadMessage (a URL
 that names no server). One upload runs at a time: a request while one runs is Rejected.
 """
 
@@ -51,6 +51,7 @@ from agent.frame_log import FrameLog, redact_payload
 from agent.maintenance.transfer import (
     BadLocation,
     PermissionDenied,
+    TlsContext,
     TransferError,
     UnsupportedScheme,
     upload,
@@ -163,8 +164,10 @@ class Diagnostics:
                  report: Callable[[str], None], now: Callable[[], datetime],
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  report_log: Callable[[str, int | None], None] = lambda s, r: None,
-                 security_log: SecurityLog | None = None) -> None:
+                 security_log: SecurityLog | None = None, tls: TlsContext | None = None
+                 ) -> None:
         self.config = config
+        self._tls = tls  # https: what the server's certificate is verified against
         self.status = "Idle"  # what TriggerMessage DiagnosticsStatusNotification reports
         self.log_status = "Idle"  # what ExtendedTriggerMessage LogStatusNotification reports
         self.log_request_id: int | None = None
@@ -281,8 +284,8 @@ class Diagnostics:
                 members["journal.txt"] = await asyncio.to_thread(journal_text, since, until)
             await asyncio.to_thread(write_bundle, path, members)
             timeout = self.config.update.transfer_timeout
-            await with_retries(lambda: upload(location, path, timeout), retries, interval,
-                               f"upload of {name}", self._sleep)
+            await with_retries(lambda: upload(location, path, timeout, self._tls), retries,
+                               interval, f"upload of {name}", self._sleep)
 
     def _say_log(self, status: str) -> None:
         self.log_status = status

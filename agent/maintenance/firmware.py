@@ -40,7 +40,7 @@ from agent.config import UpdateConfig
 from agent.core import messages as msg
 from agent.maintenance.package import PackageError, verify
 from agent.maintenance.releases import InstallError, Releases
-from agent.maintenance.transfer import TransferError, download, with_retries
+from agent.maintenance.transfer import TlsContext, TransferError, download, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,10 @@ class FirmwareUpdater:
                  report: Callable[[str], None], transaction_running: Callable[[], bool],
                  restart: Callable[[], None], hardware_ok: Callable[[], Awaitable[None]],
                  now: Callable[[], datetime],
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 tls: TlsContext | None = None) -> None:
         self.releases = releases
+        self._tls = tls  # https: what the server's certificate is verified against
         self.config = config
         self.status = "Idle"  # what TriggerMessage FirmwareStatusNotification reports
         self._report = report
@@ -164,7 +166,8 @@ class FirmwareUpdater:
         archive = releases.download_path("incoming")
         try:
             await with_retries(
-                lambda: download(request.location, archive, self.config.transfer_timeout),
+                lambda: download(request.location, archive, self.config.transfer_timeout,
+                                 self._tls),
                 request.retries, request.retry_interval, "update download", self._sleep)
         except TransferError as error:
             log.error("update: %s", error)

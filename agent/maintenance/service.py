@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -38,6 +39,7 @@ from agent.security import certificates as certs
 from agent.security import events
 from agent.security.keystore import MANUFACTURER_ROOT
 from agent.security.service import SecurityService
+from agent.security.tls import file_server_context
 from agent.store import Store
 from hal.errors import DeviceError
 
@@ -68,13 +70,21 @@ class Maintenance:
         now = self._now
         self.firmware = FirmwareUpdater(
             self.releases, config.update, self._firmware_status,
-            lambda: runtime.transaction_running, restart, self._hardware_ok, now)
+            lambda: runtime.transaction_running, restart, self._hardware_ok, now,
+            tls=self._file_server_tls)
         self.diagnostics = Diagnostics(
             config, secrets, store, frames, self.releases.current, self._diagnostics_status,
             now, report_log=self._log_status,
-            security_log=security.log if security is not None else None)
+            security_log=security.log if security is not None else None,
+            tls=self._file_server_tls)
         self._registered = False
         self._report_refs: dict[str, str] = {}  # ref of a final status sent -> the status
+
+    def _file_server_tls(self) -> ssl.SSLContext:
+        """https transfers trust the system's store plus the installed CSMS and manufacturer
+        roots, read at each transfer (a root installed just before counts)."""
+        return file_server_context(self.security.store.roots_pem()
+                                   if self.security is not None else "")
 
     def start(self) -> None:
         """After the runtime started: settle what the last run left, check a trial release."""

@@ -1,17 +1,29 @@
-"""Downloads and uploads for UpdateFirmware and GetDiagnostics: http(s) and ftp, with retries.
+"""Downloads and uploads for UpdateFirmware and GetDiagnostics: http(s) and ftp(s), with retries.
 
 The transfers are blocking standard-library calls (``urllib.request`` for http(s), ``ftplib``
-for ftp) run in a worker thread so the event loop never waits on the network. No proxy is
+for ftp(s)) run in a worker thread so the event loop never waits on the network. No proxy is
 used (the CSMS link does not use one either unless asked). A download goes to ``dest.part``
 and is renamed to ``dest`` only when complete, so a kill -9 never leaves a file that looks
 whole.
 
 Uploads over http(s) are a PUT of the file; a server that answers 405 or 501 to PUT gets a
 POST of the file as ``multipart/form-data`` (field ``file``), the form most CSMSs accept.
-ftp URLs may carry ``user:password@``; without them the login is anonymous.
+ftp URLs may carry ``user:password@``; without them the login is anonymous. ``ftps://`` is
+explicit FTPS (RFC 4217, what ``ftplib.FTP_TLS`` speaks): the control connection on port 21
+unless the URL names another, upgraded with AUTH TLS before the login, and the data
+connections encrypted too (PROT P); implicit FTPS (TLS from the first byte, port 990) is not
+supported.
+
+https and ftps are verified with the context the caller's ``tls`` makes when it is needed
+(the agent's: :func:`agent.security.tls.file_server_context`, the system's trust store plus
+the installed roots; without ``tls``, Python's default context: the system's store): the
+server's certificate must chain to a trusted root and name the URL's host, else the transfer
+fails (``certificate verify failed``) and is retried like any other failure. Making the
+context may fail too (a root file that cannot be read): that is a failed transfer, not a
+crash.
 
 References: https://docs.python.org/3/library/urllib.request.html,
-https://docs.python.org/3/library/ftplib.html (``retrbinary``, ``storbinary``).
+https://docs.python.org/3/library/ftplib.html (``retrbinary``, ``storbinary``, ``FTP_TLS``).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import asyncio
 import ftplib
 import logging
 import os
+import ssl
 import urllib.error
 import urllib.request
 import uuid
@@ -29,7 +42,8 @@ from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("http", "https", "ftp")
+SCHEMES = ("http", "https", "ftp", "ftps")
+FTP_SCHEMES = ("ftp", "ftps")
 _CHUNK = 64 * 1024
 
 
@@ -73,20 +87,30 @@ def _check_scheme(url: str) -> str:
     return scheme
 
 
+TlsContext = Callable[[], ssl.SSLContext]
+"""Makes the TLS client context of an https (or ftps) transfer, when one is needed."""
+
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def download(url: str, dest: Path, timeout: float) -> None:
+def _opener(scheme: str, tls: TlsContext | None) -> urllib.request.OpenerDirector:
+    if scheme != "https" or tls is None:
+        return _OPENER
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                       urllib.request.HTTPSHandler(context=tls()))
+
+
+def download(url: str, dest: Path, timeout: float, tls: TlsContext | None = None) -> None:
     """Fetch ``url`` into ``dest`` (blocking). Raises TransferError."""
     scheme = _check_scheme(url)
     part = dest.with_name(dest.name + ".part")
     try:
         with part.open("wb") as out:
-            if scheme == "ftp":
-                with _Ftp(url, timeout) as (ftp, path):
+            if scheme in FTP_SCHEMES:
+                with _Ftp(url, timeout, tls) as (ftp, path):
                     ftp.retrbinary(f"RETR {path}", out.write, _CHUNK)
             else:
-                with _OPENER.open(url, timeout=timeout) as response:
+                with _opener(scheme, tls).open(url, timeout=timeout) as response:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
             out.flush()
@@ -97,19 +121,20 @@ def download(url: str, dest: Path, timeout: float) -> None:
         raise TransferError(f"download of {_where(url)} failed: {_describe(error)}") from error
 
 
-def upload(url: str, source: Path, timeout: float) -> None:
+def upload(url: str, source: Path, timeout: float, tls: TlsContext | None = None) -> None:
     """Send ``source`` to ``url`` (blocking). Raises TransferError."""
     scheme = _check_scheme(url)
     try:
-        if scheme == "ftp":
-            with _Ftp(url, timeout) as (ftp, path), source.open("rb") as data:
+        if scheme in FTP_SCHEMES:
+            with _Ftp(url, timeout, tls) as (ftp, path), source.open("rb") as data:
                 target = path + source.name if path.endswith("/") else path
                 ftp.storbinary(f"STOR {target}", data, _CHUNK)
             return
         target = url if not url.endswith("/") else url + source.name
         body = source.read_bytes()
+        opener = _opener(scheme, tls)
         try:
-            _http(target, "PUT", body, "application/gzip", timeout)
+            _http(opener, target, "PUT", body, "application/gzip", timeout)
         except urllib.error.HTTPError as error:
             if error.code not in (405, 501):
                 raise
@@ -117,7 +142,8 @@ def upload(url: str, source: Path, timeout: float) -> None:
             form = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
                     f'filename="{source.name}"\r\nContent-Type: application/gzip\r\n\r\n'
                     ).encode() + body + f"\r\n--{boundary}--\r\n".encode()
-            _http(url, "POST", form, f"multipart/form-data; boundary={boundary}", timeout)
+            _http(opener, url, "POST", form, f"multipart/form-data; boundary={boundary}",
+                  timeout)
     except (OSError, ftplib.Error, urllib.error.URLError, ValueError) as error:
         kind = PermissionDenied if _denied(error) else TransferError
         raise kind(f"upload to {_where(url)} failed: {_describe(error)}") from error
@@ -129,24 +155,32 @@ def _denied(error: BaseException) -> bool:
     return isinstance(error, ftplib.error_perm) and str(error).startswith("530")
 
 
-def _http(url: str, method: str, body: bytes, content_type: str, timeout: float) -> None:
+def _http(opener: urllib.request.OpenerDirector, url: str, method: str, body: bytes,
+          content_type: str, timeout: float) -> None:
     request = urllib.request.Request(url, data=body, method=method,
                                      headers={"Content-Type": content_type})
-    with _OPENER.open(request, timeout=timeout) as response:
+    with opener.open(request, timeout=timeout) as response:
         response.read()
 
 
 class _Ftp:
-    """A logged-in FTP session and the file's path on the server."""
+    """A logged-in FTP (or explicit FTPS) session and the file's path on the server."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, tls: TlsContext | None) -> None:
         self.parts = urlsplit(url)
-        self.ftp = ftplib.FTP(timeout=timeout)
+        if self.parts.scheme.lower() == "ftps":
+            context = tls() if tls is not None else ssl.create_default_context()
+            self.ftp: ftplib.FTP = ftplib.FTP_TLS(context=context, timeout=timeout)
+        else:
+            self.ftp = ftplib.FTP(timeout=timeout)
 
     def __enter__(self) -> tuple[ftplib.FTP, str]:
         p = self.parts
         self.ftp.connect(p.hostname or "", p.port or 21)
+        # FTP_TLS.login sends AUTH TLS first and checks the server's certificate and host name.
         self.ftp.login(unquote(p.username or "anonymous"), unquote(p.password or "anonymous@"))
+        if isinstance(self.ftp, ftplib.FTP_TLS):
+            self.ftp.prot_p()  # the files travel encrypted too, not only the login
         path = unquote(p.path) or "/"
         return self.ftp, path
 

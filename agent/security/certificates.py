@@ -7,9 +7,9 @@ What the OCPP 1.6 security extension needs of certificates, as plain functions o
 * :func:`hash_data` is the CertificateHashDataType of a certificate (the OCSP CertID fields:
   hashes of the issuer's name and public key, and the serial number in hex), which the CSMS
   uses to name a certificate in GetInstalledCertificateIds and DeleteCertificate;
-* :func:`check_root` and :func:`check_client_chain` are the validity checks done before a
-  certificate is taken into use (period, CA flag, signatures up to a trusted root, the key the
-  charger generated, key strength as TC_087 asks);
+* :func:`check_root`, :func:`check_replacement_root` and :func:`check_client_chain` are the
+  validity checks done before a certificate is taken into use (period, CA flag, signatures
+  up to a trusted root, the key the charger generated, key strength as TC_087 asks);
 * :func:`check_signing_certificate` and :func:`verify_file_signature` are SignedUpdateFirmware's
   checks: the signing certificate against the installed ManufacturerRootCertificates, then
   the package's signature (RSA PKCS#1 v1.5 or ECDSA, SHA-256, base64) over the whole file;
@@ -132,17 +132,40 @@ def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
 def check_root(pem: str, now: datetime) -> x509.Certificate:
     """A root certificate fit to install: one self-signed CA certificate, in its validity
     period, with a key strong enough. Raises CertificateError."""
+    root = _one_ca(pem, now)
+    if not _issued_by(root, root):
+        raise CertificateError(f"{subject(root)} is not self-signed")
+    return root
+
+
+def _one_ca(pem: str, now: datetime) -> x509.Certificate:
+    """The one CA certificate of ``pem``, in its period, with a key strong enough."""
     chain = parse_chain(pem)
     if len(chain) != 1:
         raise CertificateError(f"expected one root certificate, got {len(chain)}")
-    root = chain[0]
-    _check_period(root, now)
-    if not _is_ca(root):
-        raise CertificateError(f"{subject(root)} is not a CA certificate")
-    if not _issued_by(root, root):
-        raise CertificateError(f"{subject(root)} is not self-signed")
-    _check_key_strength(root)
-    return root
+    certificate = chain[0]
+    _check_period(certificate, now)
+    if not _is_ca(certificate):
+        raise CertificateError(f"{subject(certificate)} is not a CA certificate")
+    _check_key_strength(certificate)
+    return certificate
+
+
+def check_replacement_root(pem: str, olds: list[x509.Certificate],
+                           now: datetime) -> tuple[x509.Certificate, x509.Certificate]:
+    """A CentralSystemRootCertificate that may replace one of ``olds`` under
+    AdditionalRootCertificateCheck (1.6 security whitepaper, M05.FR.09/10: "the new Root
+    Certificate MUST be signed by the old Root Certificate it is replacing"): one CA
+    certificate, in its period, strong enough, signed by an old root (so not self-signed:
+    the CSMS's rollover certificate for its new root key). Returns (new, the old one that
+    signed it); raises CertificateError."""
+    new = _one_ca(pem, now)
+    for old in olds:
+        if _issued_by(new, old):
+            return new, old
+    raise CertificateError(f"{subject(new)} is not signed by the installed "
+                           "CentralSystemRootCertificate it would replace "
+                           "(AdditionalRootCertificateCheck)")
 
 
 def check_client_chain(pem: str, roots: list[x509.Certificate], key_pem: bytes,

@@ -4,6 +4,9 @@ Layout under ``<state_dir>/security`` (directory 0700, every file 0600, written 
 
 * ``CentralSystemRootCertificate/<sha256>.pem`` and ``ManufacturerRootCertificate/<sha256>.pem``:
   the installed roots, one per file, named by the SHA-256 of their DER form;
+* ``csms-fallback``: under AdditionalRootCertificateCheck, the file name of the previous
+  CSMS root kept as the fallback until a connection with its replacement succeeds (its PEM
+  stays in ``CentralSystemRootCertificate/``);
 * ``client.key`` and ``client.pem``: the key pair generated on the charger (it never leaves
   it) and the chain the CSMS signed for it (security profile 3);
 * ``pending.key``: the key of a SignCertificate whose CertificateSigned has not come yet;
@@ -86,8 +89,73 @@ class CertificateStore:
                     found.append(InstalledRoot(kind, path, certificate))
         return found
 
-    def csms_roots_pem(self) -> str:
-        return certs.to_pem([root.certificate for root in self.roots(CSMS_ROOT)])
+    def csms_roots_pem(self, fallback: bool = False) -> str:
+        """The CSMS roots a connection trusts: the current ones, or with ``fallback`` the
+        fallback root only (1.6 security whitepaper M05.FR.13)."""
+        if fallback:
+            kept = self.fallback_root()
+            return certs.to_pem([kept.certificate] if kept else [])
+        return certs.to_pem([root.certificate for root in self.current_csms_roots()])
+
+    def current_csms_roots(self) -> list[InstalledRoot]:
+        kept = self.fallback_root()
+        return [root for root in self.roots(CSMS_ROOT)
+                if kept is None or root.path != kept.path]
+
+    def fallback_root(self) -> InstalledRoot | None:
+        """The CSMS root kept as a fallback for its replacement (AdditionalRootCertificateCheck),
+        if any; a fallback that is the only CSMS root left is simply the root."""
+        try:
+            name = self._fallback_mark.read_text().strip()
+        except FileNotFoundError:
+            return None
+        csms = self.roots(CSMS_ROOT)
+        kept = [root for root in csms if root.path.name == name]
+        return kept[0] if kept and len(csms) > 1 else None
+
+    @property
+    def _fallback_mark(self) -> Path:
+        return self.directory / "csms-fallback"
+
+    def replace_csms_root(self, pem: str, now: datetime) -> InstalledRoot:
+        """InstallCertificate(CentralSystemRootCertificate) under AdditionalRootCertificateCheck
+        (1.6 security whitepaper M05.FR.08-11): the new root must be signed by the current
+        one, which it replaces; the current one stays as the only fallback (an older fallback
+        goes). The first CSMS root is installed as usual. Raises InstallError (Rejected: not
+        fit or not signed by the current root)."""
+        current = self.current_csms_roots()
+        if not current:
+            return self.install_root(CSMS_ROOT, pem, now)
+        try:
+            new, signer = certs.check_replacement_root(
+                pem, [root.certificate for root in current], now)
+        except certs.CertificateError as error:
+            raise InstallError("Rejected", str(error)) from None
+        path = self._root_path(CSMS_ROOT, new)
+        if path.exists():
+            return InstalledRoot(CSMS_ROOT, path, new)
+        old = next(root for root in current if root.certificate == signer)
+        others = [root for root in self.roots(CSMS_ROOT) if root.path != old.path]
+        if len(self.roots()) - len(others) >= STORE_MAX_LENGTH:
+            raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
+        write_private(path, certs.to_pem([new]).encode())
+        write_private(self._fallback_mark, old.path.name.encode())
+        for root in others:  # one root plus one fallback (M05.FR.08)
+            root.path.unlink()
+        return InstalledRoot(CSMS_ROOT, path, new)
+
+    def drop_fallback(self) -> InstalledRoot | None:
+        """A connection verified with the new CSMS root succeeded: the fallback goes
+        (M05.FR.12). Returns the root removed, if any."""
+        kept = self.fallback_root()
+        if kept is not None:
+            kept.path.unlink()
+        self._fallback_mark.unlink(missing_ok=True)
+        return kept
+
+    def roots_pem(self, use: str | None = None) -> str:
+        """The installed roots of ``use`` (default: both types), as one PEM text."""
+        return certs.to_pem([root.certificate for root in self.roots(use)])
 
     def install_root(self, use: str, pem: str, now: datetime) -> InstalledRoot:
         """Check and keep a root (InstallCertificate); installing one already there is a
@@ -96,13 +164,16 @@ class CertificateStore:
             root = certs.check_root(pem, now)
         except certs.CertificateError as error:
             raise InstallError("Rejected", str(error)) from None
-        der = root.public_bytes(serialization.Encoding.DER)
-        path = self.directory / use / f"{hashlib.sha256(der).hexdigest()}.pem"
+        path = self._root_path(use, root)
         if not path.exists():
             if len(self.roots()) >= STORE_MAX_LENGTH:
                 raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
             write_private(path, certs.to_pem([root]).encode())
         return InstalledRoot(use, path, root)
+
+    def _root_path(self, use: str, root: x509.Certificate) -> Path:
+        der = root.public_bytes(serialization.Encoding.DER)
+        return self.directory / use / f"{hashlib.sha256(der).hexdigest()}.pem"
 
     def find(self, wanted: certs.HashData) -> InstalledRoot | None:
         algorithm = wanted.hash_algorithm.upper()
@@ -115,6 +186,8 @@ class CertificateStore:
         return None
 
     def delete_root(self, root: InstalledRoot) -> None:
+        if root == self.fallback_root():
+            self._fallback_mark.unlink(missing_ok=True)
         root.path.unlink()
 
     # --- the charger's own key and certificate ------------------------------------------

@@ -20,6 +20,13 @@ attempts the candidate is dropped, the previous credentials are used again and t
 reported (log, security log, SecurityEventNotification). A profile may only be raised (TC_083,
 TC_084); raising it needs what the new profile needs (a CSMS root for 2, a client certificate
 for 3), else Rejected.
+
+Under AdditionalRootCertificateCheck a replaced CSMS root stays as a fallback
+(:meth:`CertificateStore.replace_csms_root`). Attempts verify the CSMS with the new root; one
+that fails verification makes the next attempt use the fallback root (1.6 security whitepaper
+M05.FR.13: "try to use the old Central System Root (fallback) certificate"), and the one after
+the new root again. A connection verified with the new root removes the fallback (M05.FR.12);
+one verified with the fallback keeps it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.exceptions import InvalidStatus
 
 from agent.csms.link import basic_auth_header
+from agent.security import certificates as certs
 from agent.security import events
 from agent.security.keystore import CertificateStore, write_private
 from agent.security.tls import NoTrustedRoot, client_context
@@ -82,6 +90,7 @@ class SecurityProfiles:
         self._failures = 0
         self._last_failure: str | None = None
         self.fallback: str | None = None  # the last fallback, for the status output
+        self._old_root = False  # this attempt verifies the CSMS with the fallback CSMS root
         self.reconnect: Callable[[], None] = lambda: None
 
     def _load(self, seed: Credentials) -> Credentials:
@@ -130,16 +139,16 @@ class SecurityProfiles:
         if creds.profile == 0:
             if self.endpoint().startswith("wss://"):
                 options["ssl"] = ssl.create_default_context()
-        elif creds.profile == 2:
-            options["ssl"] = client_context(self._store.csms_roots_pem())
-        elif creds.profile == 3:
-            options["ssl"] = client_context(self._store.csms_roots_pem(),
-                                            self._store.client_chain_path,
-                                            self._store.client_key_path)
+        elif creds.profile in (2, 3):
+            self._old_root = self._old_root and self._store.fallback_root() is not None
+            roots = self._store.csms_roots_pem(fallback=self._old_root)
+            options["ssl"] = (client_context(roots) if creds.profile == 2 else client_context(
+                roots, self._store.client_chain_path, self._store.client_key_path))
         return options
 
     def connected(self) -> None:
         self._failures, self._last_failure = 0, None
+        self._settle_roots()
         if self.candidate is None:
             return
         before, self.active, self.candidate = self.active, self.candidate, None
@@ -149,6 +158,21 @@ class SecurityProfiles:
                 if before.profile != self.active.profile else "AuthorizationKey changed")
         self._report(events.RECONFIGURATION, what)
 
+    def _settle_roots(self) -> None:
+        """M05.FR.12: connected with the new CSMS root, the fallback goes; connected with the
+        fallback, it stays and the next attempt tries the new root first again."""
+        if self.current.profile in (2, 3) and not self._old_root:
+            dropped = self._store.drop_fallback()
+            if dropped is not None:
+                info = (f"connected with the new CentralSystemRootCertificate; the fallback "
+                        f"{certs.subject(dropped.certificate)} removed")
+                log.info("security: %s", info)
+                self._report(events.RECONFIGURATION, info)
+        elif self._old_root:
+            log.warning("security: connected with the fallback CentralSystemRootCertificate "
+                        "only; it is kept")
+        self._old_root = False
+
     def failed(self, error: BaseException) -> None:
         """One attempt failed: report what it says about security, and fall back once the
         candidate failed :data:`FALLBACK_AFTER` times."""
@@ -156,6 +180,11 @@ class SecurityProfiles:
         if kind is not None and kind != self._last_failure:
             self._report(kind, detail)
         self._last_failure = kind
+        if (isinstance(error, ssl.SSLCertVerificationError)
+                and self._store.fallback_root() is not None):
+            self._old_root = not self._old_root  # M05.FR.13: the other root next time
+            log.warning("security: the CSMS's certificate did not verify; the next attempt "
+                        "uses the %s CSMS root", "fallback" if self._old_root else "new")
         if self.candidate is None:
             return
         self._failures += 1

@@ -64,8 +64,10 @@ class SecurityService:
     def __init__(self, *, charge_point_id: str, cpo_name: str | None, directory: Path,
                  store: CertificateStore, profiles: SecurityProfiles, security_log: SecurityLog,
                  durable: Callable[[str, msg.OutboundReq], None], call: Call,
-                 new_ref: Callable[[], str], now: Callable[[], datetime]) -> None:
+                 new_ref: Callable[[], str], now: Callable[[], datetime],
+                 additional_root_check: bool = False) -> None:
         self._charge_point_id = charge_point_id
+        self.additional_root_check = additional_root_check  # AdditionalRootCertificateCheck
         self._cpo_file = directory / "cpo_name"
         self._cpo_seed = cpo_name
         self.store = store
@@ -125,7 +127,8 @@ class SecurityService:
         """The security keys as GetConfiguration reports them; AuthorizationKey is
         write-only (its value is never returned)."""
         return [
-            msg.ConfigurationEntry("AdditionalRootCertificateCheck", "false", True),
+            msg.ConfigurationEntry("AdditionalRootCertificateCheck",
+                                   str(self.additional_root_check).lower(), True),
             msg.ConfigurationEntry("AuthorizationKey", None, False),
             msg.ConfigurationEntry("CertificateSignedMaxChainSize", str(CHAIN_MAX_SIZE), True),
             msg.ConfigurationEntry("CertificateStoreMaxLength", str(STORE_MAX_LENGTH), True),
@@ -168,7 +171,10 @@ class SecurityService:
 
     def _install(self, use: str, pem: str) -> str:
         try:
-            root = self.store.install_root(use, pem, self._now())
+            if use == CSMS_ROOT and self.additional_root_check:  # M05.FR.08-11
+                root = self.store.replace_csms_root(pem, self._now())
+            else:
+                root = self.store.install_root(use, pem, self._now())
         except InstallError as error:
             log.warning("security: InstallCertificate %s %s: %s", use, error.status, error)
             if use == CSMS_ROOT and error.status == "Rejected":

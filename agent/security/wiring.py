@@ -28,7 +28,11 @@ def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None
     directory = config.charger.state_dir / "security"
     check_private_files(directory)  # before anything reads them
     store = CertificateStore(directory)
-    if config.csms.ca_file is not None:
+    # Under AdditionalRootCertificateCheck the seed is only the first root: after a rotation
+    # the old root in the file must not come back at every start (M05.FR.08).
+    seed_roots = config.csms.ca_file is not None and not (
+        config.csms.additional_root_certificate_check and store.roots(CSMS_ROOT))
+    if seed_roots and config.csms.ca_file is not None:
         _install_seed_roots(store, config.csms.ca_file.read_text(), now())
     holder: list[SecurityService] = []
     profiles = SecurityProfiles(
@@ -41,7 +45,8 @@ def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None
         store=store, profiles=profiles,
         security_log=SecurityLog(config.charger.state_dir,
                                  secrets=[s for s in (config.csms.password,) if s]),
-        durable=durable, call=call, new_ref=lambda: str(uuid.uuid4()), now=now)
+        durable=durable, call=call, new_ref=lambda: str(uuid.uuid4()), now=now,
+        additional_root_check=config.csms.additional_root_certificate_check)
     holder.append(service)
     return service
 

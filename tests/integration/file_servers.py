@@ -4,14 +4,22 @@
 files, PUT and POST store what they receive in ``uploads`` (a PUT answered 405 when
 ``refuse_put``, as some CSMS upload endpoints do, so the client's POST fallback runs).
 ``stall`` makes GETs of that name send half the file and then hang, for kill -9 mid-download.
+Given a server ``tls`` context (tests/pki.py ``server_context``), it serves https: the
+listening socket is wrapped (https://docs.python.org/3/library/ssl.html#ssl.SSLContext.wrap_socket),
+so each connection's handshake runs in accept and a client that rejects the certificate never
+gets to send a request.
 
 :class:`FtpFiles` is pyftpdlib (https://pyftpdlib.readthedocs.io/en/latest/tutorial.html): an
-anonymous read-only login and a user that may also write, on one directory.
+anonymous read-only login and a user that may also write, on one directory. Given a
+certificate and key (tests/pki.py ``TestCa.server_files``) it speaks explicit FTPS with
+pyftpdlib's ``TLS_FTPHandler`` (pyOpenSSL), TLS required on the control and the data
+connections, so a client that does not encrypt everything is refused.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,15 +27,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
 FTP_USER, FTP_PASSWORD = "tech", "ftp-secret"
 
 
 class HttpFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: ssl.SSLContext | None = None) -> None:
         self.root = root
+        self.scheme = "https" if tls is not None else "http"
         self.uploads: dict[str, bytes] = {}
         self.methods: list[tuple[str, str]] = []
         self.refuse_put = False
@@ -85,15 +95,17 @@ class HttpFiles:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}"
 
 
 @contextmanager
-def http_files(root: Path) -> Iterator[HttpFiles]:
-    files = HttpFiles(root)
+def http_files(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[HttpFiles]:
+    files = HttpFiles(root, tls)
     thread = threading.Thread(target=files.server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -105,23 +117,32 @@ def http_files(root: Path) -> Iterator[HttpFiles]:
 
 
 class FtpFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.root = root
         authorizer = DummyAuthorizer()
         authorizer.add_user(FTP_USER, FTP_PASSWORD, str(root), perm="elradfmw")
         authorizer.add_anonymous(str(root))
-        handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
-        self.server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+        attributes: dict[str, object] = {"authorizer": authorizer}
+        base: type[FTPHandler] = FTPHandler
+        if tls is not None:  # a class per server: pyftpdlib keeps its SSL context per class
+            base = TLS_FTPHandler
+            attributes.update(certfile=str(tls[0]), keyfile=str(tls[1]), ssl_context=None,
+                              tls_control_required=True, tls_data_required=True)
+        self.scheme = "ftps" if tls is not None else "ftp"
+        handler = type("Handler", (base,), attributes)
+        # Its own IO loop: pyftpdlib's default is one per process, which two servers running at
+        # once (the kit's FTP and a test's FTPS) would share from two threads.
+        self.server = ThreadedFTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
         self.port = self.server.address[1]
 
     def url(self, name: str, user: bool = False) -> str:
         login = f"{FTP_USER}:{FTP_PASSWORD}@" if user else ""
-        return f"ftp://{login}127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://{login}127.0.0.1:{self.port}/{name}"
 
 
 @contextmanager
-def ftp_files(root: Path) -> Iterator[FtpFiles]:
-    files = FtpFiles(root)
+def ftp_files(root: Path, tls: tuple[Path, Path] | None = None) -> Iterator[FtpFiles]:
+    files = FtpFiles(root, tls)
     thread = threading.Thread(target=files.server.serve_forever,
                               kwargs={"timeout": 0.2, "handle_exit": False}, daemon=True)
     thread.start()

@@ -17,9 +17,10 @@ import pytest
 from ocpp.v16 import call
 
 from evsim.site import SimSite, SiteOptions, free_port
+from tests.pki import TestCa, server_context
 
 from .conftest import RunningAgent
-from .file_servers import FtpFiles, HttpFiles, file_servers
+from .file_servers import FtpFiles, HttpFiles, file_servers, ftp_files, http_files
 
 PASSWORD = "diag-secret-4711"
 
@@ -236,3 +237,38 @@ async def test_a_new_get_log_cancels_the_running_one_with_accepted_canceled(
                                             ("Uploaded", 12)]
     assert second.filename in http.uploads
     assert site.csms.violations == []
+
+
+@pytest.mark.parametrize("scheme", ["https", "ftps"])
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_get_diagnostics_uploads_over_https_or_ftps_to_a_server_it_trusts(
+    site: SimSite, agent: RunningAgent, tmp_path: Path, scheme: str, trusted: bool
+) -> None:
+    """https and ftps uploads trust the system's store plus the installed roots
+    (docs/updates.md): a server whose certificate comes from an installed CSMS root gets the
+    bundle, one from an unknown CA gets nothing and the CSMS hears UploadFailed. The FTPS
+    server is explicit FTPS requiring TLS on the control and the data connections."""
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Available")
+    ca = TestCa("Operator Files Root")
+    installed = await site.csms.call(call.InstallCertificate(
+        certificate_type="CentralSystemRootCertificate", certificate=ca.root_pem))
+    assert installed.status == "Accepted"
+    server_ca = ca if trusted else TestCa("Somebody Else's Root")
+    root = tmp_path / "uploads"
+    root.mkdir()
+    served = (http_files(root, server_context(server_ca, tmp_path / "tls")) if scheme == "https"
+              else ftp_files(root, server_ca.server_files(tmp_path / "tls")))
+    with served as server:
+        location = server.url("diagnostics/") if isinstance(server, HttpFiles) else \
+            server.url("", user=True)
+        result = await site.csms.call(call.GetDiagnostics(location=location))
+        assert result.file_name
+        final = await _statuses(site, 2)
+    received = (server.uploads if isinstance(server, HttpFiles) else
+                {path.name: path.read_bytes() for path in root.iterdir()})
+    if trusted:
+        assert final == ["Uploading", "Uploaded"]
+        assert "config.json" in _members(received[result.file_name])
+    else:
+        assert final == ["Uploading", "UploadFailed"]
+        assert received == {}

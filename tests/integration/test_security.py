@@ -60,7 +60,8 @@ async def launch(site: SimSite) -> AsyncIterator[Callable[..., Any]]:
 
     yield start
     for agent in started:
-        await agent.stop()
+        if not agent.stopped.is_set():  # a test may have stopped one to restart it
+            await agent.stop()
     assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"
 
 
@@ -234,6 +235,59 @@ async def test_tc_075_076_root_rotation_then_reconnect(site: SimSite, tmp_path: 
     assert last.status == "Failed"  # the last CSMS root stays
     gone = await site.csms.call(call.DeleteCertificate(certificate_hash_data=hash_of(old)))
     assert gone.status == "NotFound"
+
+
+async def test_additional_root_certificate_check_keeps_the_old_root_until_the_new_one_works(
+        site: SimSite, tmp_path: Path, launch: Any) -> None:
+    """AdditionalRootCertificateCheck (1.6 security whitepaper M05.FR.08-13): a new CSMS root
+    must be signed by the installed one; the old one stays as a fallback, verifies the CSMS
+    while it still shows a certificate of the old root, and goes once a connection verified
+    with the new root succeeded."""
+    old, new = TestCa("Old Root"), TestCa("New Root")
+    await serve_tls(site, server_context(old, tmp_path / "old"))
+    agent = await launch(security_profile=2, password=KEY, ca_file=ca_file(tmp_path, old),
+                         additional_root_certificate_check=True)
+    await booted(site)
+    keys = await site.csms.call(call.GetConfiguration(key=["AdditionalRootCertificateCheck"]))
+    assert keys.configuration_key == [{"key": "AdditionalRootCertificateCheck",
+                                       "readonly": True, "value": "true"}]
+
+    async def install(pem: str) -> str:
+        result = await site.csms.call(call.InstallCertificate(
+            certificate_type="CentralSystemRootCertificate", certificate=pem))
+        return str(result.status)
+
+    async def installed() -> int:
+        ids = await site.csms.call(call.GetInstalledCertificateIds(
+            certificate_type="CentralSystemRootCertificate"))
+        return len(ids.certificate_hash_data or [])
+
+    assert await install(new.root_pem) == "Rejected"  # M05.FR.10: not signed by the old
+    assert await install(old.cross_sign(new)) == "Accepted"  # M05.FR.11
+    assert await installed() == 2  # the new root and the fallback
+    store = agent.security.store
+    # The CSMS still shows its old certificate: the new root does not verify it, the
+    # fallback does (M05.FR.13), and stays.
+    await serve_tls(site, server_context(old, tmp_path / "old-again"))
+    await site.csms.wait_for(lambda: site.csms.connections >= 2, within=30)
+    await booted(site)
+    assert store.fallback_root() is not None and await installed() == 2
+    # The CSMS moves to its new root: connected with it, the fallback goes (M05.FR.12).
+    await serve_tls(site, server_context(new, tmp_path / "new"))
+    await site.csms.wait_for(lambda: site.csms.connections >= 3, within=30)
+    await booted(site)
+    assert store.fallback_root() is None and await installed() == 1
+    await site.csms.wait_for(lambda: any(
+        kind == "ReconfigurationOfSecurityParameters" and info and "fallback" in info
+        for kind, info in site.csms.security_events))
+    # The old root cannot verify the CSMS any more, and a restart does not bring the seed
+    # file's old root back.
+    await agent.stop()
+    await launch(security_profile=2, password=KEY, ca_file=ca_file(tmp_path, old),
+                 additional_root_certificate_check=True)
+    await site.csms.wait_for(lambda: site.csms.connections >= 4, within=30)
+    assert [r.certificate.subject for r in store.roots("CentralSystemRootCertificate")] == [
+        new.certificate.subject]
 
 
 async def test_tc_075_manufacturer_root_and_tc_078_invalid_root(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 from ocpp.v16 import call
 
+from agent import sessions as session_rules
 from evsim.site import SimSite, SiteOptions, free_port
 
 from .conftest import Bench, RunningAgent
@@ -334,3 +336,89 @@ async def test_a_start_before_the_plug_waits_and_charges_once_plugged(
     await bench("ev_state", 1, "C")
     await bench.until_relay(True)
     assert (await client.until(body["sessionId"], "STARTED"))["mode"] == "api"
+
+
+async def test_a_start_that_failed_waiting_and_then_charges_stays_one_session(
+        site: SimSite, bench: Bench, agent: RunningAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 2 minutes of WAITING_TO_START (here 1 s) run out while the charger still holds the
+    token (ConnectionTimeOut, 60 s by default): the plug-in then starts the same session,
+    FAILED -> STARTED, as the reference allows (sessions-api.md §2)."""
+    monkeypatch.setattr(session_rules, "WAIT_TO_START_SECONDS", 1.0)
+    client = Client(agent)
+    await online(site)
+    events = asyncio.create_task(client.events(until="SESSION_STARTED"))
+    status, body = await client.start()
+    assert status == 201 and body["sessionStatus"] == "WAITING_TO_START", body
+    session_id = body["sessionId"]
+    assert (await client.until(session_id, "FAILED"))["failure"] == "start_timeout"
+    await bench("plug", 1)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
+    started = await client.until(session_id, "STARTED")
+    assert (started["mode"], started["failure"]) == ("api", None)
+    status, page = await client.call("GET", f"/api/v1/sessions?id_tag={TAG}", READ)
+    assert status == 200 and [s["sessionId"] for s in page["sessions"]] == [session_id]
+    streamed = await asyncio.wait_for(events, 10)
+    assert [(e["sessionId"], e["event"], e["sequence"]) for e in streamed if e["event"]] == [
+        (session_id, "SESSION_FAILED", 1), (session_id, "SESSION_STARTED", 2)]
+    (tx,) = site.csms.transactions.values()
+    assert (await client.until(session_id, "STARTED"))["transactionId"] == tx.transaction_id
+
+
+async def evse_agent_log(state_dir: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
+    """``evse-agent log --json ARGS`` as a separate process, as an operator runs it."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("evse-agent")), "log", "--state-dir",
+        str(state_dir), "--json", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, [json.loads(line) for line in out.splitlines()], err.decode()
+
+
+async def decisions_stored(client: Client, count: int, within: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while len((await client.call("GET", f"/api/v1/authorizations?id_tag={TAG}",
+                                 READ))[1]["authorizations"]) < count:
+        assert loop.time() < deadline, f"never {count} decisions stored"
+        await asyncio.sleep(0.05)
+
+
+def decision_lines(records: list[dict[str, Any]]) -> list[str]:
+    return [r["text"] for r in records if r["kind"] == "event" and r.get("idTag")]
+
+
+async def test_the_card_log_shows_the_stored_decisions_even_after_the_log_rotated_away(
+        site: SimSite, bench: Bench) -> None:
+    """`evse-agent log --id-tag` reads the decisions from the store (asking the running agent,
+    which holds it; reading it when the agent is stopped): each one with its source and
+    reason, between the card's frames, once, and still there without any message log."""
+    agent = EvseAgent(site)
+    await agent.start()
+    state_dir = agent.config.charger.state_dir
+    try:
+        await online(site)
+        site.csms.authorizations[TAG] = {"status": "Invalid"}
+        assert_error(await Client(agent).start(), 424, "charging_provider_error",
+                     "Charging Error")
+        await bench("present_card", TAG)  # at the charger now
+        await site.csms.wait_for_action("Authorize", count=2)
+        await decisions_stored(Client(agent), 2)
+        assert agent.frames is not None
+        agent.frames.flush()
+        code, records, err = await evse_agent_log(state_dir, "--id-tag", TAG)
+        assert (code, err) == (0, "")  # the running agent answered (its store is locked)
+    finally:
+        await agent.stop()
+    wanted = [f"authorization {TAG} ({purpose}, connector 1): refused, source csms, "
+              f"status Invalid, reason unknown_card" for purpose in ("api", "connector")]
+    assert decision_lines(records) == wanted  # each once: the store's, not the log's copy
+    shown = [(r.get("action"), r["kind"]) for r in records if r.get("idTag")]  # not link up
+    assert shown == [("Authorize", "CALL"), ("Authorize", "CALLRESULT"), (None, "event")] * 2
+    for path in state_dir.glob("ocpp-frames.jsonl*"):  # the message log rotated away
+        path.unlink()
+    code, records, err = await evse_agent_log(state_dir, "--id-tag", TAG)
+    assert code == 0, err
+    assert decision_lines(records) == wanted and len(records) == 2

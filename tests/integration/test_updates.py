@@ -21,10 +21,11 @@ from ocpp.v16 import call
 from agent.maintenance.releases import Releases
 from evsim.csms import Frame
 from evsim.site import SimSite, free_port
+from tests.pki import TestCa, server_context
 
 from .conformance.helpers import VALID, charging, status, until
 from .conftest import Bench
-from .file_servers import FtpFiles, HttpFiles, file_servers
+from .file_servers import FtpFiles, HttpFiles, file_servers, ftp_files, http_files
 from .releases_kit import (
     ReleaseService,
     corrupt,
@@ -309,3 +310,49 @@ async def test_the_default_installer_makes_a_real_venv_with_pip(
         str(release / "bin" / "python"), "-c", "import agent; print(agent.__version__)",
         stdout=asyncio.subprocess.PIPE, cwd=tmp_path)  # not this checkout's agent/
     assert (await version.communicate())[0].decode().strip() == NEW
+
+
+@pytest.mark.parametrize(("scheme", "root_type"), [
+    ("https", "CentralSystemRootCertificate"), ("https", "ManufacturerRootCertificate"),
+    ("ftps", "CentralSystemRootCertificate")])
+async def test_an_https_or_ftps_update_trusts_an_installed_root(
+    kit: Kit, tmp_path: Path, scheme: str, root_type: str
+) -> None:
+    """https and ftps are verified against the system's trust store plus the installed CSMS
+    and manufacturer roots (docs/updates.md): a file server with a certificate from a root
+    the CSMS installed serves the release (the FTPS server requires TLS on the control and
+    the data connections)."""
+    ca = TestCa("Operator Files Root")
+    installed = await kit.site.csms.call(call.InstallCertificate(
+        certificate_type=root_type, certificate=ca.root_pem))
+    assert installed.status == "Accepted"
+    name = f"evse-agent-{NEW}.tar.gz"
+    served = (http_files(kit.files, server_context(ca, tmp_path / "tls")) if scheme == "https"
+              else ftp_files(kit.files, ca.server_files(tmp_path / "tls")))
+    with served as server:
+        await kit.update(server.url(name))
+        assert await kit.statuses(4) == ["Downloading", "Downloaded", "Installing",
+                                         "Installed"]
+        await kit.running(NEW)
+    if isinstance(server, HttpFiles):
+        assert server.methods == [("GET", f"/{name}")]
+
+
+@pytest.mark.parametrize("server", ["unknown_ca", "wrong_host"])
+async def test_an_https_server_the_charger_cannot_trust_is_download_failed(
+    kit: Kit, tmp_path: Path, server: str
+) -> None:
+    ca = TestCa("Operator Files Root")
+    installed = await kit.site.csms.call(call.InstallCertificate(
+        certificate_type="CentralSystemRootCertificate", certificate=ca.root_pem))
+    assert installed.status == "Accepted"
+    tls = (server_context(TestCa("Somebody Else's Root"), tmp_path / "tls")
+           if server == "unknown_ca" else
+           server_context(ca, tmp_path / "tls", hosts=("files.example.org",)))
+    with http_files(kit.files, tls) as https:
+        await kit.update(https.url(f"evse-agent-{NEW}.tar.gz"), retries=1)
+        assert await kit.statuses(2) == ["Downloading", "DownloadFailed"]
+    assert https.methods == [], "no request got past the handshake"
+    assert "CERTIFICATE_VERIFY_FAILED" in kit.service.tail(200)
+    await kit.running(OLD)
+    assert kit.service.starts == 1, "no restart"

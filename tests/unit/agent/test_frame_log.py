@@ -32,8 +32,10 @@ from agent.frame_log import (
     FrameParser,
     FrameRecord,
     FrameStore,
+    decision_record,
     format_record,
     redact_payload,
+    with_decisions,
 )
 
 KEY = "0123456789abcdef0123456789abcdef"  # an AuthorizationKey
@@ -464,3 +466,23 @@ def test_an_authorization_event_shows_for_its_card_only(frames: FrameLog) -> Non
     shown = [r.text for r in frames.query(id_tag="cafe01")]
     assert shown == ["link up", "authorization CAFE01: refused, source csms, status Invalid, "
                      "reason unknown_card"]
+
+
+def test_the_stores_decisions_take_the_place_of_the_logs_copies() -> None:
+    t0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+    def frame(seconds: float, kind: str = CALL) -> FrameRecord:
+        return FrameRecord(t0 + timedelta(seconds=seconds), "out", kind, action="Authorize",
+                           id_tag="CAFE01")
+
+    copy = FrameRecord(t0 + timedelta(seconds=2), EVENT, EVENT, id_tag="CAFE01", text="copy")
+    link = FrameRecord(t0 + timedelta(seconds=3), EVENT, EVENT, text="link down")
+    row = {"at": (t0 + timedelta(seconds=1.5)).isoformat(), "id_tag": "CAFE01",
+           "connector_id": 1, "purpose": "connector", "accepted": False, "source": "csms",
+           "status": "Invalid", "reason": "unknown_card"}
+    decided = decision_record(row)
+    assert decided.text == ("authorization CAFE01 (connector, connector 1): refused, source "
+                            "csms, status Invalid, reason unknown_card")
+    merged = with_decisions([frame(1), copy, link, frame(4)], [decided])
+    assert merged == [frame(1), decided, link, frame(4)]
+    assert with_decisions([frame(1), link], [decided], limit=2) == [decided, link]

@@ -4,6 +4,7 @@ upgrade; the [api] configuration and its tokens file."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import sqlite3
@@ -19,13 +20,16 @@ from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.types import StopReason, TxTrigger
 from agent.sessions import (
+    FOLLOWS,
     WAIT_TO_START_SECONDS,
     Mode,
     Saved,
+    Session,
     Sessions,
     Status,
     Timer,
     from_record,
+    may_follow,
     to_record,
 )
 from agent.store import MIGRATIONS, Store
@@ -201,3 +205,80 @@ def test_a_tokens_file_must_be_private(tmp_path: Path) -> None:
     path.write_text("admin 0123456789abcdefXYZ\n")
     with pytest.raises(TokenFileError, match="line 1"):
         load_tokens(config.api)
+
+
+def test_which_status_may_follow_which() -> None:
+    path = [Status.CREATED, Status.WAITING_TO_START, Status.STARTED, Status.WAITING_TO_STOP,
+            Status.STOPPED, Status.COMPLETE]
+    assert all(may_follow(a, b) for a, b in itertools.pairwise(path))
+    assert may_follow(Status.FAILED, Status.STARTED)  # the charger began it after all
+    assert may_follow(Status.STOP_FAILED, Status.WAITING_TO_STOP)  # a stop may be retried
+    assert not any(may_follow(Status.COMPLETE, s) for s in Status)
+    assert not may_follow(Status.FAILED, Status.COMPLETE)
+    assert not may_follow(Status.STOPPED, Status.STARTED)
+    assert set(FOLLOWS) == set(Status)
+
+
+def waiting_with_token(sessions: Sessions, window: float = 180.0) -> Session:
+    """An API start whose token the core accepted and holds ``window`` s for the plug-in."""
+    session = sessions.create("a", 1, "TAG", T0)
+    sessions.requested(session, T0)
+    sessions.observe(ev.CallAnswered("r", msg.Ack()),
+                     [decided(True), fx.StartTimer("connection:1", window)], T0, "x")
+    return session
+
+
+def plug_in(sessions: Sessions, at: datetime, id_tag: str = "TAG") -> list[Saved | Timer]:
+    begun = fx.Send("s1", msg.TransactionStarted(7, 1, id_tag, 1000, at,
+                                                 trigger=TxTrigger.CABLE_PLUGGED_IN))
+    return sessions.observe(ev.PilotChanged.__new__(ev.PilotChanged),
+                            [fx.CancelTimer("connection:1"), begun], at, "new")
+
+
+def test_a_start_failed_after_two_minutes_moves_on_when_the_core_begins_it() -> None:
+    sessions = Sessions({1: "E*1"})
+    waiting_with_token(sessions)  # ConnectionTimeOut 180 s > the 2 minutes
+    waited = T0 + timedelta(seconds=WAIT_TO_START_SECONDS)
+    assert statuses(sessions.timer_fired("wait:a", waited)) == [Status.FAILED]
+    assert sessions.sessions == {}  # finished as far as memory goes
+    out = plug_in(sessions, waited + timedelta(seconds=30))
+    (saved,) = [e for e in out if isinstance(e, Saved)]
+    assert (saved.session.id, saved.session.mode, saved.session.status, saved.event) == (
+        "a", Mode.API, Status.STARTED, "SESSION_STARTED")
+    assert (saved.session.seq, saved.session.failure, saved.session.tx_ref) == (2, None, 7)
+    assert list(sessions.sessions) == ["a"]  # no second session
+    answer = msg.TransactionStartResult(None, transaction_id=52)
+    out = sessions.observe(ev.CallAnswered("s1", answer), [], waited, "x")
+    assert [(e.start, e.session.transaction_id) for e in out if isinstance(e, Saved)] == [
+        (True, 52)]  # the accepted start notification follows the refused one
+
+
+@pytest.mark.parametrize("what", ["window_over", "other_tag", "core_dropped_token",
+                                  "new_start", "not_plugged_in", "never_accepted"])
+def test_a_failed_start_is_not_resumed_outside_its_window(what: str) -> None:
+    sessions = Sessions({1: "E*1"})
+    if what == "never_accepted":
+        session = sessions.create("a", 1, "TAG", T0)
+        sessions.requested(session, T0)
+    else:
+        session = waiting_with_token(sessions, 100.0 if what == "not_plugged_in" else 180.0)
+    if what == "not_plugged_in":  # the core's ConnectionTimeOut ran out first
+        plugged_by = T0 + timedelta(seconds=100)
+        sessions.observe(ev.TimerFired("connection:1"), [], plugged_by, "x")
+        assert (session.status, session.failure) == (Status.FAILED, "not_plugged_in")
+    else:
+        sessions.timer_fired("wait:a", T0 + timedelta(seconds=WAIT_TO_START_SECONDS))
+    at, tag = T0 + timedelta(seconds=150), "TAG"
+    if what == "window_over":
+        at = T0 + timedelta(seconds=181)
+    elif what == "other_tag":
+        tag = "OTHER"
+    elif what == "core_dropped_token":
+        sessions.observe(ev.TimerFired("connection:1"), [], at, "x")
+    elif what == "new_start":
+        sessions.requested(sessions.create("b", 1, "TAG", at), at)
+    plug_in(sessions, at, tag)
+    assert session.status is Status.FAILED
+    expected = "b" if what == "new_start" else "new"
+    assert [s.id for s in sessions.sessions.values() if s.status is Status.STARTED] == [
+        expected]

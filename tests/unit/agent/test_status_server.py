@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import stat
@@ -14,10 +15,13 @@ import pytest
 
 from agent import cli
 from agent.status_server import (
+    REQUEST_WAIT,
     SocketInUse,
     StatusDenied,
+    StatusError,
     StatusServer,
     StatusUnavailable,
+    ask,
     default_socket,
     fetch_status,
     format_status,
@@ -239,3 +243,39 @@ def test_cli_status_when_the_agent_is_not_running(
         path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--state-dir", str(path.parent)]) == cli.EXIT_UNAVAILABLE
     assert "the agent is not running" in capsys.readouterr().err
+
+
+async def test_a_named_question_gets_its_answer_and_the_snapshot_stays(path: Path) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def rows(request: Any) -> list[str]:
+        asked.append(dict(request))
+        if request.get("id_tag") == "BROKEN":
+            raise ValueError("the store failed")
+        return ["a", "b"]
+
+    async with StatusServer(path, lambda: SNAPSHOT, {"authorizations": rows}):
+        request = {"ask": "authorizations", "id_tag": "CAFE01"}
+        assert await asyncio.to_thread(ask, path, request) == ["a", "b"]
+        assert asked == [request]
+        with pytest.raises(StatusError, match="cannot answer authorizations: the store failed"):
+            await asyncio.to_thread(ask, path, {"ask": "authorizations", "id_tag": "BROKEN"})
+        with pytest.raises(StatusError, match="not a request this agent answers"):
+            await asyncio.to_thread(ask, path, {"ask": "secrets"})
+        assert await fetch(path) == SNAPSHOT  # a client that asks nothing
+
+
+async def test_an_agent_without_the_question_is_a_clear_error(path: Path) -> None:
+    async with StatusServer(path, lambda: SNAPSHOT):  # as an older agent: the snapshot only
+        with pytest.raises(StatusError, match="did not answer 'authorizations'"):
+            await asyncio.to_thread(ask, path, {"ask": "authorizations", "id_tag": "X"})
+
+
+async def test_a_client_that_never_ends_its_request_gets_the_snapshot(path: Path) -> None:
+    async with StatusServer(path, lambda: SNAPSHOT):
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        try:
+            data = await asyncio.wait_for(reader.read(), REQUEST_WAIT + 10)
+        finally:
+            writer.close()
+        assert json.loads(data) == SNAPSHOT

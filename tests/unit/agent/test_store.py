@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -200,3 +200,35 @@ def test_reservations_are_replaced_whole_and_survive_a_reopen(tmp_path: Path) ->
         persistence.save_reservations(kept)
     with Store.open(tmp_path) as store:
         assert StorePersistence(store).load_reservations() == kept
+
+
+def test_decisions_are_read_newest_or_oldest_and_by_utc_time(store: Store) -> None:
+    for minute in range(5):
+        store.authorization_put(T0 + timedelta(minutes=minute), "CAFE01", 1, "connector",
+                                minute % 2 == 0, "csms", "Accepted", f"r{minute}")
+    assert [r["reason"] for r in store.authorization_rows(limit=2)] == ["r0", "r1"]
+    assert [r["reason"] for r in store.authorization_rows(limit=2, newest=True)] == ["r3", "r4"]
+    berlin = timezone(timedelta(hours=1))  # 13:01 in Berlin is 12:01 UTC
+    since = (T0 + timedelta(minutes=1)).astimezone(berlin)
+    until = (T0 + timedelta(minutes=3)).astimezone(berlin)
+    assert [r["reason"] for r in store.authorization_rows(since=since, until=until)] == [
+        "r1", "r2", "r3"]
+
+
+def test_a_stopped_agents_store_is_read_only_and_a_running_ones_is_locked(
+    tmp_path: Path
+) -> None:
+    with pytest.raises(StoreError, match="no such file"):
+        Store.read_only(tmp_path)
+    running = Store.open(tmp_path)
+    running.authorization_put(T0, "CAFE01", 1, "api", False, "csms", "Invalid", "unknown_card")
+    with pytest.raises(StoreError, match="locked"):
+        with Store.read_only(tmp_path) as reader:
+            reader.authorization_rows()
+    running.close()
+    with Store.read_only(tmp_path) as reader:
+        assert [r["reason"] for r in reader.authorization_rows()] == ["unknown_card"]
+        with pytest.raises(StoreError):
+            reader.authorization_put(T0, "X", 1, "api", True, "csms", None, "accepted")
+    with Store.open(tmp_path) as again:  # the reader left no lock behind
+        assert again.schema_version == len(MIGRATIONS)

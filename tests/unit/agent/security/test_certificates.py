@@ -87,3 +87,42 @@ def test_the_store_keeps_roots_by_type_and_refuses_when_full(tmp_path: Path,
     assert full.value.status == "Failed"
     store.delete_root(one)
     assert store.roots() == []
+
+
+def test_under_additional_root_check_a_new_csms_root_must_be_signed_by_the_old_one(
+    tmp_path: Path
+) -> None:
+    """1.6 security whitepaper M05.FR.08-12: one CSMS root plus a temporary fallback."""
+    store = CertificateStore(tmp_path / "security")
+    first, second, third = TestCa("First"), TestCa("Second"), TestCa("Third")
+    store.replace_csms_root(first.root_pem, NOW)  # the first root: installed as usual
+    with pytest.raises(InstallError, match="not signed by the installed") as refused:
+        store.replace_csms_root(TestCa("Stranger").root_pem, NOW)  # M05.FR.10
+    assert refused.value.status == "Rejected"
+    with pytest.raises(InstallError):
+        store.replace_csms_root(second.root_pem, NOW)  # self-signed: not signed by the old
+    rollover = store.replace_csms_root(first.cross_sign(second), NOW)  # M05.FR.11
+    fallback = store.fallback_root()
+    assert fallback is not None and fallback.certificate == first.certificate
+    assert [r.path for r in store.current_csms_roots()] == [rollover.path]
+    assert certs.parse_chain(store.csms_roots_pem()) == [rollover.certificate]
+    assert certs.parse_chain(store.csms_roots_pem(fallback=True)) == [first.certificate]
+    assert len(store.roots(CSMS_ROOT)) == 2
+    store.replace_csms_root(second.cross_sign(third), NOW)  # again: the older fallback goes
+    assert {r.certificate.subject for r in store.roots(CSMS_ROOT)} == {
+        third.certificate.subject, second.certificate.subject}  # the first one is gone
+    fallback = store.fallback_root()
+    assert fallback is not None and fallback.certificate.subject == second.certificate.subject
+    assert store.drop_fallback() is not None  # M05.FR.12
+    assert len(store.roots(CSMS_ROOT)) == 1 and store.fallback_root() is None
+    assert store.csms_roots_pem(fallback=True) == ""
+
+
+def test_deleting_the_new_root_leaves_the_fallback_as_the_root(tmp_path: Path) -> None:
+    store = CertificateStore(tmp_path / "security")
+    old, new = TestCa("Old"), TestCa("New")
+    store.replace_csms_root(old.root_pem, NOW)
+    rollover = store.replace_csms_root(old.cross_sign(new), NOW)
+    store.delete_root(rollover)
+    assert store.fallback_root() is None
+    assert [r.certificate for r in store.current_csms_roots()] == [old.certificate]

@@ -119,3 +119,32 @@ def test_private_files_with_open_modes_stop_the_agent(tmp_path: Path) -> None:
     assert config_file_warning(config) is None
     config.chmod(0o644)
     assert "0644" in (config_file_warning(config) or "")
+
+
+def test_the_fallback_root_is_tried_after_the_new_one_fails_and_goes_once_the_new_one_works(
+    tmp_path: Path
+) -> None:
+    """1.6 security whitepaper M05.FR.12/13 under AdditionalRootCertificateCheck."""
+    p, reports, _ = profiles(tmp_path, 2)
+    old, new = TestCa("Old"), TestCa("New")
+    store = p._store
+    store.replace_csms_root(old.root_pem, datetime.now(UTC))
+    store.replace_csms_root(old.cross_sign(new), datetime.now(UTC))
+
+    def trusted() -> list[str]:
+        context = p.connect_options()["ssl"]
+        assert context.verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN  # the rollover is an anchor
+        return [c["subject"][0][0][1] for c in context.get_ca_certs()]
+
+    assert trusted() == ["New"]
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verify.verify_message = "unable to get local issuer certificate"
+    p.failed(ConnectionRefusedError())  # not a verification failure: same root again
+    assert trusted() == ["New"]
+    p.failed(verify)  # M05.FR.13
+    assert trusted() == ["Old"]
+    p.connected()  # with the fallback: it stays, and the next attempt tries the new root
+    assert store.fallback_root() is not None and trusted() == ["New"]
+    p.connected()  # with the new root: the fallback goes (M05.FR.12)
+    assert store.fallback_root() is None and trusted() == ["New"]
+    assert reports[-1][0] == events.RECONFIGURATION and "fallback" in reports[-1][1]
