@@ -71,7 +71,8 @@ def station_config(config: Config) -> StationConfig:
         model=config.charger.model,
         serial_number=config.charger.serial_number,
         firmware_version=config.charger.firmware_version or __version__,
-        connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None)
+        connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None,
+                                       voltage=c.voltage)
                          for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,
@@ -149,6 +150,7 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     station.restore_availability(persistence.load_availability())
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
     station.restore_reservations(persistence.load_reservations())
+    station.restore_charging_profiles(persistence.load_charging_profiles())
     runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
     persistence.on_write = runtime.outbox.store_written  # a failing store is one fault
 

@@ -186,6 +186,7 @@ def _boundaries(profile: ChargingProfile, lo: datetime, hi: datetime,
     """Every moment in [lo, hi] where the profile's limit may change."""
     yield from (m for m in (profile.valid_from, profile.valid_to) if m is not None)
     for start in _starts(profile, lo, hi, tx_start):
+        yield start  # a repetition starts again before its first period (if that is later)
         yield from (start + timedelta(seconds=p.start_period) for p in profile.schedule.periods)
         if profile.schedule.duration is not None:
             yield start + timedelta(seconds=profile.schedule.duration)
