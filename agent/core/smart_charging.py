@@ -205,8 +205,9 @@ class SmartCharging:
         return stack
 
     def _tx_start(self, connector: Connector) -> datetime | None:
-        tx = connector.transaction
-        return tx.started_at if tx is not None else None
+        tx = connector.transaction  # whole seconds, as the composite's start
+        started = tx.started_at if tx is not None else None
+        return _whole_seconds(started) if started is not None else None
 
     def _electrical(self, connector: Connector | None) -> Electrical:
         if connector is None:  # the charger: the first connector's supply

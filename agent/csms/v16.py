@@ -28,10 +28,13 @@ from ocpp.v16.enums import (
     CertificateStatus,
     ChargePointErrorCode,
     ChargePointStatus,
+    ChargingProfileStatus,
     ClearCacheStatus,
+    ClearChargingProfileStatus,
     ConfigurationStatus,
     DataTransferStatus,
     DeleteCertificateStatus,
+    GetCompositeScheduleStatus,
     GetInstalledCertificateStatus,
     LogStatus,
     Reason,
@@ -53,6 +56,7 @@ from agent.csms.adapter import CommandHandler, Session, on, parse_timestamp, tim
 from agent.csms.errors import CallRejected
 from agent.csms.frames import StrictSession
 from agent.csms.v16_frames import V16
+from agent.csms.v16_profiles import composite_to_ocpp, profile_from_ocpp
 
 SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
@@ -214,8 +218,11 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
 
     @on(Action.remote_start_transaction)
     def _on_remote_start(self, id_tag: str, connector_id: int | None = None,
-                         **_: Any) -> Any:
-        response = self._commands(msg.CsmsRemoteStart(id_tag, connector_id))
+                         charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
+        profile = (profile_from_ocpp(charging_profile, connector_id or 0)
+                   if charging_profile else None)
+        response = self._commands(msg.CsmsRemoteStart(id_tag, connector_id,
+                                                      charging_profile=profile))
         assert isinstance(response, msg.CommandResult)
         return call_result.RemoteStartTransaction(RemoteStartStopStatus(response.status.value))
 
@@ -310,6 +317,33 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
     def _on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
         status = self._status(msg.CsmsCancelReservation(reservation_id))
         return call_result.CancelReservation(CancelReservationStatus(status))
+
+    # --- Smart Charging (agent/core/smart_charging.py) -------------------------------------
+
+    @on(Action.set_charging_profile)
+    def _on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
+                                 **_: Any) -> Any:
+        profile = profile_from_ocpp(cs_charging_profiles, connector_id)
+        status = self._status(msg.CsmsSetChargingProfile(profile))
+        return call_result.SetChargingProfile(ChargingProfileStatus(status))
+
+    @on(Action.clear_charging_profile)
+    def _on_clear_charging_profile(self, **fields: Any) -> Any:
+        status = self._status(msg.CsmsClearChargingProfile(
+            fields.get("id"), fields.get("connector_id"), fields.get("charging_profile_purpose"),
+            fields.get("stack_level")))
+        return call_result.ClearChargingProfile(ClearChargingProfileStatus(status))
+
+    @on(Action.get_composite_schedule)
+    def _on_get_composite_schedule(self, connector_id: int, duration: int,
+                                   charging_rate_unit: str | None = None, **_: Any) -> Any:
+        response = self._commands(msg.CsmsGetCompositeSchedule(connector_id, duration,
+                                                               charging_rate_unit))
+        assert isinstance(response, msg.CompositeScheduleResult)
+        if response.status != "Accepted":
+            return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.rejected)
+        return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.accepted,
+                                                **composite_to_ocpp(response))
 
     @on(Action.data_transfer)
     def _on_data_transfer(self, vendor_id: str, message_id: str | None = None,
