@@ -22,7 +22,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, clock, logs, sdnotify
+from agent import __version__, clock, local_limit, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
 from agent.api.preauth import PreAuthorization
 from agent.api.server import Api, ApiServer, session_view
@@ -336,7 +336,8 @@ class Agent:
         return frames
 
     async def _open_status_server(self) -> StatusServer | None:
-        server = StatusServer(self.status_socket, self.snapshot)
+        server = StatusServer(self.status_socket, self.snapshot,
+                              {"limit": local_limit.command(self.runtime)})
         try:
             await server.start()
         except OSError as error:  # SocketInUse too: status is for people, charging goes on
@@ -423,6 +424,7 @@ def status_snapshot(config: Config, runtime: Runtime, link: Link,
             },
             "power_w": reading.power_w if reading else None,
             "energy_wh": reading.energy_wh if reading else None,
+            **local_limit.limit_view(station, cid),
         })
     return {
         "charger": {"id": config.charger.id, "version": __version__},

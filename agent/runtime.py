@@ -126,6 +126,10 @@ class Runtime:
         for send in deferred:
             self.outbox.put(send.ref, send.req)
 
+    def deliver(self, event: ev.Event) -> list[fx.Effect]:
+        """Handle a local client's event now; call on the event loop (post() from a thread)."""
+        return self._handle(event)
+
     def _handle(self, event: ev.Event) -> list[fx.Effect]:
         assert not self._handling, "the core is not re-entrant"
         self._handling = True

@@ -4,6 +4,11 @@ The agent runs a :class:`StatusServer`; every connection gets one JSON document,
 of ``snapshot()`` taken on the event loop at that moment, and is closed. The client side is
 :func:`fetch_status` (blocking, for the command line) and :func:`format_status`.
 
+A client may first send one request line: ``status`` (or nothing, for older clients: the
+snapshot follows after REQUEST_WAIT s) or a command the agent registered, e.g. ``limit 1 10
+cli`` (``evse-agent limit``); the answer is that command's JSON document. Whoever may open the
+socket may therefore set the local limit: the 0660 rule below is the access rule for both.
+
 Access: the socket file is mode 0660, so only root and members of the service's group (its
 owner's primary group; ``evse-agent`` under systemd) can connect, and its directory should
 let them reach it (the unit's state directory is 0750). A socket file left by a crashed
@@ -73,9 +78,12 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "evse-agent.sock"
 SOCKET_MODE = 0o660
 FETCH_TIMEOUT = 5.0
+REQUEST_WAIT = 0.5  # s a connection may take to send its request line
 _MAX_DOCUMENT = 4 << 20
+_MAX_REQUEST = 256
 
 Snapshot = Callable[[], Mapping[str, Any]]
+Command = Callable[[list[str]], Mapping[str, Any]]
 
 
 class StatusError(Exception):
@@ -109,9 +117,11 @@ class StatusServer:
     ``close()`` removes the socket file.
     """
 
-    def __init__(self, path: str | Path, snapshot: Snapshot) -> None:
+    def __init__(self, path: str | Path, snapshot: Snapshot,
+                 commands: Mapping[str, Command] | None = None) -> None:
         self.path = Path(path)
         self._snapshot = snapshot
+        self._commands = dict(commands or {})
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
 
@@ -149,11 +159,27 @@ class StatusServer:
                         trace: TracebackType | None) -> None:
         await self.close()
 
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _request(self, reader: asyncio.StreamReader) -> list[str]:
         try:
-            document: Mapping[str, Any] = self._snapshot()
+            line = await asyncio.wait_for(reader.readline(), REQUEST_WAIT)
+        except (TimeoutError, ValueError, ConnectionError):
+            return []
+        return line[:_MAX_REQUEST].decode("utf-8", "replace").split()
+
+    def _document(self, words: list[str]) -> Mapping[str, Any]:
+        if not words or words[0] == "status":
+            return self._snapshot()
+        command = self._commands.get(words[0])
+        if command is None:
+            return {"error": f"unknown request {words[0]!r}"}
+        return command(words[1:])
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        words = await self._request(reader)
+        try:
+            document = self._document(words)
         except Exception as error:  # a bug in snapshot() must not take the agent down
-            log.exception("status: snapshot failed")
+            log.exception("status: answering %s failed", words[:1] or "status")
             document = {"error": f"snapshot failed: {type(error).__name__}: {error}"}
         data = json.dumps(document, default=str).encode("utf-8") + b"\n"
         try:
@@ -194,13 +220,15 @@ def _remove_stale(path: Path) -> None:
 # --- the client --------------------------------------------------------------------------------
 
 
-def fetch_status(path: str | Path, timeout: float = FETCH_TIMEOUT) -> dict[str, Any]:
-    """The running agent's snapshot. Raises StatusUnavailable or StatusDenied, whose message
-    tells the user what to do."""
+def fetch_status(path: str | Path, timeout: float = FETCH_TIMEOUT,
+                 request: str = "status") -> dict[str, Any]:
+    """The running agent's snapshot (or its answer to ``request``, a request line). Raises
+    StatusUnavailable or StatusDenied, whose message tells the user what to do."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(str(path))
+        sock.sendall(request.encode("utf-8") + b"\n")
         data = _read_all(sock)
     except (FileNotFoundError, ConnectionRefusedError) as error:
         raise StatusUnavailable(_not_running(path, error)) from None

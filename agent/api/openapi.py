@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from agent import __version__
-from agent.api.server import ROUTES, START_BODY
+from agent.api.server import LIMIT_BODY, ROUTES, START_BODY
 
 _REASONS = {200: "OK", 201: "Created: the session (WAITING_TO_START or STARTED)",
             400: "Bad input (malformed JSON, unknown fields, wrong types)",
@@ -39,7 +39,8 @@ def document() -> dict[str, Any]:
         }
         parameters = [{"name": name, "in": "path", "required": True,
                        "schema": {"type": "string"}}
-                      for name in ("session_id",) if "{" + name + "}" in route.path]
+                      for name in ("session_id", "connector_id")
+                      if "{" + name + "}" in route.path]
         parameters += [{"name": name, "in": "query", "required": False,
                         "schema": {"type": "string"}} for name in route.query]
         if parameters:
@@ -53,7 +54,8 @@ def document() -> dict[str, Any]:
         "info": {"title": "evse-agent sessions API", "version": __version__},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"StartRequest": START_BODY, "Error": ERROR},
+            "schemas": {"StartRequest": START_BODY, "LimitRequest": LIMIT_BODY,
+                        "Error": ERROR},
         },
         "paths": paths,
     }
