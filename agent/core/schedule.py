@@ -205,14 +205,15 @@ def _starts(profile: ChargingProfile, lo: datetime, hi: datetime,
     while start <= hi:
         yield start
         start += cycle
+    yield start  # the first repetition after ``hi``: a boundary after any moment up to hi
 
 
 def next_change(profiles: Iterable[ChargingProfile], t: datetime, tx_start: datetime | None,
                 horizon: timedelta = timedelta(days=8)) -> datetime | None:
     """The first moment after ``t`` where the limit may change (a boundary of some profile
     within ``horizon``); None when nothing changes. Arm one timer for it: no polling."""
-    hi = t + horizon
-    later = [m for p in profiles for m in _boundaries(p, t, hi, tx_start) if t < m <= hi]
+    hi = t + horizon  # a repetition's boundaries up to the next one's start suffice
+    later = [m for p in profiles for m in _boundaries(p, t, t, tx_start) if t < m <= hi]
     return min(later, default=None)
 
 

@@ -50,6 +50,8 @@ class SmartCharging:
         self._ctx = ctx
         self._profiles: dict[int, ChargingProfile] = {}
         self._armed: datetime | None = None
+        self._arm_key: object = None  # what the armed boundary was computed from
+        self._version = 0  # counts changes of the installed profiles
         self._tx_seen: dict[int, int | None] = {}  # connector -> tx_ref at the last reconcile
 
     def restore(self, profiles: list[ChargingProfile]) -> None:
@@ -231,6 +233,14 @@ class SmartCharging:
             self._save()
 
     def _arm(self) -> None:
+        """Arm the ``schedule`` timer for the next boundary; recomputed only when the profiles,
+        a transaction or the timer changed (next_change is the costly part of reconcile)."""
+        key = (self._version, tuple(
+            (c.transaction.tx_ref, c.transaction.transaction_id, c.transaction.started_at)
+            if c.transaction else None for c in self._ctx.connectors.values()))
+        if key == self._arm_key:
+            return
+        self._arm_key = key
         now = self._ctx.now.utc
         changes = [next_change(self._stack(c), now, self._tx_start(c))
                    for c in self._ctx.connectors.values()]
@@ -247,8 +257,10 @@ class SmartCharging:
     def on_schedule_timer(self, arg: str) -> None:
         """A profile boundary: the reconcile after this event applies it and re-arms."""
         self._armed = None
+        self._arm_key = None
 
     def _save(self) -> None:
+        self._version += 1
         self._ctx.emit(fx.SaveChargingProfiles(self.profiles))
 
 
