@@ -239,3 +239,33 @@ def test_cli_status_when_the_agent_is_not_running(
         path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--state-dir", str(path.parent)]) == cli.EXIT_UNAVAILABLE
     assert "the agent is not running" in capsys.readouterr().err
+
+
+async def test_a_request_line_reaches_its_command(path: Path) -> None:
+    seen: list[list[str]] = []
+
+    def limit(words: list[str]) -> dict[str, Any]:
+        seen.append(words)
+        return {"connector": 1, "limit_amps": 10.0}
+
+    async with StatusServer(path, lambda: SNAPSHOT, {"limit": limit}):
+        answer = await asyncio.to_thread(fetch_status, path, 5.0, "limit 1 10 hems")
+        unknown = await asyncio.to_thread(fetch_status, path, 5.0, "reboot now")
+        document = await fetch(path)
+    assert seen == [["1", "10", "hems"]] and answer["limit_amps"] == 10.0
+    assert "unknown request" in unknown["error"]
+    assert document == SNAPSHOT
+
+
+async def test_a_client_that_sends_nothing_still_gets_the_snapshot(path: Path) -> None:
+    async with StatusServer(path, lambda: SNAPSHOT):
+        def silent() -> bytes:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(5.0)
+            sock.connect(str(path))
+            try:
+                return sock.recv(65536)
+            finally:
+                sock.close()
+        data = await asyncio.to_thread(silent)
+    assert b'"CP-0001"' in data
