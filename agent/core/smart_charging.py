@@ -53,6 +53,8 @@ class SmartCharging:
         self._arm_key: object = None  # what the armed boundary was computed from
         self._version = 0  # counts changes of the installed profiles
         self._tx_seen: dict[int, int | None] = {}  # connector -> tx_ref at the last reconcile
+        # A remote start's TxProfile, by connector, until its transaction begins (or a deadline)
+        self._waiting: dict[int, tuple[ChargingProfile, float]] = {}
 
     def restore(self, profiles: list[ChargingProfile]) -> None:
         """The profiles kept across restarts; before the Started event."""
@@ -146,16 +148,28 @@ class SmartCharging:
                 and profile.schedule.unit in allowed_units(settings))
 
     def install_for_remote_start(self, connector_id: int, profile: ChargingProfile) -> None:
-        """The remote start's TxProfile, for the transaction about to begin on the connector
-        (it has no transactionId yet: it applies to the connector's transaction)."""
+        """The remote start's TxProfile waits for the transaction about to begin on the
+        connector (it has no transactionId yet) and is installed for it when it begins; a
+        start that does not happen within ConnectionTimeOut (plus the authorization's
+        answer) drops it, so it never applies to someone else's later transaction."""
         profile = ChargingProfile(profile.profile_id, connector_id, profile.stack_level, TX,
                                   profile.kind, profile.schedule, profile.recurrency,
                                   profile.valid_from, profile.valid_to, None)
-        profile = anchored(profile, _whole_seconds(self._ctx.now.utc))
-        kept = {pid: p for pid, p in self._profiles.items() if not _replaces(profile, p)}
-        kept[profile.profile_id] = profile
-        self._profiles = kept
-        self._save()
+        wait = self._ctx.settings.int("ConnectionTimeOut") + self._ctx.config.authorize_timeout
+        self._waiting[connector_id] = (profile, self._ctx.now.mono + wait)
+
+    def _bind_waiting(self) -> None:
+        for cid, (profile, deadline) in list(self._waiting.items()):
+            connector = self._ctx.connectors[cid]
+            if connector.transaction is not None:
+                del self._waiting[cid]
+                installed = anchored(profile, _whole_seconds(self._ctx.now.utc))
+                kept = {pid: p for pid, p in self._profiles.items()
+                        if not _replaces(installed, p)}
+                self._profiles = {**kept, installed.profile_id: installed}
+                self._save()
+            elif self._ctx.now.mono > deadline:
+                del self._waiting[cid]
 
     # --- the local limit ---------------------------------------------------------------
 
@@ -168,6 +182,7 @@ class SmartCharging:
 
     def reconcile(self) -> None:
         self._end_tx_profiles()
+        self._bind_waiting()
         for connector in self._ctx.connectors.values():
             amps, source = self._limit_now(connector)
             connector.limit_amps, connector.limit_source = amps, source

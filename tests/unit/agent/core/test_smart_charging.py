@@ -10,6 +10,7 @@ from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
+from agent.core.types import AuthorizationInfo, AuthStatus
 from hal.roles import MeterReading
 
 from .harness import EPOCH, CoreHarness
@@ -272,3 +273,21 @@ def test_profiles_survive_a_restart() -> None:
     again.station.restore_charging_profiles(list(saved.profiles))
     again.boot()
     assert limits(composite(again, 60)) == [(0, 10)]
+
+
+def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
+    h = CoreHarness()  # AuthorizeRemoteTxRequests: the CSMS refuses the tag
+    h.boot()
+    accepted = reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=profile(
+        2, "TxProfile", [(0, 7)])))
+    assert accepted.status.value == "Accepted"  # type: ignore[union-attr]
+    h.answer(h.last(msg.AuthorizationRequest), msg.AuthorizationResult(
+        AuthorizationInfo(AuthStatus.INVALID)))
+    h.advance(120)  # past ConnectionTimeOut
+    h.pilot("B")
+    h.card("BBBB0002")
+    h.accept_authorize()
+    h.accept_start(transaction_id=9)
+    h.pilot("C")
+    assert offers(h)[-1] == 16
+    assert h.station.smart_charging.profiles == ()
