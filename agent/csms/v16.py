@@ -28,13 +28,10 @@ from ocpp.v16.enums import (
     CertificateStatus,
     ChargePointErrorCode,
     ChargePointStatus,
-    ChargingProfileStatus,
     ClearCacheStatus,
-    ClearChargingProfileStatus,
     ConfigurationStatus,
     DataTransferStatus,
     DeleteCertificateStatus,
-    GetCompositeScheduleStatus,
     GetInstalledCertificateStatus,
     LogStatus,
     Reason,
@@ -56,7 +53,7 @@ from agent.csms.adapter import CommandHandler, Session, on, parse_timestamp, tim
 from agent.csms.errors import CallRejected
 from agent.csms.frames import StrictSession
 from agent.csms.v16_frames import V16
-from agent.csms.v16_profiles import composite_to_ocpp, profile_from_ocpp
+from agent.csms.v16_profiles import SmartChargingCalls, profile_from_ocpp
 
 SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
@@ -197,7 +194,7 @@ def from_result(result: Any) -> msg.InboundConf:
 # --- the charge point session -------------------------------------------------------------
 
 
-class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
+class ChargePoint16(StrictSession, SmartChargingCalls, _OcppChargePoint):  # type: ignore[misc]
     """One OCPP 1.6J session over an open WebSocket (see :class:`StrictSession`)."""
 
     frame_codes = V16
@@ -317,33 +314,6 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
     def _on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
         status = self._status(msg.CsmsCancelReservation(reservation_id))
         return call_result.CancelReservation(CancelReservationStatus(status))
-
-    # --- Smart Charging (agent/core/smart_charging.py) -------------------------------------
-
-    @on(Action.set_charging_profile)
-    def _on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
-                                 **_: Any) -> Any:
-        profile = profile_from_ocpp(cs_charging_profiles, connector_id)
-        status = self._status(msg.CsmsSetChargingProfile(profile))
-        return call_result.SetChargingProfile(ChargingProfileStatus(status))
-
-    @on(Action.clear_charging_profile)
-    def _on_clear_charging_profile(self, **fields: Any) -> Any:
-        status = self._status(msg.CsmsClearChargingProfile(
-            fields.get("id"), fields.get("connector_id"), fields.get("charging_profile_purpose"),
-            fields.get("stack_level")))
-        return call_result.ClearChargingProfile(ClearChargingProfileStatus(status))
-
-    @on(Action.get_composite_schedule)
-    def _on_get_composite_schedule(self, connector_id: int, duration: int,
-                                   charging_rate_unit: str | None = None, **_: Any) -> Any:
-        response = self._commands(msg.CsmsGetCompositeSchedule(connector_id, duration,
-                                                               charging_rate_unit))
-        assert isinstance(response, msg.CompositeScheduleResult)
-        if response.status != "Accepted":
-            return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.rejected)
-        return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.accepted,
-                                                **composite_to_ocpp(response))
 
     @on(Action.data_transfer)
     def _on_data_transfer(self, vendor_id: str, message_id: str | None = None,

@@ -6,11 +6,20 @@ The ``ocpp`` library hands payloads over with snake_case keys (``charging_profil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from ocpp.v16 import call_result
+from ocpp.v16.enums import (
+    Action,
+    ChargingProfileStatus,
+    ClearChargingProfileStatus,
+    GetCompositeScheduleStatus,
+)
 
 from agent.core import messages as msg
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
-from agent.csms.adapter import parse_timestamp, timestamp
+from agent.csms.adapter import CommandHandler, on, parse_timestamp, timestamp
 
 
 def profile_from_ocpp(raw: dict[str, Any], connector_id: int) -> ChargingProfile:
@@ -55,3 +64,36 @@ def composite_to_ocpp(result: msg.CompositeScheduleResult) -> dict[str, Any]:
             "charging_schedule_period": periods,
         },
     }
+
+
+class SmartChargingCalls:
+    """The SmartCharging profile's calls of the 1.6 session (a mixin of
+    :class:`agent.csms.v16.ChargePoint16`, whose ``_commands`` hands them to the core)."""
+
+    _commands: CommandHandler
+    _status: Callable[[msg.AnyCsmsRequest], str]  # ChargePoint16._status
+
+    @on(Action.set_charging_profile)
+    def _on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
+                                 **_: Any) -> Any:
+        profile = profile_from_ocpp(cs_charging_profiles, connector_id)
+        status = self._status(msg.CsmsSetChargingProfile(profile))
+        return call_result.SetChargingProfile(ChargingProfileStatus(status))
+
+    @on(Action.clear_charging_profile)
+    def _on_clear_charging_profile(self, **fields: Any) -> Any:
+        status = self._status(msg.CsmsClearChargingProfile(
+            fields.get("id"), fields.get("connector_id"), fields.get("charging_profile_purpose"),
+            fields.get("stack_level")))
+        return call_result.ClearChargingProfile(ClearChargingProfileStatus(status))
+
+    @on(Action.get_composite_schedule)
+    def _on_get_composite_schedule(self, connector_id: int, duration: int,
+                                   charging_rate_unit: str | None = None, **_: Any) -> Any:
+        response = self._commands(msg.CsmsGetCompositeSchedule(connector_id, duration,
+                                                               charging_rate_unit))
+        assert isinstance(response, msg.CompositeScheduleResult)
+        if response.status != "Accepted":
+            return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.rejected)
+        return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.accepted,
+                                                **composite_to_ocpp(response))
