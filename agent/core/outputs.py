@@ -26,11 +26,12 @@ from agent.core.types import ErrorCode
 log = logging.getLogger(__name__)
 
 OFFER_STOP_GRACE = 6.0  # s an EV in C may keep the contactor after the offer stops (seq. 10.2)
-# IEC 61851-1:2017 Annex A (A.2.3 note, and Table A.6 seq. 8): the EVSE changes the PWM duty
-# cycle toward the EV at most once every 5 s. Our reading: the spacing binds raising or lowering
-# the offer within one transaction, and resuming after a limit paused it; going to "no charging"
-# is never held back (the EV must stop drawing promptly, and the seq. 10.2 grace covers it), nor
-# are the first offer of a transaction and the return after a fault cleared.
+# IEC 61851-1:2017 Table A.6, sequence 9.x (a change of the PWM offer; the EV follows within
+# 5 s): the EVSE changes the offer toward the EV at most once every 5 s, as EVerest does
+# (../shared/reference/hardware.md 1.3). Our reading: the spacing binds raising or lowering
+# the offer within one transaction, and resuming after a limit paused it; going to "no
+# charging" is never held back (the EV must stop drawing promptly, and the seq. 10.2 grace
+# covers it), nor are the first offer of a transaction and the return after a fault cleared.
 OFFER_SPACING = 5.0
 LOCK_RETRY = 5.0  # s between attempts to drive a lock that failed
 
