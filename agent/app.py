@@ -72,7 +72,7 @@ def station_config(config: Config) -> StationConfig:
         serial_number=config.charger.serial_number,
         firmware_version=config.charger.firmware_version or __version__,
         connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None,
-                                       voltage=c.voltage)
+                                       voltage=c.voltage, phases=c.phases)
                          for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,

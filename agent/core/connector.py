@@ -71,6 +71,7 @@ class Connector:
     latched: set[str] = field(default_factory=set)
     has_lock: bool = False  # a socket with a lock motor; False: fixed cable
     voltage: float = 230.0  # V per phase (connector.voltage in the configuration)
+    phases: int = 3  # phases wired (connector.phases)
     lock_confirmed: bool = False  # the lock reported locked after the last lock command
     authorization: Authorization | None = None
     transaction: Transaction | None = None
@@ -115,7 +116,10 @@ def limit_pauses(connector: Connector) -> bool:
 
 
 def drawn_phases(connector: Connector) -> int | None:
-    """The phases the EV draws on in the last meter sample (current above DRAWING A)."""
+    """The phases the EV draws on in the last meter sample (current above DRAWING A); 1 on
+    a connector wired for one phase; None when nothing tells."""
+    if connector.phases == 1:
+        return 1
     reading = connector.last_reading
     if reading is None or reading.current_a is None:
         return None

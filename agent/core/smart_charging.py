@@ -60,6 +60,16 @@ class SmartCharging:
         """The profiles kept across restarts; before the Started event."""
         self._profiles = {p.profile_id: p for p in profiles}
 
+    def on_started(self) -> None:
+        """A TxProfile whose transaction did not survive the restart is over."""
+        running = {cid for cid, c in self._ctx.connectors.items() if c.transaction is not None}
+        gone = [pid for pid, p in self._profiles.items()
+                if p.purpose == TX and p.connector_id not in running]
+        for pid in gone:
+            del self._profiles[pid]
+        if gone:
+            self._save()
+
     @property
     def profiles(self) -> tuple[ChargingProfile, ...]:
         return tuple(sorted(self._profiles.values(), key=lambda p: p.profile_id))

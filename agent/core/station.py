@@ -159,6 +159,7 @@ class Station:
     def _on_started(self, event: ev.Started) -> None:
         self.outputs.on_started()
         self.reservations.on_started()
+        self.smart_charging.on_started()
         self._ctx.emit(fx.OpenTransactionQueue(False))
 
     def _on_shutdown(self, event: ev.ShutdownRequested) -> None:

@@ -291,3 +291,23 @@ def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
     h.pilot("C")
     assert offers(h)[-1] == 16
     assert h.station.smart_charging.profiles == ()
+
+
+def test_a_one_phase_connector_converts_with_one_phase() -> None:
+    h = CoreHarness()
+    h.station.connectors[1].phases = 1
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 2300)], unit="W"))
+    assert h.station.connectors[1].limit_amps == 10
+    assert limits(composite(h, 60, "W")) == [(0, 2300)]
+
+
+def test_tx_profiles_end_with_a_restart() -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    set_profile(h, profile(2, "TxProfile", [(0, 8)], tx=1))
+    saved = [e for e in h.effects if isinstance(e, fx.SaveChargingProfiles)][-1]
+    again = CoreHarness()
+    again.station.restore_charging_profiles(list(saved.profiles))
+    again.boot()  # the transaction did not survive (recovery ended it)
+    assert [p.profile_id for p in again.station.smart_charging.profiles] == [1]
