@@ -66,15 +66,19 @@ class Outputs:
                 self._ctx.emit(fx.SetLock(cid, False))
 
     def reconcile(self) -> None:
+        """Per connector: open a contactor first, then the offer, then close a contactor, and
+        only under an offer on the pilot (not while a new offer waits, OFFER_SPACING)."""
         for cid, connector in self._ctx.connectors.items():
             wanted = contactor_wanted(connector) and not self._ctx.shutting_down
             wanted = wanted or self._offer_stop_grace(cid, connector)
-            if self._contactor.get(cid) is not wanted:
-                self._set_contactor(cid, wanted)
+            if not wanted and self._contactor.get(cid) is not False:
+                self._set_contactor(cid, False)
             offer = 0.0 if self._ctx.shutting_down else offered_current(connector)
             if self._offer.get(cid) != offer and not self._held(cid, connector, offer):
                 self._set_offer(cid, offer)
                 self._spaced(cid, connector)
+            if wanted and not self._contactor.get(cid) and self._offer.get(cid, 0.0) > 0:
+                self._set_contactor(cid, True)
             if connector.has_lock:
                 self._reconcile_lock(cid, connector)
 

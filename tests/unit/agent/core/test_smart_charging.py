@@ -311,3 +311,21 @@ def test_tx_profiles_end_with_a_restart() -> None:
     again.station.restore_charging_profiles(list(saved.profiles))
     again.boot()  # the transaction did not survive (recovery ended it)
     assert [p.profile_id for p in again.station.smart_charging.profiles] == [1]
+
+
+def test_the_contactor_closes_only_under_an_offer() -> None:
+    """A resume within 5 s of the pause waits for its offer; the contactor waits with it."""
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 0)]))
+    h.pilot("B")
+    assert not h.contactor(1)
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 16)]))
+    h.pilot("C")
+    assert offers(h)[-1] == 0 and not h.contactor(1)
+    assert h.statuses(1)[-1] == "SuspendedEVSE"
+    h.advance(5)
+    assert offers(h)[-1] == 16 and h.contactor(1)
+    assert h.statuses(1)[-1] == "Charging"
+    kinds = [type(e).__name__ for e in h.effects[-6:]
+             if isinstance(e, fx.SetOfferedCurrent | fx.SetContactor)]
+    assert kinds == ["SetOfferedCurrent", "SetContactor"]  # the offer first, then the contactor
