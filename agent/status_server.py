@@ -25,7 +25,9 @@ The snapshot, as the runtime provides it (every field may be missing or null)::
          "contactor": "closed", "error": "NoError",
          "transaction": {"id": 42, "tag": "04A1B2C3", "started": "2024-05-01T10:02:11Z",
                          "meter_start": 1200},
-         "power_w": 7200.0, "energy_wh": 4656.0}
+         "power_w": 7200.0, "energy_wh": 4656.0,
+         "offered_current": 16.0, "limit_amps": 16.0, "limit_source": "hardware",
+         "local_limit": null}
       ],
       "last_errors": [{"time": "2024-05-01T09:58:00Z", "level": "ERROR", "connector": 1,
                        "text": "agent.runtime: meter did not answer"}]
