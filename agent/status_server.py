@@ -273,7 +273,7 @@ def _not_running(path: str | Path, error: OSError) -> str:
 
 # --- formatting --------------------------------------------------------------------------------
 
-_COLUMNS = ("#", "status", "phase", "pilot", "contactor", "power", "session", "meter",
+_COLUMNS = ("#", "status", "phase", "pilot", "contactor", "offer", "power", "session", "meter",
             "transaction")
 
 
@@ -319,8 +319,18 @@ def _connector_row(c: Mapping[str, Any]) -> tuple[str, ...]:
     energy, start = _number(c.get("energy_wh")), _number(tx.get("meter_start"))
     session = energy - start if energy is not None and start is not None else None
     return (str(c.get("id", "?")), status, str(c.get("phase") or "-"), str(c.get("pilot") or "-"),
-            str(contactor or "-"), _kilo(c.get("power_w"), "W"), _kilo(session, "Wh"),
-            _kilo(c.get("energy_wh"), "Wh"), _transaction(tx))
+            str(contactor or "-"), _offer(c), _kilo(c.get("power_w"), "W"),
+            _kilo(session, "Wh"), _kilo(c.get("energy_wh"), "Wh"), _transaction(tx))
+
+
+def _offer(c: Mapping[str, Any]) -> str:
+    """The pilot's offer, and what limits it unless it is the hardware: "10 A (local:hems)"."""
+    amps = _number(c.get("offered_current"))
+    if amps is None:
+        return "-"
+    source = c.get("limit_source")
+    limited = f" ({source})" if source and source != "hardware" else ""
+    return f"{amps:g} A{limited}"
 
 
 def _transaction(tx: Mapping[str, Any]) -> str:
