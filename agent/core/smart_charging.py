@@ -17,6 +17,7 @@ end with their transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -37,6 +38,8 @@ from agent.core.schedule import (
     next_change,
 )
 from agent.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 UNITS = {"Current": "A", "Power": "W"}  # ChargingScheduleAllowedChargingRateUnit items
 
@@ -62,13 +65,8 @@ class SmartCharging:
 
     def on_started(self) -> None:
         """A TxProfile whose transaction did not survive the restart is over."""
-        running = {cid for cid, c in self._ctx.connectors.items() if c.transaction is not None}
-        gone = [pid for pid, p in self._profiles.items()
-                if p.purpose == TX and p.connector_id not in running]
-        for pid in gone:
-            del self._profiles[pid]
-        if gone:
-            self._save()
+        self._drop_tx_profiles({cid for cid, c in self._ctx.connectors.items()
+                                if c.transaction is None})
 
     @property
     def profiles(self) -> tuple[ChargingProfile, ...]:
@@ -80,8 +78,12 @@ class SmartCharging:
         """Accepted, or Rejected for a profile the charger cannot take (see _refusal)."""
         profile = anchored(request.profile, _whole_seconds(self._ctx.now.utc))
         kept = {pid: p for pid, p in self._profiles.items() if not _replaces(profile, p)}
-        if self._refusal(profile) or len(kept) >= self._ctx.settings.int(
-                "MaxChargingProfilesInstalled"):
+        refusal = self._refusal(profile)
+        if refusal is None and len(kept) >= self._ctx.settings.int("MaxChargingProfilesInstalled"):
+            refusal = "MaxChargingProfilesInstalled reached"
+        if refusal is not None:
+            log.info("charging profile %s (%s) refused: %s", profile.profile_id,
+                     profile.purpose, refusal)
             return msg.StatusResult("Rejected")
         kept[profile.profile_id] = profile
         self._profiles = kept
@@ -90,7 +92,6 @@ class SmartCharging:
 
     def _refusal(self, profile: ChargingProfile) -> str | None:
         """Why the profile cannot be installed; None when it can."""
-        settings = self._ctx.settings
         cid = profile.connector_id
         if cid != 0 and cid not in self._ctx.connectors:
             return "no such connector"
@@ -98,6 +99,11 @@ class SmartCharging:
             return "ChargePointMaxProfile only on connector 0"
         if profile.purpose == TX and not self._tx_matches(profile):
             return "TxProfile without its transaction"  # TC_058_1, TC_058_2
+        return self._beyond_limits(profile)
+
+    def _beyond_limits(self, profile: ChargingProfile) -> str | None:
+        """What the configuration keys do not allow, if anything."""
+        settings = self._ctx.settings
         if profile.stack_level > settings.int("ChargeProfileMaxStackLevel"):
             return "stack level too high"
         if len(profile.schedule.periods) > settings.int("ChargingScheduleMaxPeriods"):
@@ -148,14 +154,8 @@ class SmartCharging:
                                            periods)
 
     def accepts_remote(self, profile: ChargingProfile | None) -> bool:
-        """RemoteStartTransaction may carry only a TxProfile (TC_060)."""
-        return profile is None or (profile.purpose == TX and self._refusal_free(profile))
-
-    def _refusal_free(self, profile: ChargingProfile) -> bool:
-        settings = self._ctx.settings
-        return (profile.stack_level <= settings.int("ChargeProfileMaxStackLevel")
-                and len(profile.schedule.periods) <= settings.int("ChargingScheduleMaxPeriods")
-                and profile.schedule.unit in allowed_units(settings))
+        """RemoteStartTransaction may carry only a TxProfile (TC_060) within the keys."""
+        return profile is None or (profile.purpose == TX and self._beyond_limits(profile) is None)
 
     def install_for_remote_start(self, connector_id: int, profile: ChargingProfile) -> None:
         """The remote start's TxProfile waits for the transaction about to begin on the
@@ -250,8 +250,11 @@ class SmartCharging:
             self._tx_seen[cid] = tx_ref
             if before is not None and before != tx_ref:
                 ended.append(cid)
+        self._drop_tx_profiles(set(ended))
+
+    def _drop_tx_profiles(self, connector_ids: set[int]) -> None:
         gone = [pid for pid, p in self._profiles.items()
-                if p.purpose == TX and p.connector_id in ended]
+                if p.purpose == TX and p.connector_id in connector_ids]
         for pid in gone:
             del self._profiles[pid]
         if gone:
