@@ -139,19 +139,26 @@ class SmartCharging:
         if (cid != 0 and cid not in self._ctx.connectors) or unit not in UNITS.values():
             return msg.CompositeScheduleResult("Rejected")
         start = _whole_seconds(self._ctx.now.utc)
-        if cid == 0:
-            stack = [p for p in self._profiles.values() if p.connector_id == 0
-                     and p.purpose == CHARGE_POINT_MAX]
-            amps, tx_start, electrical = self._station_max(), None, self._electrical(None)
-        else:
-            connector = self._ctx.connectors[cid]
-            stack, tx_start = self._stack(connector), self._tx_start(connector)
-            amps, electrical = self._ceiling_amps(connector), self._electrical(connector)
+        stack, tx_start, amps, electrical = self._composite_inputs(cid)
         ceiling = electrical.convert(amps, "A", unit, None)
         periods = composite(stack, start, request.duration, tx_start or start, unit,
                             electrical, ceiling)
         return msg.CompositeScheduleResult("Accepted", cid, start, request.duration, unit,
                                            periods)
+
+    def _composite_inputs(self, cid: int) -> tuple[list[ChargingProfile], datetime | None,
+                                                   float, Electrical]:
+        """The stack, transaction start, ceiling (A) and electrical facts of a connector; for
+        connector 0 the charger's: its ChargePointMaxProfiles under all connectors' maximum."""
+        connectors = self._ctx.connectors
+        if cid != 0:
+            connector = connectors[cid]
+            return (self._stack(connector), _tx_start(connector), _ceiling_amps(connector),
+                    _electrical(connector))
+        stack = [p for p in self._profiles.values()
+                 if p.connector_id == 0 and p.purpose == CHARGE_POINT_MAX]
+        supply = Electrical(next(iter(connectors.values())).voltage)
+        return stack, None, sum(c.max_current for c in connectors.values()), supply
 
     def accepts_remote(self, profile: ChargingProfile | None) -> bool:
         """RemoteStartTransaction may carry only a TxProfile (TC_060) within the keys."""
@@ -200,21 +207,14 @@ class SmartCharging:
 
     def _limit_now(self, connector: Connector) -> tuple[float, str]:
         candidates = [(connector.max_current, "hardware")]
-        found = limit_at(self._stack(connector), self._ctx.now.utc, self._tx_start(connector),
-                         "A", self._electrical(connector))
+        found = limit_at(self._stack(connector), self._ctx.now.utc, _tx_start(connector),
+                         "A", _electrical(connector))
         if found is not None:
             candidates.append((found.value, found.source))
         if connector.local_limit is not None:
             amps, who = connector.local_limit
             candidates.append((amps, f"local:{who}"))
         return min(candidates, key=lambda c: c[0])
-
-    def _ceiling_amps(self, connector: Connector) -> float:
-        local = connector.local_limit
-        return min(connector.max_current, local[0]) if local else connector.max_current
-
-    def _station_max(self) -> float:
-        return sum(c.max_current for c in self._ctx.connectors.values())
 
     def _stack(self, connector: Connector) -> list[ChargingProfile]:
         """The profiles that apply to the connector: the charger's and its own; TxProfiles
@@ -230,16 +230,6 @@ class SmartCharging:
                 continue
             stack.append(profile)
         return stack
-
-    def _tx_start(self, connector: Connector) -> datetime | None:
-        tx = connector.transaction  # whole seconds, as the composite's start
-        started = tx.started_at if tx is not None else None
-        return _whole_seconds(started) if started is not None else None
-
-    def _electrical(self, connector: Connector | None) -> Electrical:
-        if connector is None:  # the charger: the first connector's supply
-            return Electrical(next(iter(self._ctx.connectors.values())).voltage)
-        return Electrical(connector.voltage, drawn_phases(connector))
 
     def _end_tx_profiles(self) -> None:
         """TxProfiles end with their transaction (OCPP 1.6 3.13.2)."""
@@ -270,7 +260,7 @@ class SmartCharging:
             return
         self._arm_key = key
         now = self._ctx.now.utc
-        changes = [next_change(self._stack(c), now, self._tx_start(c))
+        changes = [next_change(self._stack(c), now, _tx_start(c))
                    for c in self._ctx.connectors.values()]
         upcoming = min((c for c in changes if c is not None), default=None)
         if upcoming == self._armed:
@@ -290,6 +280,23 @@ class SmartCharging:
     def _save(self) -> None:
         self._version += 1
         self._ctx.emit(fx.SaveChargingProfiles(self.profiles))
+
+
+def _ceiling_amps(connector: Connector) -> float:
+    """The hardware's maximum under the local limit: what a composite schedule is capped by."""
+    local = connector.local_limit
+    return min(connector.max_current, local[0]) if local else connector.max_current
+
+
+def _tx_start(connector: Connector) -> datetime | None:
+    """When the running transaction started, in whole seconds (as the composite's start)."""
+    tx = connector.transaction
+    started = tx.started_at if tx is not None else None
+    return _whole_seconds(started) if started is not None else None
+
+
+def _electrical(connector: Connector) -> Electrical:
+    return Electrical(connector.voltage, drawn_phases(connector))
 
 
 def allowed_units(settings: Settings) -> set[str]:

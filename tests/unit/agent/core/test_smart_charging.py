@@ -329,3 +329,12 @@ def test_the_contactor_closes_only_under_an_offer() -> None:
     kinds = [type(e).__name__ for e in h.effects[-6:]
              if isinstance(e, fx.SetOfferedCurrent | fx.SetContactor)]
     assert kinds == ["SetOfferedCurrent", "SetContactor"]  # the offer first, then the contactor
+
+
+def test_composite_of_the_charger() -> None:
+    h = CoreHarness(connectors=2)
+    h.boot()
+    assert limits(composite(h, 60, cid=0)) == [(0, 32)]  # both connectors' maximum
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20), (30, 40)], connector=0))
+    set_profile(h, profile(2, "TxDefaultProfile", [(0, 6)], connector=0))
+    assert limits(composite(h, 60, cid=0)) == [(0, 20), (30, 32)]
