@@ -5,6 +5,7 @@ limit in force, the pilot's offer, pauses without ending the transaction, one of
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from agent.core import effects as fx
 from agent.core import events as ev
@@ -28,7 +29,9 @@ def profile(pid: int, purpose: str, periods: list[tuple[int, float]], *, connect
 
 
 def set_profile(h: CoreHarness, p: ChargingProfile) -> str:
-    return reply(h, msg.CsmsSetChargingProfile(p)).status  # type: ignore[union-attr, return-value]
+    result = reply(h, msg.CsmsSetChargingProfile(p))
+    assert isinstance(result, msg.StatusResult)
+    return result.status
 
 
 def reply(h: CoreHarness, request: msg.CsmsRequest) -> msg.CsmsResponse:
@@ -36,7 +39,7 @@ def reply(h: CoreHarness, request: msg.CsmsRequest) -> msg.CsmsResponse:
     return next(e.response for e in out if isinstance(e, fx.Reply))
 
 
-def charging(**seed: object) -> CoreHarness:
+def charging(**seed: Any) -> CoreHarness:
     h = CoreHarness(**seed)
     h.boot()
     h.pilot("B")
