@@ -183,7 +183,8 @@ def limit_at(profiles: Iterable[ChargingProfile], t: datetime, tx_start: datetim
 
 def _boundaries(profile: ChargingProfile, lo: datetime, hi: datetime,
                 tx_start: datetime | None) -> Iterator[datetime]:
-    """Every moment in [lo, hi] where the profile's limit may change."""
+    """The moments where the profile's limit may change, for the repetitions covering
+    [lo, hi] and the next one (callers keep those they need)."""
     yield from (m for m in (profile.valid_from, profile.valid_to) if m is not None)
     for start in _starts(profile, lo, hi, tx_start):
         yield start  # a repetition starts again before its first period (if that is later)
