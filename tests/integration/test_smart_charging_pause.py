@@ -5,6 +5,8 @@ follows the offer on the way (issue 14, "Done when")."""
 
 from __future__ import annotations
 
+import pytest
+
 from evsim.site import SimSite
 from tests.integration.conformance.helpers import booted, charging, status
 from tests.integration.conformance.test_smart_charging import install, profile
@@ -16,7 +18,7 @@ def drawing(amps: float) -> object:
 
 
 async def test_a_zero_amp_profile_pauses_and_sixteen_resumes_one_transaction(
-    site: SimSite, bench: Bench, agent: RunningAgent
+    site: SimSite, bench: Bench, agent: RunningAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     await booted(site)
     transaction_id = await charging(site, bench)
@@ -30,6 +32,7 @@ async def test_a_zero_amp_profile_pauses_and_sixteen_resumes_one_transaction(
     state = await bench.until_connector(lambda s: s["offered_current_a"] == 0, within=5)
     assert state["ev"]["state"] == "C"  # the EV stays in C: the 6 s grace opens the contactor
     await bench.until_relay(False, within=15)
+    assert "opening the contactor under load" in caplog.text  # the 6 s grace opened it
     assert site.csms.last_status(1) == "SuspendedEVSE"
 
     assert await install(site, 0, profile(1, "TxDefaultProfile", [(0, 16)])) == "Accepted"
@@ -38,3 +41,21 @@ async def test_a_zero_amp_profile_pauses_and_sixteen_resumes_one_transaction(
     assert not site.csms.calls("StopTransaction")
     assert len(site.csms.calls("StartTransaction")) == 1
     assert site.csms.transactions[transaction_id].meter_stop is None
+
+
+async def test_an_ev_that_stops_on_the_pause_opens_the_contactor_at_once(
+    site: SimSite, bench: Bench, agent: RunningAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    await booted(site)
+    transaction_id = await charging(site, bench)
+    assert await install(site, 0, profile(1, "TxDefaultProfile", [(0, 0)])) == "Accepted"
+    await status(site, "SuspendedEVSE")
+    await bench("ev_state", 1, "B")  # the EV stops: the contactor opens on that, not the 6 s
+    await bench.until_relay(False, within=15)
+    assert "opening the contactor under load" not in caplog.text
+    assert site.csms.last_status(1) == "SuspendedEVSE"
+    assert await install(site, 0, profile(1, "TxDefaultProfile", [(0, 16)])) == "Accepted"
+    await bench("ev_state", 1, "C")
+    await status(site, "Charging", within=15)
+    assert site.csms.transactions[transaction_id].meter_stop is None
+    assert len(site.csms.calls("StartTransaction")) == 1
