@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from agent import __version__, clock, decisions, logs, sdnotify
+from agent import __version__, clock, decisions, local_limit, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
 from agent.api.bench import BenchProxy
 from agent.api.preauth import PreAuthorization
@@ -80,7 +80,8 @@ def station_config(config: Config) -> StationConfig:
         model=config.charger.model,
         serial_number=config.charger.serial_number,
         firmware_version=config.charger.firmware_version or __version__,
-        connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None)
+        connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None,
+                                       voltage=c.voltage, phases=c.phases)
                          for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,
@@ -158,6 +159,7 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     station.restore_availability(persistence.load_availability())
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
     station.restore_reservations(persistence.load_reservations())
+    station.restore_charging_profiles(persistence.load_charging_profiles())
     runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
     persistence.on_write = runtime.outbox.store_written  # a failing store is one fault
 
@@ -369,8 +371,11 @@ class Agent:
     async def _open_status_server(self) -> StatusServer | None:
         store = self.store
         assert store is not None
+        limit = local_limit.command(self.runtime)
         server = StatusServer(self.status_socket, self.snapshot, {
-            decisions.QUESTION: lambda request: decisions.answer(store, request)})
+            decisions.QUESTION: lambda request: decisions.answer(store, request),
+            "limit": lambda request: limit([str(word) for word in request.get("args", [])]),
+        })
         try:
             await server.start()
         except OSError as error:  # SocketInUse too: status is for people, charging goes on
@@ -473,6 +478,7 @@ def status_snapshot(config: Config, runtime: Runtime, link: Link,
             },
             "power_w": reading.power_w if reading else None,
             "energy_wh": reading.energy_wh if reading else None,
+            **local_limit.limit_view(station, cid),
         })
     return {
         "charger": {"id": config.charger.id, "version": __version__},

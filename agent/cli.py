@@ -7,6 +7,8 @@
     evse-agent config-reference       print every configuration key as a Markdown table
     evse-agent status [--socket PATH | --state-dir DIR | --config FILE] [--json]
                                       the running agent: connectors, transactions, link, errors
+    evse-agent limit CONNECTOR AMPS|clear|pause|resume [--source S] [--socket PATH | ...]
+                                      the running agent's local current limit (0 pauses)
     evse-agent log [--state-dir DIR | --config FILE] [--since T] [--until T] [--connector N]
                    [--id-tag TAG] [--action NAME]... [--limit N] [--json] [--utc] [--full]
                                       the OCPP message log (docs/operations.md); with
@@ -37,7 +39,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config import Config, ConfigError, describe_schema, load_config
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     reference = commands.add_parser("config-reference", help="print every configuration key")
     reference.set_defaults(command=_config_reference)
     _add_status(commands)
+    _add_limit(commands)
     _add_log(commands)
     _add_bringup(commands)
     return parser
@@ -105,6 +108,19 @@ def _add_status(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _add_location(status, socket=True)
     status.add_argument("--json", action="store_true", help="print the raw status document")
     status.set_defaults(command=_status)
+
+
+def _add_limit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    limit = commands.add_parser(
+        "limit", help="set the running agent's local current limit on a connector",
+        description="Cap a connector's charging current without a CSMS (docs/smart-charging.md):"
+        " AMPS caps it, 0 or pause pauses it (the transaction goes on, SuspendedEVSE), clear or "
+        "resume drops this local limit.")
+    limit.add_argument("connector", type=int, help="connector id")
+    limit.add_argument("value", metavar="AMPS|clear|pause|resume")
+    limit.add_argument("--source", default="cli", help="who sets it, shown as local:<source>")
+    _add_location(limit, socket=True)
+    limit.set_defaults(command=_limit)
 
 
 def _add_log(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -209,17 +225,44 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
 def _status(args: argparse.Namespace) -> int:
     from agent import status_server as server  # lazily, like every command's own module
 
+    document, failed = _ask(args, "status")
+    if document is None:
+        return failed
+    print(json.dumps(document, indent=2) if args.json else server.format_status(document))
+    return EXIT_OK
+
+
+def _ask(args: argparse.Namespace, request: str) -> tuple[dict[str, Any] | None, int]:
+    """The running agent's answer to ``request`` on its status socket, or None and the exit
+    status after a message."""
+    from agent import status_server as server
+
     state_dir = None if args.socket else _state_dir(args)
     if not args.socket and state_dir is None:
-        return EXIT_USAGE
+        return None, EXIT_USAGE
     path = Path(args.socket) if args.socket else server.default_socket(state_dir or ".")
     try:
-        document = server.fetch_status(path)
+        if request == "status":
+            return server.fetch_status(path), EXIT_OK
+        name, *words = request.split()
+        answer: dict[str, Any] = server.ask(path, {"ask": name, "args": words})
+        return answer, EXIT_OK
     except server.StatusError as error:
         print(f"evse-agent: {error}", file=sys.stderr)
         denied = isinstance(error, server.StatusDenied)
-        return EXIT_NO_PERMISSION if denied else EXIT_UNAVAILABLE
-    print(json.dumps(document, indent=2) if args.json else server.format_status(document))
+        return None, EXIT_NO_PERMISSION if denied else EXIT_UNAVAILABLE
+
+
+def _limit(args: argparse.Namespace) -> int:
+    """Ask the running agent over its status socket (``{"ask": "limit", "args": [...]}``)."""
+    answer, failed = _ask(args, f"limit {args.connector} {args.value} {args.source}")
+    if answer is None:
+        return failed
+    if "error" in answer:
+        print(f"evse-agent: {answer['error']}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"connector {answer['connector']}: offering {answer['offered_current']:g} A, "
+          f"limit {answer['limit_amps']:g} A ({answer['limit_source']})")
     return EXIT_OK
 
 

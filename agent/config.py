@@ -219,6 +219,7 @@ class ConnectorConfig:
     id: int
     max_current: int
     phases: int
+    voltage: float
     contactor: ContactorConfig
     pilot: PilotConfig
     meter: MeterConfig
@@ -422,6 +423,7 @@ MEASURANDS: Final = (
     "Voltage",
     "Frequency",
     "Current.Offered",
+    "Power.Offered",
 )
 PIN_FACTORIES: Final = ("lgpio", "rpigpio", "pigpio", "native", "mock", "evsim")
 METER_DRIVERS: Final = ("sdm630", "sdm120", "sdm72", "abb-b23", "em340")
@@ -723,6 +725,9 @@ _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors"
     Key("max_current", int, "most current the connector may offer (cable, breaker)",
         default=16, span=(6, 80), unit="amps"),
     Key("phases", int, "phases wired to the connector", default=3, choices=(1, 3)),
+    Key("voltage", float, "nominal voltage per phase: turns a charging limit in W into A "
+        "(P = U * I * phases, docs/smart-charging.md)", default=230.0, span=(100, 277),
+        unit="volts"),
     Key("evse_id", str, "EVSE id the sessions API knows the connector by (e.g. "
         "DE*ABC*E1234*1); unset = <charger.id>*<connector id>", default=None, span=(1, 64)),
 ))
@@ -1468,7 +1473,11 @@ def _ocpp_range(spec: KeySpec) -> str:
     if spec.kind is bool:
         return "bool"
     if spec.kind is str:
-        return "measurand list" if spec.csl_items is not None else "text"
+        if spec.csl_items is None:
+            return "text"
+        if spec.csl_items <= set(MEASURANDS):
+            return "measurand list"
+        return "list of " + ", ".join(sorted(spec.csl_items))
     if spec.minimum is None or spec.maximum is None:
         return ""
     return f"{spec.minimum}..{spec.maximum} {spec.unit}".rstrip()

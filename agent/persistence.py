@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from agent.core.schedule import ChargingProfile
 from agent.core.types import AuthorizationInfo, Reservation
 
 
@@ -35,6 +36,11 @@ class Persistence(Protocol):
 
     def load_reservations(self) -> list[Reservation]: ...
 
+    def save_charging_profiles(self, profiles: list[ChargingProfile]) -> None:
+        """Replace every kept charging profile by ``profiles``."""
+
+    def load_charging_profiles(self) -> list[ChargingProfile]: ...
+
 
 class MemoryPersistence:
     def __init__(self) -> None:
@@ -43,6 +49,7 @@ class MemoryPersistence:
         self.cache: dict[str, AuthorizationInfo] = {}
         self.local_list: tuple[int, list[tuple[str, AuthorizationInfo]]] = (0, [])
         self.reservations: list[Reservation] = []
+        self.charging_profiles: list[ChargingProfile] = []
 
     def save_setting(self, name: str, value: str) -> None:
         self.settings[name] = value
@@ -76,3 +83,9 @@ class MemoryPersistence:
 
     def load_reservations(self) -> list[Reservation]:
         return list(self.reservations)
+
+    def save_charging_profiles(self, profiles: list[ChargingProfile]) -> None:
+        self.charging_profiles = list(profiles)
+
+    def load_charging_profiles(self) -> list[ChargingProfile]:
+        return list(self.charging_profiles)

@@ -126,6 +126,10 @@ class Runtime:
         for send in deferred:
             self.outbox.put(send.ref, send.req)
 
+    def deliver(self, event: ev.Event) -> list[fx.Effect]:
+        """Handle a local client's event now; call on the event loop (post() from a thread)."""
+        return self._handle(event)
+
     def _handle(self, event: ev.Event) -> list[fx.Effect]:
         assert not self._handling, "the core is not re-entrant"
         self._handling = True
@@ -172,7 +176,7 @@ class Runtime:
             case fx.Notice(connector_id=cid, kind=kind, detail=detail):
                 log.info("connector %s: %s %s", cid, kind, detail)
             case (fx.SaveSetting() | fx.SaveAvailability() | fx.CacheIdTag() | fx.SaveLocalList()
-                  | fx.SaveReservations()):
+                  | fx.SaveReservations() | fx.SaveChargingProfiles()):
                 self._save(effect)
             case fx.Reboot(hard=hard):
                 loop = self._loop
@@ -182,7 +186,7 @@ class Runtime:
                 pass  # returned by command()
 
     def _save(self, effect: fx.SaveSetting | fx.SaveAvailability | fx.CacheIdTag
-              | fx.SaveLocalList | fx.SaveReservations) -> None:
+              | fx.SaveLocalList | fx.SaveReservations | fx.SaveChargingProfiles) -> None:
         """Persist what the core decided. A store that fails is logged and never stops the
         effects after this one (the contactor, the messages)."""
         try:
@@ -198,6 +202,8 @@ class Runtime:
                     self.persistence.save_local_list(version, list(entries))
                 case fx.SaveReservations(reservations=reservations):
                     self.persistence.save_reservations(list(reservations))
+                case fx.SaveChargingProfiles(profiles=profiles):
+                    self.persistence.save_charging_profiles(list(profiles))
         except Exception as error:  # the store's own errors, whatever the backend
             log.error("state store: cannot keep %s: %s", type(effect).__name__, error)
             self._unsaved.append(effect)

@@ -5,11 +5,13 @@ of ``snapshot()`` taken on the event loop at that moment, and is closed. The cli
 :func:`fetch_status` (blocking, for the command line) and :func:`format_status`.
 
 A client may instead ask one named question: it writes one line of JSON, ``{"ask": NAME,
-...}``, and the server answers ``{"ask": NAME, "answer": ...}`` from ``answers[NAME]`` (e.g.
-``authorizations`` for ``evse-agent log --id-tag``: the running agent holds its database
-exclusively, so the command line cannot read it). The client shuts its writing side after its
-line, or at once when it wants the snapshot; a client that does neither gets the snapshot
-after :data:`REQUEST_WAIT`. The client side is :func:`ask`.
+...}``, and the server answers ``{"ask": NAME, "answer": ...}`` from ``answers[NAME]``:
+``authorizations`` for ``evse-agent log --id-tag`` (the running agent holds its database
+exclusively, so the command line cannot read it), ``limit`` for ``evse-agent limit`` (so
+whoever may open the socket may set the local limit: the 0660 rule below is the access rule
+for both). The client shuts its writing side after its line, or at once when it wants the
+snapshot; a client that does neither gets the snapshot after :data:`REQUEST_WAIT`. The
+client side is :func:`ask`.
 
 Access: the socket file is mode 0660, so only root and members of the service's group (its
 owner's primary group; ``evse-agent`` under systemd) can connect, and its directory should
@@ -27,7 +29,9 @@ The snapshot, as the runtime provides it (every field may be missing or null)::
          "contactor": "closed", "error": "NoError",
          "transaction": {"id": 42, "tag": "04A1B2C3", "started": "2024-05-01T10:02:11Z",
                          "meter_start": 1200},
-         "power_w": 7200.0, "energy_wh": 4656.0}
+         "power_w": 7200.0, "energy_wh": 4656.0,
+         "offered_current": 16.0, "limit_amps": 16.0, "limit_source": "hardware",
+         "local_limit": null}
       ],
       "last_errors": [{"time": "2024-05-01T09:58:00Z", "level": "ERROR", "connector": 1,
                        "text": "agent.runtime: meter did not answer"}]
@@ -300,7 +304,7 @@ def _not_running(path: str | Path, error: OSError) -> str:
 
 # --- formatting --------------------------------------------------------------------------------
 
-_COLUMNS = ("#", "status", "phase", "pilot", "contactor", "power", "session", "meter",
+_COLUMNS = ("#", "status", "phase", "pilot", "contactor", "offer", "power", "session", "meter",
             "transaction")
 
 
@@ -346,8 +350,18 @@ def _connector_row(c: Mapping[str, Any]) -> tuple[str, ...]:
     energy, start = _number(c.get("energy_wh")), _number(tx.get("meter_start"))
     session = energy - start if energy is not None and start is not None else None
     return (str(c.get("id", "?")), status, str(c.get("phase") or "-"), str(c.get("pilot") or "-"),
-            str(contactor or "-"), _kilo(c.get("power_w"), "W"), _kilo(session, "Wh"),
-            _kilo(c.get("energy_wh"), "Wh"), _transaction(tx))
+            str(contactor or "-"), _offer(c), _kilo(c.get("power_w"), "W"),
+            _kilo(session, "Wh"), _kilo(c.get("energy_wh"), "Wh"), _transaction(tx))
+
+
+def _offer(c: Mapping[str, Any]) -> str:
+    """The pilot's offer, and what limits it unless it is the hardware: "10 A (local:hems)"."""
+    amps = _number(c.get("offered_current"))
+    if amps is None:
+        return "-"
+    source = c.get("limit_source")
+    limited = f" ({source})" if source and source != "hardware" else ""
+    return f"{amps:g} A{limited}"
 
 
 def _transaction(tx: Mapping[str, Any]) -> str:

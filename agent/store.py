@@ -33,7 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.core.schedule import ChargingProfile
 from agent.core.types import AuthorizationInfo, AuthStatus, Reservation
+from agent.profile_records import from_json, to_json
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             body       TEXT    NOT NULL,            -- the JSON posted
             attempts   INTEGER NOT NULL DEFAULT 0,
             not_before REAL    NOT NULL DEFAULT 0   -- UTC epoch seconds, 0: due now
+        )""",
+    ),
+    # 5: charging profiles (SetChargingProfile) survive restarts
+    (
+        """CREATE TABLE charging_profiles (
+            profile_id INTEGER PRIMARY KEY,
+            body       TEXT    NOT NULL             -- JSON, agent.profile_records.to_json
         )""",
     ),
 )
@@ -611,6 +620,17 @@ class Store:
                           (r.reservation_id, r.connector_id, r.id_tag, r.group_id,
                            _text(r.expiry)))
 
+    def charging_profiles(self) -> list[str]:
+        """The kept charging profiles as JSON records (agent/profile_records.py)."""
+        return [str(r[0]) for r in self._rows(
+            "SELECT body FROM charging_profiles ORDER BY profile_id")]
+
+    def replace_charging_profiles(self, records: Iterable[tuple[int, str]]) -> None:
+        with self.write():
+            self._run("DELETE FROM charging_profiles")
+            for profile_id, body in records:
+                self._run("INSERT INTO charging_profiles VALUES (?, ?)", (profile_id, body))
+
     def local_list_clear(self) -> None:
         """Empty the list and set its version to 0."""
         with self.write():
@@ -777,6 +797,13 @@ class StorePersistence:
 
     def load_reservations(self) -> list[Reservation]:
         return self.store.reservations()
+
+    def save_charging_profiles(self, profiles: list[ChargingProfile]) -> None:
+        records = [(p.profile_id, to_json(p)) for p in profiles]
+        self._try(lambda: self.store.replace_charging_profiles(records), "charging profiles")
+
+    def load_charging_profiles(self) -> list[ChargingProfile]:
+        return [from_json(body) for body in self.store.charging_profiles()]
 
     def load_settings(self) -> dict[str, str]:
         return self.store.settings()

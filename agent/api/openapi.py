@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from agent import __version__
-from agent.api.server import BENCH_ROUTES, ROUTES, START_BODY
+from agent.api.server import BENCH_ROUTES, LIMIT_BODY, ROUTES, START_BODY
 
 _REASONS = {200: "OK", 201: "Created: the session (WAITING_TO_START or STARTED)",
             400: "Bad input (malformed JSON, unknown fields, wrong types)",
@@ -58,7 +58,8 @@ def document() -> dict[str, Any]:
         "info": {"title": "evse-agent sessions API", "version": __version__},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"StartRequest": START_BODY, "Error": ERROR},
+            "schemas": {"StartRequest": START_BODY, "LimitRequest": LIMIT_BODY,
+                        "Error": ERROR},
         },
         "paths": paths,
     }

@@ -34,6 +34,7 @@ from agent.api.bench import VERBS, BenchProxy, BenchUnreachable
 from agent.api.dashboard import add_dashboard
 from agent.api.service import SessionService, StartError, UnexpectedError
 from agent.frame_log import FrameLog
+from agent.local_limit import LimitError
 from agent.sessions import Session, Status
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,15 @@ START_BODY: dict[str, Any] = {
 }
 
 
+LIMIT_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["amps"],
+    "properties": {
+        "amps": {"type": "number", "minimum": 0, "maximum": 80},
+        "source": {"type": "string", "minLength": 1, "maxLength": 32},
+    },
+}
+
+
 def _check_body(raw: object, schema: dict[str, Any]) -> dict[str, Any]:
     """The few JSON-schema rules the API's bodies use, with a clear message for each."""
     if not isinstance(raw, dict):
@@ -159,6 +169,10 @@ def _check_body(raw: object, schema: dict[str, Any]) -> dict[str, Any]:
         if rule["type"] == "integer" and (isinstance(value, bool) or not isinstance(value, int)
                                           or value < rule["minimum"]):
             raise BadRequest(f"{name} must be an integer >= {rule['minimum']}")
+        if rule["type"] == "number" and (isinstance(value, bool)
+                                         or not isinstance(value, int | float)
+                                         or not rule["minimum"] <= value <= rule["maximum"]):
+            raise BadRequest(f"{name} must be a number {rule['minimum']}..{rule['maximum']}")
     return raw
 
 
@@ -387,6 +401,33 @@ class Api:
     def _scope(self, request: web.Request) -> str | None:
         kind, _, token = request.headers.get("Authorization", "").partition(" ")
         return self.tokens.scope_of(token.strip()) if kind.lower() == "bearer" else None
+    # --- the local limit (docs/smart-charging.md) ---------------------------------------
+
+    async def list_connectors(self, request: web.Request) -> web.Response:
+        return web.json_response({"connectors": self.service.connectors()})
+
+    async def set_limit(self, request: web.Request) -> web.Response:
+        body = await _json(request, LIMIT_BODY)
+        return self._limit(request, float(body["amps"]), body.get("source", "api"))
+
+    async def clear_limit(self, request: web.Request) -> web.Response:
+        return self._limit(request, None, request.query.get("source", "api"))
+
+    async def pause(self, request: web.Request) -> web.Response:
+        return self._limit(request, 0.0, request.query.get("source", "api"))
+
+    async def resume(self, request: web.Request) -> web.Response:
+        return self._limit(request, None, request.query.get("source", "api"))
+
+    def _limit(self, request: web.Request, amps: float | None, source: str) -> web.Response:
+        text = request.match_info["connector_id"]
+        if not text.isdigit() or int(text) not in {c["id"] for c in self.service.connectors()}:
+            return problem(404, "Connector not found")
+        try:
+            view = self.service.set_local_limit(int(text), amps, source)
+        except LimitError as error:
+            raise BadRequest(str(error)) from None
+        return web.json_response({"id": int(text), **view})
 
     async def openapi(self, request: web.Request) -> web.Response:
         from agent.api.openapi import document
@@ -425,6 +466,20 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/frames", "read", Api.frames,
           "The OCPP message log, newest first; q searches it", (200, 400, 401, 404),
           query=("q", "action", "id_tag", "connector", "since", "until", "limit")),
+    Route("GET", "/api/v1/connectors", "read", Api.list_connectors,
+          "Connectors: state, status, offered current, limit and the source limiting it",
+          (200, 401)),
+    Route("PUT", "/api/v1/connectors/{connector_id}/limit", "control", Api.set_limit,
+          "Set the local current limit (0 pauses; source defaults to api)",
+          (200, 400, 401, 403, 404), LIMIT_BODY),
+    Route("DELETE", "/api/v1/connectors/{connector_id}/limit", "control", Api.clear_limit,
+          "Clear the local current limit", (200, 401, 403, 404), query=("source",)),
+    Route("POST", "/api/v1/connectors/{connector_id}/pause", "control", Api.pause,
+          "Pause charging (local limit 0 A; the transaction goes on, SuspendedEVSE)",
+          (200, 401, 403, 404), query=("source",)),
+    Route("POST", "/api/v1/connectors/{connector_id}/resume", "control", Api.resume,
+          "Resume charging (clears the local limit)", (200, 401, 403, 404),
+          query=("source",)),
     Route("GET", "/api/v1/openapi.json", "read", Api.openapi, "This document", (200, 401)),
 )
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent import clock
+from agent import clock, local_limit
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
@@ -245,6 +245,21 @@ class SessionService:
         if current.status is Status.STARTED or not accepted:
             self._apply(self.sessions.stop_requested(current, accepted, clock.now().utc))
         return self.get(session.id) or current, None
+
+    # --- the local limit (agent/local_limit.py) -------------------------------------------
+
+    def set_local_limit(self, connector_id: int, amps: float | None,
+                        source: str) -> dict[str, Any]:
+        """Cap (``amps``), pause (0) or free (None) the connector; its view after the change.
+        Raises :class:`agent.local_limit.LimitError` for a bad request."""
+        view = local_limit.set_local_limit(self.runtime, connector_id, amps, source)
+        log.info("local limit: connector %s %s by %s", connector_id,
+                 "cleared" if amps is None else f"{amps:g} A", source)
+        return view
+
+    def connectors(self) -> list[dict[str, Any]]:
+        station = self.runtime.station
+        return [local_limit.connector_view(station, cid) for cid in station.connectors]
 
     # --- following the core ----------------------------------------------------------------
 

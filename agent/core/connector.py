@@ -70,12 +70,20 @@ class Connector:
     # PowerSwitchFailure): the driver sees what happened before the next session.
     latched: set[str] = field(default_factory=set)
     has_lock: bool = False  # a socket with a lock motor; False: fixed cable
+    voltage: float = 230.0  # V per phase (connector.voltage in the configuration)
+    phases: int = 3  # phases wired (connector.phases)
     lock_confirmed: bool = False  # the lock reported locked after the last lock command
     authorization: Authorization | None = None
     transaction: Transaction | None = None
     reservation: Reservation | None = None  # held for it (agent/core/reservations.py)
     last_reading: MeterReading | None = None
     reported: tuple[ConnectorStatus, ErrorCode] | None = None
+    # The current limit in force and who set it (agent/core/smart_charging.py keeps it):
+    # "hardware", a profile purpose, or "local:<source>". None: not computed yet.
+    limit_amps: float | None = None
+    limit_source: str = "hardware"
+    local_limit: tuple[float, str] | None = None  # (amps, source) from a local client
+    offered: float = 0.0  # what the pilot offers now (written by agent/core/outputs.py only)
 
     @property
     def phase(self) -> Phase:
@@ -97,13 +105,36 @@ class Connector:
         return self.operative and not self.faulted and self.phase in (Phase.IDLE, Phase.PLUGGED)
 
 
+MIN_OFFER = 6.0  # A: IEC 61851-1 Annex A, the lowest current a PWM duty cycle may offer
+DRAWING = 1.0  # A on a phase that counts as drawn
+
+
+def limit_pauses(connector: Connector) -> bool:
+    """The limit in force is below the lowest current the pilot can offer: the offer goes to
+    "no charging" and the transaction goes on, paused (SuspendedEVSE)."""
+    return connector.limit_amps is not None and connector.limit_amps < MIN_OFFER
+
+
+def drawn_phases(connector: Connector) -> int | None:
+    """The phases the EV draws on in the last meter sample (current above DRAWING A); 1 on
+    a connector wired for one phase; None when nothing tells."""
+    if connector.phases == 1:
+        return 1
+    reading = connector.last_reading
+    if reading is None or reading.current_a is None:
+        return None
+    drawn = sum(1 for amps in reading.current_a if amps > DRAWING)
+    return drawn or None
+
+
 def contactor_wanted(connector: Connector) -> bool:
     """The contactor may be closed only for an open, energy-allowed transaction on an
     operative, fault-free connector whose EV asks for power (DESIGN.md, Safety), and, on a
-    socket, once its lock holds the plug."""
+    socket, once its lock holds the plug; never while a limit pauses the charging."""
     tx = connector.transaction
     return (
-        (connector.lock_confirmed or not connector.has_lock)
+        not limit_pauses(connector)
+        and (connector.lock_confirmed or not connector.has_lock)
         and connector.phase is Phase.TRANSACTION
         and tx is not None
         and tx.energy_allowed
@@ -123,14 +154,14 @@ def lock_wanted(connector: Connector) -> bool:
 
 
 def offer_withdrawn(connector: Connector) -> bool:
-    """The transaction goes on with the offer at "no charging" (energy not allowed) while the
-    EV still asks for power: the EV gets a grace period to stop drawing before the contactor
-    opens under load (IEC 61851-1 Table A.6 seq. 10.2)."""
+    """The transaction goes on with the offer at "no charging" (energy not allowed, or a limit
+    below 6 A) while the EV still asks for power: the EV gets a grace period to stop drawing
+    before the contactor opens under load (IEC 61851-1 Table A.6 seq. 10.2)."""
     tx = connector.transaction
     return (
         connector.phase is Phase.TRANSACTION
         and tx is not None
-        and not tx.energy_allowed
+        and (not tx.energy_allowed or limit_pauses(connector))
         and tx.stopping is None
         and not connector.faulted
         and connector.pilot.wants_energy
@@ -138,7 +169,9 @@ def offer_withdrawn(connector: Connector) -> bool:
 
 
 def offered_current(connector: Connector) -> float:
-    """What the pilot offers: the connector's maximum during a live transaction, else nothing."""
+    """What the pilot offers: during a live transaction the limit in force (the connector's
+    maximum, a charging profile or a local limit, whichever is lowest), "no charging" (0)
+    below MIN_OFFER; outside a live transaction nothing."""
     tx = connector.transaction
     live = (
         connector.phase is Phase.TRANSACTION
@@ -147,7 +180,12 @@ def offered_current(connector: Connector) -> float:
         and tx.stopping is None
         and not connector.faulted
     )
-    return connector.max_current if live else 0.0
+    if not live:
+        return 0.0
+    limit = connector.max_current
+    if connector.limit_amps is not None:
+        limit = min(limit, connector.limit_amps)
+    return limit if limit >= MIN_OFFER else 0.0
 
 
 def status_of(connector: Connector, contactor_closed: bool) -> ConnectorStatus:
@@ -156,6 +194,8 @@ def status_of(connector: Connector, contactor_closed: bool) -> ConnectorStatus:
         return ConnectorStatus.FAULTED
     phase = connector.phase
     if phase is Phase.TRANSACTION:
+        if limit_pauses(connector):
+            return ConnectorStatus.SUSPENDED_EVSE  # the charger offers nothing: paused
         if connector.pilot.wants_energy:
             return ConnectorStatus.CHARGING if contactor_closed else ConnectorStatus.SUSPENDED_EVSE
         return ConnectorStatus.SUSPENDED_EV

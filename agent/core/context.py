@@ -24,6 +24,8 @@ class ConnectorConfig:
     connector_id: int
     max_current: float
     has_lock: bool = False  # False: fixed cable (UnlockConnector is NotSupported)
+    voltage: float = 230.0  # V per phase: turns a limit in W into A (P = U * I * phases)
+    phases: int = 3  # phases wired to the connector (1 or 3)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class Context:
         self.config = config
         self.settings = settings
         self.connectors = {
-            c.connector_id: Connector(c.connector_id, c.max_current, has_lock=c.has_lock)
+            c.connector_id: Connector(c.connector_id, c.max_current, has_lock=c.has_lock,
+                                      voltage=c.voltage, phases=c.phases)
             for c in config.connectors
         }
         self.registration = RegistrationState()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.core.messages import CsmsResponse, OutboundReq
+from agent.core.schedule import ChargingProfile
 from agent.core.types import AuthorizationInfo, Reservation
 
 
@@ -77,6 +78,14 @@ class SaveReservations:
     believes is reserved."""
 
     reservations: tuple[Reservation, ...]
+
+
+@dataclass(frozen=True)
+class SaveChargingProfiles:
+    """The installed charging profiles changed: persist all of them (they survive restarts,
+    OCPP 1.6 3.13)."""
+
+    profiles: tuple[ChargingProfile, ...]
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,7 @@ Effect = (
     | CacheIdTag
     | SaveLocalList
     | SaveReservations
+    | SaveChargingProfiles
     | Reboot
     | StartTimer
     | CancelTimer

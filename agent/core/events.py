@@ -120,6 +120,16 @@ class StartRequested:
 
 
 @dataclass(frozen=True)
+class LocalLimitSet:
+    """A local client (API, CLI, MQTT, dashboard) limits ``connector_id`` to ``amps``: None
+    clears its limit, 0 pauses charging (the transaction goes on). ``source`` names who."""
+
+    connector_id: int
+    amps: float | None
+    source: str
+
+
+@dataclass(frozen=True)
 class ShutdownRequested:
     """SIGTERM or an ordered stop: open every contactor and end transactions by policy.
 
@@ -145,5 +155,6 @@ Event = (
     | CsmsCommand
     | LocalListNotSaved
     | StartRequested
+    | LocalLimitSet
     | ShutdownRequested
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agent.core.schedule import ChargingProfile, CompositePeriod
 from agent.core.types import (
     AuthorizationInfo,
     ConnectorStatus,
@@ -259,6 +260,7 @@ class CsmsRemoteStart:
     id_tag: str
     connector_id: int | None = None
     remote_start_id: int | None = None  # 2.0.1 remoteStartId, echoed in TransactionStarted
+    charging_profile: ChargingProfile | None = None  # a TxProfile for the transaction (TC_059)
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,42 @@ class CsmsReserveNow:
 @dataclass(frozen=True)
 class CsmsCancelReservation:
     reservation_id: int
+
+
+@dataclass(frozen=True)
+class CsmsSetChargingProfile:
+    """Install ``profile`` (its ``connector_id`` says where; 0: the charger)."""
+
+    profile: ChargingProfile
+
+
+@dataclass(frozen=True)
+class CsmsClearChargingProfile:
+    """Remove the profile ``profile_id``, or else every profile matching all given fields."""
+
+    profile_id: int | None = None
+    connector_id: int | None = None
+    purpose: str | None = None
+    stack_level: int | None = None
+
+
+@dataclass(frozen=True)
+class CsmsGetCompositeSchedule:
+    connector_id: int
+    duration: int  # seconds
+    unit: str | None = None  # "A" or "W"; None: the charger's choice (A)
+
+
+@dataclass(frozen=True)
+class CompositeScheduleResult:
+    """Accepted with the schedule from ``start`` in ``unit``, or Rejected (nothing else)."""
+
+    status: str
+    connector_id: int = 0
+    start: datetime | None = None
+    duration: int = 0
+    unit: str = "A"
+    periods: tuple[CompositePeriod, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -395,9 +433,13 @@ CsmsRequest = (
     | CsmsGetLocalListVersion
     | CsmsReserveNow
     | CsmsCancelReservation
+    | CsmsSetChargingProfile
+    | CsmsClearChargingProfile
+    | CsmsGetCompositeSchedule
 )
 CsmsResponse = (
     CommandResult
+    | CompositeScheduleResult
     | StatusResult
     | GetConfigurationResult
     | ChangeConfigurationResult

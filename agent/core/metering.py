@@ -10,12 +10,13 @@ MeterValuesReported.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.connector import Connector, Transaction
+from agent.core.connector import Connector, Transaction, drawn_phases
 from agent.core.context import Context, Pending
 from agent.core.transactions import Transactions
 from hal.roles import MeterReading
@@ -27,13 +28,32 @@ MAX_END_SAMPLES = 500  # samples kept for the end of a transaction (1.6 transact
 PHASES = ("L1", "L2", "L3")
 
 
+@dataclass(frozen=True)
+class Offer:
+    """What the charger offers the EV when a sample is taken (Current.Offered, Power.Offered)."""
+
+    amps: float
+    watts: float
+
+
+def offer_of(connector: Connector) -> Offer:
+    """The pilot's offer now; in W with the phases the EV draws (else 3): P = U * I * phases."""
+    phases = drawn_phases(connector) or 3
+    return Offer(connector.offered, connector.offered * connector.voltage * phases)
+
+
 def meter_sample(reading: MeterReading, measurands: tuple[str, ...], at: datetime,
-                 context: str = "Sample.Periodic") -> msg.MeterSample:
-    """The measurands asked for, taken from one reading, in OCPP units. The energy register
-    stands in when none of the asked measurands is available."""
+                 context: str = "Sample.Periodic", offer: Offer | None = None
+                 ) -> msg.MeterSample:
+    """The measurands asked for, taken from one reading (and the offer), in OCPP units. The
+    energy register stands in when none of the asked measurands is available."""
     values: list[msg.SampledValue] = []
     for measurand in measurands:
         values.extend(_sampled(measurand, reading))
+        if offer is not None and measurand == "Current.Offered":
+            values.append(msg.SampledValue(measurand, offer.amps, "A"))
+        if offer is not None and measurand == "Power.Offered":
+            values.append(msg.SampledValue(measurand, offer.watts, "W"))
     if not values:
         values.append(msg.SampledValue("Energy.Active.Import.Register", reading.energy_wh, "Wh"))
     return msg.MeterSample(at, tuple(values), context)
@@ -101,30 +121,36 @@ class Metering:
         tx = connector.transaction
         aligned = context == "Sample.Clock"
         key = "MeterValuesAlignedData" if aligned else "MeterValuesSampledData"
-        sample = meter_sample(reading, self._ctx.settings.csl(key), self._ctx.now.utc, context)
+        sample = meter_sample(reading, self._ctx.settings.csl(key), self._ctx.now.utc, context,
+                              self._offer(connector))
         cid = connector.connector_id
         if tx is None:
             self._ctx.send(msg.MeterValuesReported(cid, (sample,)), Pending("meter", cid))
             return
         req = msg.TransactionUpdated(tx.tx_ref, cid, (sample,), tx.next_seq_no())
         self._ctx.send(req, Pending("meter", cid, tx_ref=tx.tx_ref))
-        self._keep_for_end(tx, reading, aligned, context)
+        self._keep_for_end(connector, tx, reading, aligned, context)
 
-    def _keep_for_end(self, tx: Transaction, reading: MeterReading, aligned: bool,
-                      context: str) -> None:
+    def _keep_for_end(self, connector: Connector, tx: Transaction, reading: MeterReading,
+                      aligned: bool, context: str) -> None:
         key = "StopTxnAlignedData" if aligned else "StopTxnSampledData"
         measurands = self._ctx.settings.csl(key)
         if measurands and len(tx.end_samples) < MAX_END_SAMPLES:
-            tx.end_samples.append(meter_sample(reading, measurands, self._ctx.now.utc, context))
+            tx.end_samples.append(meter_sample(reading, measurands, self._ctx.now.utc, context,
+                                               self._offer(connector)))
 
     def _send_triggered(self, connector: Connector, reading: MeterReading) -> None:
         """TriggerMessage MeterValues: a sample outside the transaction's sequence."""
         measurands = self._ctx.settings.csl("MeterValuesSampledData")
-        sample = meter_sample(reading, measurands, self._ctx.now.utc, "Trigger")
+        sample = meter_sample(reading, measurands, self._ctx.now.utc, "Trigger",
+                              self._offer(connector))
         tx = connector.transaction
         req = msg.MeterValuesReported(connector.connector_id, (sample,))
         self._ctx.send(req, Pending("meter", connector.connector_id,
                                     tx_ref=tx.tx_ref if tx else 0))
+
+    def _offer(self, connector: Connector) -> Offer:
+        return offer_of(connector)
 
     def arm_aligned(self) -> None:
         interval = self._ctx.settings.int("ClockAlignedDataInterval")

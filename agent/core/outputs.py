@@ -15,6 +15,7 @@ from agent.core import events as ev
 from agent.core.connector import (
     Connector,
     contactor_wanted,
+    limit_pauses,
     lock_wanted,
     offer_withdrawn,
     offered_current,
@@ -25,6 +26,13 @@ from agent.core.types import ErrorCode
 log = logging.getLogger(__name__)
 
 OFFER_STOP_GRACE = 6.0  # s an EV in C may keep the contactor after the offer stops (seq. 10.2)
+# IEC 61851-1:2017 Table A.6, sequence 9.x (a change of the PWM offer; the EV follows within
+# 5 s): the EVSE changes the offer toward the EV at most once every 5 s, as EVerest does
+# (../shared/reference/hardware.md 1.3). Our reading: the spacing binds raising or lowering
+# the offer within one transaction, and resuming after a limit paused it; going to "no
+# charging" is never held back (the EV must stop drawing promptly, and the seq. 10.2 grace
+# covers it), nor are the first offer of a transaction and the return after a fault cleared.
+OFFER_SPACING = 5.0
 LOCK_RETRY = 5.0  # s between attempts to drive a lock that failed
 
 
@@ -37,6 +45,9 @@ class Outputs:
         # Connectors in the grace after the offer stopped: False while it runs, True once over.
         self._offer_stop: dict[int, bool] = {}
         self._unlock_answers: set[int] = set()  # UnlockConnector awaits the lock
+        # cid -> (tx_ref, mono) of the last change that binds the next one to OFFER_SPACING
+        self._offer_changed: dict[int, tuple[int, float]] = {}
+        self._offer_held: set[int] = set()  # a change waits for OFFER_SPACING (timer "offer")
 
     def contactor_closed(self, connector_id: int) -> bool:
         return self._contactor.get(connector_id, False)
@@ -55,14 +66,19 @@ class Outputs:
                 self._ctx.emit(fx.SetLock(cid, False))
 
     def reconcile(self) -> None:
+        """Per connector: open a contactor first, then the offer, then close a contactor, and
+        only under an offer on the pilot (not while a new offer waits, OFFER_SPACING)."""
         for cid, connector in self._ctx.connectors.items():
             wanted = contactor_wanted(connector) and not self._ctx.shutting_down
             wanted = wanted or self._offer_stop_grace(cid, connector)
-            if self._contactor.get(cid) is not wanted:
-                self._set_contactor(cid, wanted)
+            if not wanted and self._contactor.get(cid) is not False:
+                self._set_contactor(cid, False)
             offer = 0.0 if self._ctx.shutting_down else offered_current(connector)
-            if self._offer.get(cid) != offer:
+            if self._offer.get(cid) != offer and not self._held(cid, connector, offer):
                 self._set_offer(cid, offer)
+                self._spaced(cid, connector)
+            if wanted and not self._contactor.get(cid) and self._offer.get(cid, 0.0) > 0:
+                self._set_contactor(cid, True)
             if connector.has_lock:
                 self._reconcile_lock(cid, connector)
 
@@ -72,7 +88,34 @@ class Outputs:
 
     def _set_offer(self, cid: int, amps: float) -> None:
         self._offer[cid] = amps
+        self._ctx.connectors[cid].offered = amps
         self._ctx.emit(fx.SetOfferedCurrent(cid, amps))
+
+    def _held(self, cid: int, connector: Connector, offer: float) -> bool:
+        """The change must wait (OFFER_SPACING); arms the timer ``offer`` once."""
+        tx = connector.transaction
+        last = self._offer_changed.get(cid)
+        if offer == 0 or tx is None or last is None or last[0] != tx.tx_ref:
+            return False
+        wait = last[1] + OFFER_SPACING - self._ctx.now.mono
+        if wait <= 0:
+            return False
+        if cid not in self._offer_held:
+            self._offer_held.add(cid)
+            self._ctx.emit(fx.StartTimer(f"offer:{cid}", wait))
+        return True
+
+    def _spaced(self, cid: int, connector: Connector) -> None:
+        tx = connector.transaction
+        binding = self._offer.get(cid, 0.0) > 0 or limit_pauses(connector)
+        if tx is None or not binding:
+            self._offer_changed.pop(cid, None)
+        else:
+            self._offer_changed[cid] = (tx.tx_ref, self._ctx.now.mono)
+
+    def on_offer_timer(self, arg: str) -> None:
+        """The held change may go now: the reconcile after this event applies it."""
+        self._offer_held.discard(int(arg))
 
     def _offer_stop_grace(self, cid: int, connector: Connector) -> bool:
         """IEC 61851-1 Table A.6 seq. 10.2: when the offer drops to "no charging" and the EV

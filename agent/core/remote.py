@@ -16,6 +16,7 @@ from agent.core.lifecycle import Phase
 from agent.core.outputs import Outputs
 from agent.core.registration import Registration
 from agent.core.reservations import Reservations
+from agent.core.smart_charging import SmartCharging
 from agent.core.status import StatusReport
 from agent.core.transactions import Transactions
 from agent.core.types import RequestStatus, StopReason
@@ -27,8 +28,9 @@ TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareSta
 class RemoteControl:
     def __init__(self, ctx: Context, authorizer: Authorizer, transactions: Transactions,
                  outputs: Outputs, registration: Registration, status: StatusReport,
-                 reservations: Reservations) -> None:
+                 reservations: Reservations, smart_charging: SmartCharging) -> None:
         self._ctx = ctx
+        self._smart_charging = smart_charging
         self._reservations = reservations
         self._authorizer = authorizer
         self._transactions = transactions
@@ -38,8 +40,12 @@ class RemoteControl:
 
     def remote_start(self, request: msg.CsmsRemoteStart) -> msg.CommandResult:
         connector = self._target(request.connector_id, request.id_tag)
-        if connector is None or self._ctx.shutting_down:
-            return msg.CommandResult(RequestStatus.REJECTED)
+        profile = request.charging_profile
+        if (connector is None or self._ctx.shutting_down
+                or not self._smart_charging.accepts_remote(profile)):
+            return msg.CommandResult(RequestStatus.REJECTED)  # TC_060: only a TxProfile
+        if profile is not None:
+            self._smart_charging.install_for_remote_start(connector.connector_id, profile)
         if self._ctx.settings.bool("AuthorizeRemoteTxRequests"):
             self._authorizer.request(request.id_tag, "remote", connector.connector_id,
                                      request.remote_start_id)

@@ -39,7 +39,9 @@ from agent.core.pilot import Pilot
 from agent.core.registration import Registration
 from agent.core.remote import RemoteControl
 from agent.core.reservations import Reservations
+from agent.core.schedule import ChargingProfile
 from agent.core.settings import Settings
+from agent.core.smart_charging import SmartCharging
 from agent.core.status import StatusReport
 from agent.core.transactions import Transactions
 from agent.core.types import AuthorizationInfo, ConnectorStatus, Now, Reservation
@@ -60,6 +62,7 @@ class Station:
         self.status_report = StatusReport(ctx, self.outputs, self.faults)
         self.availability = Availability(ctx)
         self.reservations = Reservations(ctx)
+        self.smart_charging = SmartCharging(ctx)
         self.transactions = Transactions(ctx, self.availability, self._remember,
                                          self.reservations.used)
         self.authorizer = Authorizer(ctx, self.transactions, self.availability,
@@ -69,7 +72,8 @@ class Station:
         self.pilot = Pilot(ctx, self.faults, self.authorizer, self.transactions,
                            self.availability)
         self.remote = RemoteControl(ctx, self.authorizer, self.transactions, self.outputs,
-                                    self.registrar, self.status_report, self.reservations)
+                                    self.registrar, self.status_report, self.reservations,
+                                    self.smart_charging)
         self.configuration = Configuration(ctx, {
             "HeartbeatInterval": self.registrar.on_interval_changed,
             "ClockAlignedDataInterval": self.metering.on_interval_changed,
@@ -111,6 +115,10 @@ class Station:
         """Reservations kept across restarts; call before Started."""
         self.reservations.restore(reservations)
 
+    def restore_charging_profiles(self, profiles: list[ChargingProfile]) -> None:
+        """Charging profiles kept across restarts; call before Started."""
+        self.smart_charging.restore(profiles)
+
     def restore_availability(self, operative: dict[int, bool]) -> None:
         """Availability kept across restarts (TC_013..016, TC_034); call before Started."""
         self.availability.restore(operative)
@@ -121,6 +129,7 @@ class Station:
         """Apply one event; return the effects, to be applied in order."""
         self._ctx.begin(now)
         self._events[type(event)](event)
+        self.smart_charging.reconcile()
         self.outputs.reconcile()
         self.status_report.reconcile()
         return self._ctx.effects()
@@ -144,11 +153,13 @@ class Station:
             ev.LocalListNotSaved: self.authorizer.on_list_not_saved,
             ev.ShutdownRequested: self._on_shutdown,
             ev.StartRequested: self.authorizer.on_start_requested,
+            ev.LocalLimitSet: self.smart_charging.on_local_limit,
         }
 
     def _on_started(self, event: ev.Started) -> None:
         self.outputs.on_started()
         self.reservations.on_started()
+        self.smart_charging.on_started()
         self._ctx.emit(fx.OpenTransactionQueue(False))
 
     def _on_shutdown(self, event: ev.ShutdownRequested) -> None:
@@ -173,6 +184,8 @@ class Station:
             "lock": self.outputs.on_lock_retry,
             "offer_stop": self.outputs.on_offer_stop_timer,
             "reservation": self.reservations.on_expiry_timer,
+            "schedule": self.smart_charging.on_schedule_timer,
+            "offer": self.outputs.on_offer_timer,
         }
 
     def _on_timer(self, event: ev.TimerFired) -> None:
@@ -222,6 +235,9 @@ class Station:
             msg.CsmsGetLocalListVersion: authorizer.local_list_version,
             msg.CsmsReserveNow: self.reservations.reserve,
             msg.CsmsCancelReservation: self.reservations.cancel,
+            msg.CsmsSetChargingProfile: self.smart_charging.set_profile,
+            msg.CsmsClearChargingProfile: self.smart_charging.clear,
+            msg.CsmsGetCompositeSchedule: self.smart_charging.composite_schedule,
         }
 
     def _on_command(self, event: ev.CsmsCommand) -> None:

@@ -53,6 +53,7 @@ from agent.csms.adapter import CommandHandler, Session, on, parse_timestamp, tim
 from agent.csms.errors import CallRejected
 from agent.csms.frames import StrictSession
 from agent.csms.v16_frames import V16
+from agent.csms.v16_profiles import SmartChargingCalls, profile_from_ocpp
 
 SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
@@ -193,7 +194,7 @@ def from_result(result: Any) -> msg.InboundConf:
 # --- the charge point session -------------------------------------------------------------
 
 
-class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # ocpp is untyped
+class ChargePoint16(StrictSession, SmartChargingCalls, _OcppChargePoint):  # type: ignore[misc]
     """One OCPP 1.6J session over an open WebSocket (see :class:`StrictSession`)."""
 
     frame_codes = V16
@@ -214,8 +215,11 @@ class ChargePoint16(StrictSession, _OcppChargePoint):  # type: ignore[misc]  # o
 
     @on(Action.remote_start_transaction)
     def _on_remote_start(self, id_tag: str, connector_id: int | None = None,
-                         **_: Any) -> Any:
-        response = self._commands(msg.CsmsRemoteStart(id_tag, connector_id))
+                         charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
+        profile = (profile_from_ocpp(charging_profile, connector_id or 0)
+                   if charging_profile else None)
+        response = self._commands(msg.CsmsRemoteStart(id_tag, connector_id,
+                                                      charging_profile=profile))
         assert isinstance(response, msg.CommandResult)
         return call_result.RemoteStartTransaction(RemoteStartStopStatus(response.status.value))
 

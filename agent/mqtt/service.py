@@ -30,6 +30,7 @@ from agent import clock
 from agent.api.service import SessionService, UnexpectedError
 from agent.core import effects as fx
 from agent.core import events as ev
+from agent.local_limit import LimitError
 from agent.mqtt import topics
 from agent.mqtt.client import Broker, BrokerError, BrokerSettings, connect
 from agent.mqtt.discovery import Station, payloads
@@ -299,10 +300,9 @@ class MqttService:
     def set_local_limit(self, command: topics.Command) -> dict[str, Any]:
         """current_limit (``amps``; None clears), pause (0 A) and resume (clears): the one
         place the local limit is set from MQTT."""
-        # wire: set_local_limit -- once smart charging has landed, this becomes
-        #     self.sessions.set_local_limit(command.connector_id, command.amps, "mqtt")
-        #     return topics.result(command.name, command.request_id, ok=True)
-        # (and the state topics current_limit_a / charging_enabled follow the snapshot).
-        return topics.result(command.name, command.request_id, ok=False, status=501,
-                             kind="not_supported", details="not supported yet: the local "
-                             "current limit arrives with smart charging")
+        try:
+            self.sessions.set_local_limit(command.connector_id, command.amps, "mqtt")
+        except LimitError as error:
+            return topics.result(command.name, command.request_id, ok=False, status=400,
+                                 kind="bad_request", details=str(error))
+        return topics.result(command.name, command.request_id, ok=True)

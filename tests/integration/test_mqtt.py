@@ -188,14 +188,29 @@ async def test_start_and_stop_commands_answer_with_the_api_contract(
         await watcher.until_value(C1 + "session_id", started["session_id"])
         again = await command(broker, watcher, "start", {"id_tag": CARD, "id": "r3"})
         assert (again["status"], again["error"]["type"]) == (409, "already_charging")
+        # Home Assistant's switch pauses (local limit 0 A: SuspendedEVSE, same transaction)
+        # and resumes; its number sets the limit the pilot offers.
         paused = await command(broker, watcher, "charging_enabled", {"state": "OFF",
                                                                       "id": "r4"})
-        assert (paused["command"], paused["status"], paused["error"]["type"]) == (
-            "pause", 501, "not_supported")
+        assert (paused["command"], paused["ok"]) == ("pause", True), paused
+        await watcher.until_value(C1 + "charging_enabled", "OFF")
+        await site.csms.wait_for(lambda: site.csms.last_status(1) == "SuspendedEVSE",
+                                 within=20)
+        await bench.until_relay(False, within=20)
+        resumed = await command(broker, watcher, "charging_enabled", {"state": "ON",
+                                                                       "id": "r4b"})
+        assert (resumed["command"], resumed["ok"]) == ("resume", True), resumed
+        await site.csms.wait_for(lambda: site.csms.last_status(1) == "Charging", within=20)
+        await bench.until_relay(True, within=20)
+        limited = await command(broker, watcher, "current_limit", {"amps": 10, "id": "r4c"})
+        assert limited["ok"] is True, limited
+        await watcher.until_value(C1 + "limit_source", "local:mqtt", within=20)
+        await watcher.until_value(C1 + "offered_current_a", "10", within=20)
         await publish(broker.port, C1 + "current_limit/set", "3")
         await watcher.until(lambda w: any(r["status"] == 400 for r in w.json_of(C1 + "result")),
                             "no answer to a bad limit")
-        assert await bench.relay_closed()  # none of it touched charging
+        assert await bench.relay_closed()  # a refused limit changes nothing
+        assert len(site.csms.transactions) == 1  # one transaction through pause and resume
         stopped = await command(broker, watcher, "stop", {"id_tag": CARD, "id": "r5"})
         assert stopped["ok"] is True and stopped["session_id"] == started["session_id"]
         await bench.until_relay(False)

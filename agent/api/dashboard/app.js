@@ -10,7 +10,7 @@ const CHART_POINTS = 600; // 20 minutes at one point per poll
 const PAGE = 25;
 const ACTIVE = ["CREATED", "WAITING_TO_START", "STARTED", "WAITING_TO_STOP", "STOP_FAILED"];
 // The local limit (smart charging): shown only where GET /api/v1/connectors answers 200.
-const limitBody = (amps) => ({ current_a: amps });
+const limitBody = (amps) => ({ amps, source: "dashboard" });
 const REASONS = {
   accepted: "accepted",
   unknown_card: "the CSMS does not know this card (Invalid)",

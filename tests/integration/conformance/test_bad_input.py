@@ -18,9 +18,9 @@ BAD_FRAMES = [
     ("unknown message type", '[9, "m1", "Reset", {}]', "m1", "ProtocolError"),
     ("call without payload", '[2, "m2", "Reset"]', "m2", "ProtocolError"),
     ("unknown action", '[2, "m3", "Frobnicate", {}]', "m3", "NotImplemented"),
-    # GetCompositeSchedule (Smart Charging) is not offered yet: when it is, pick another.
-    ("1.6 action we do not offer", '[2, "m4", "GetCompositeSchedule", {"connectorId": 1, '
-     '"duration": 60}]', "m4", "NotSupported"),
+    # Every CSMS-initiated 1.6 action is offered now (GetCompositeSchedule was the last, with
+    # Smart Charging): a charger-initiated one sent to the charger stands in.
+    ("1.6 action we do not offer", '[2, "m4", "Heartbeat", {}]', "m4", "NotSupported"),
     ("missing field", '[2, "m5", "RemoteStopTransaction", {}]', "m5",
      "OccurenceConstraintViolation"),
     ("wrong type", '[2, "m6", "RemoteStopTransaction", {"transactionId": "x"}]', "m6",

@@ -123,8 +123,11 @@ async def test_a_newcomers_tour_of_the_dashboard(site: SimSite, agent: Dashboard
         await tour.until("n => Number(document.querySelector('#connector-1 canvas')"
                          ".dataset.points) >= n + 2", seen)
         assert (await tour.field("session")).startswith("STARTED")
-        # No smart-charging routes on this branch: GET /api/v1/connectors is 404, no limit.
-        assert await page.locator("#connector-1 form.limit").is_hidden()
+        # The local limit: the form sets it, the pilot's offer follows, the source is shown.
+        await page.fill("#connector-1 form.limit input", "10")
+        await page.click("#connector-1 form.limit button")
+        await tour.until("() => document.querySelector('#connector-1 [data-field=offered]')"
+                         ".textContent.startsWith('10 A (limited by local:dashboard')")
         await page.set_viewport_size(PHONE)
         await tour.until("() => !document.querySelector('#connector-1 button.stop').hidden")
         await tour.shot("connectors-phone", docs="dashboard-connectors.png")

@@ -35,7 +35,8 @@ SNAPSHOT: dict[str, Any] = {
          "contactor": "closed", "error": "NoError",
          "transaction": {"id": 42, "tag": "04A1B2C3", "started": "2024-05-01T10:02:11Z",
                          "meter_start": 1200},
-         "power_w": 7200.0, "energy_wh": 4656.0},
+         "power_w": 7200.0, "energy_wh": 4656.0, "offered_current": 10.0,
+         "limit_source": "local:hems"},
         {"id": 2, "status": "Faulted", "phase": "idle", "pilot": "A", "contactor": False,
          "error": "PowerMeterFailure", "transaction": None, "power_w": None, "energy_wh": None},
     ],
@@ -198,12 +199,12 @@ def test_format_status() -> None:
     lines = text.splitlines()
     assert lines[0] == ("evse-agent CP-0001 0.1.0: link up to wss://csms.example/CP-0001, "
                         "registration Accepted")
-    assert lines[1].split() == ["#", "status", "phase", "pilot", "contactor", "power",
+    assert lines[1].split() == ["#", "status", "phase", "pilot", "contactor", "offer", "power",
                                 "session", "meter", "transaction"]
     one = lines[2]
     assert one.startswith("1  Charging ")
-    for part in ("transaction", "closed", "7.20 kW", "3.46 kWh", "4.66 kWh", "id 42",
-                 "tag 04A1B2C3", "since 2024-05-01"):
+    for part in ("transaction", "closed", "10 A (local:hems)", "7.20 kW", "3.46 kWh",
+                 "4.66 kWh", "id 42", "tag 04A1B2C3", "since 2024-05-01"):
         assert part in one
     assert "Faulted (PowerMeterFailure)" in lines[3]
     assert " open " in lines[3]
@@ -214,7 +215,7 @@ def test_format_status() -> None:
 def test_format_status_tolerates_a_sparse_document() -> None:
     text = format_status({"connectors": {"1": {"status": "Available"}}, "last_errors": ["x"]})
     assert text.splitlines()[0] == "evse-agent: link unknown, registration none"
-    assert text.splitlines()[2].split() == ["1", "Available", "-", "-", "-", "-", "-", "-", "-"]
+    assert text.splitlines()[2].split() == ["1", "Available"] + ["-"] * 8
     assert text.splitlines()[-1] == "  x"
     assert format_status({"error": "snapshot failed"}).splitlines()[1] == "error: snapshot failed"
 
@@ -279,3 +280,17 @@ async def test_a_client_that_never_ends_its_request_gets_the_snapshot(path: Path
         finally:
             writer.close()
         assert json.loads(data) == SNAPSHOT
+
+
+async def test_the_limit_question_reaches_its_command(path: Path) -> None:
+    seen: list[list[str]] = []
+
+    def limit(request: Any) -> dict[str, Any]:
+        seen.append(list(request["args"]))
+        return {"connector": 1, "limit_amps": 10.0}
+
+    async with StatusServer(path, lambda: SNAPSHOT, {"limit": limit}):
+        answer = await asyncio.to_thread(ask, path, {"ask": "limit", "args": ["1", "10", "hems"]})
+        document = await fetch(path)
+    assert seen == [["1", "10", "hems"]] and answer["limit_amps"] == 10.0
+    assert document == SNAPSHOT

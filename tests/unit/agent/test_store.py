@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
 from agent.core.types import AuthorizationInfo, AuthStatus, Reservation
 from agent.store import FILE_NAME, MIGRATIONS, AuthEntry, Store, StoreError, StorePersistence
 
@@ -232,3 +233,17 @@ def test_a_stopped_agents_store_is_read_only_and_a_running_ones_is_locked(
             reader.authorization_put(T0, "X", 1, "api", True, "csms", None, "accepted")
     with Store.open(tmp_path) as again:  # the reader left no lock behind
         assert again.schema_version == len(MIGRATIONS)
+def test_charging_profiles_are_kept_as_records(tmp_path: Path) -> None:
+    """Schema 5: every field of a profile comes back as it was saved (agent/profile_records)."""
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    profile = ChargingProfile(
+        7, 0, 3, "TxDefaultProfile", "Recurring",
+        ChargingSchedule("W", (SchedulePeriod(0, 4140.0, 1), SchedulePeriod(3600, 11040.0)),
+                         86400, start, 1380.0),
+        "Daily", start, datetime(2027, 1, 1, tzinfo=UTC), None)
+    with Store.open(tmp_path) as store:
+        StorePersistence(store).save_charging_profiles([profile])
+    with Store.open(tmp_path) as store:
+        assert StorePersistence(store).load_charging_profiles() == [profile]
+        StorePersistence(store).save_charging_profiles([])
+        assert StorePersistence(store).load_charging_profiles() == []

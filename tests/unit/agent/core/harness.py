@@ -39,6 +39,7 @@ class CoreHarness:
         self.timers: dict[str, float] = {}
         self.energy_wh = {i: 1000.0 for i in range(1, connectors + 1)}
         self.answered: list[fx.Send] = []
+        self.timed: list[tuple[float, fx.Effect]] = []  # each effect with the time it came
         self.closed_seen = 0
 
     @property
@@ -48,6 +49,7 @@ class CoreHarness:
     def feed(self, event: ev.Event) -> list[fx.Effect]:
         out = self.station.handle(event, self.now)
         self.effects.extend(out)
+        self.timed.extend((self.mono, effect) for effect in out)
         for effect in out:
             if isinstance(effect, fx.StartTimer):
                 self.timers[effect.name] = self.mono + effect.delay

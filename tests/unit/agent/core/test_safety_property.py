@@ -3,13 +3,18 @@ has an open, energy-allowed transaction, no fault, and the EV asks for power (C 
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
+from agent.core.connector import MIN_OFFER
 from agent.core.lifecycle import Phase
+from agent.core.outputs import OFFER_STOP_GRACE
+from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
 from agent.core.types import AuthorizationInfo, AuthStatus, RegistrationStatus
 
 from .harness import CoreHarness
@@ -29,7 +34,9 @@ actions = st.one_of(
     st.tuples(st.just("reset"), st.booleans()),
     st.tuples(st.just("fault"), connector_ids, st.booleans()),
     st.tuples(st.just("link"), st.booleans()),
-    st.tuples(st.just("time"), st.floats(0.1, 120)),
+    st.tuples(st.just("time"), st.floats(0.1, 8) | st.floats(0.1, 120)),
+    st.tuples(st.just("limit"), connector_ids, st.sampled_from([None, 0.0, 3.0, 6.0, 10.0])),
+    st.tuples(st.just("profile"), st.integers(0, CONNECTORS), st.sampled_from([0, 5, 8, 16])),
 )
 
 
@@ -55,6 +62,12 @@ def apply(h: CoreHarness, action: tuple[object, ...]) -> None:
         h.feed(ev.DeviceFault(int(action[1]), "PowerMeterFailure", bool(action[2])))  # type: ignore[call-overload]
     elif kind == "link":
         h.feed(ev.LinkUp() if action[1] else ev.LinkDown())
+    elif kind == "limit":
+        h.feed(ev.LocalLimitSet(int(action[1]), action[2], "test"))  # type: ignore[call-overload, arg-type]
+    elif kind == "profile":
+        cid, amps = action[1], action[2]
+        assert isinstance(cid, int) and isinstance(amps, int)
+        h.feed(ev.CsmsCommand(msg.CsmsSetChargingProfile(tx_default(cid, float(amps)))))
     else:
         h.advance(float(action[1]))  # type: ignore[arg-type]
 
@@ -85,10 +98,26 @@ def answer_oldest(h: CoreHarness, status: AuthStatus, fail: bool) -> None:
     h.feed(ev.CallAnswered(send.ref, conf))
 
 
+def tx_default(connector_id: int, amps: float) -> ChargingProfile:
+    schedule = ChargingSchedule("A", (SchedulePeriod(0, amps),))
+    return ChargingProfile(1, connector_id, 0, "TxDefaultProfile", "Relative", schedule)
+
+
+def offer_stopped_at(h: CoreHarness, cid: int) -> float:
+    offers = [(at, e) for at, e in h.timed if isinstance(e, fx.SetOfferedCurrent)
+              and e.connector_id == cid]
+    assert offers and offers[-1][1].amps == 0
+    return offers[-1][0]
+
+
 def check_invariant(h: CoreHarness) -> None:
     for cid, connector in h.station.connectors.items():
+        assert connector.offered == 0 or MIN_OFFER <= connector.offered <= connector.max_current
         if not h.contactor(cid):
             continue
+        # closed under an offer, or at most OFFER_STOP_GRACE s after the offer stopped (the
+        # IEC 61851-1 grace; a resume held by the 5 s offer spacing stays within it)
+        assert connector.offered > 0 or h.mono - offer_stopped_at(h, cid) <= OFFER_STOP_GRACE
         h.closed_seen += 1
         tx = connector.transaction
         assert tx is not None and connector.phase is Phase.TRANSACTION
@@ -129,3 +158,40 @@ def test_the_scripted_session_does_close_the_contactor() -> None:
     for step in charging_session():
         apply(h, step)
     assert h.contactor(1)
+
+
+limit_actions = st.one_of(
+    st.tuples(st.just("limit"), st.just(1), st.sampled_from([None, 0.0, 3.0, 6.0, 10.0])),
+    st.tuples(st.just("profile"), st.integers(0, 1), st.sampled_from([0, 5, 8, 16])),
+    st.tuples(st.just("time"), st.floats(0.1, 8)),
+    st.tuples(st.just("pilot"), st.just(1), st.sampled_from("BC")),
+)
+
+
+def check_offer_spacing(h: CoreHarness) -> None:
+    """Two offers toward the EV (neither "no charging") at least 5 s apart, unless a pause
+    came between them and the later one is no resume of it (IEC 61851-1, agent/core/outputs)."""
+    offers = [(at, e.amps) for at, e in h.timed
+              if isinstance(e, fx.SetOfferedCurrent) and e.connector_id == 1]
+    for (t0, a0), (t1, a1) in itertools.pairwise(offers):
+        if a0 > 0 and a1 > 0:
+            assert t1 - t0 >= 5.0 - 1e-9, offers
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(limit_actions, max_size=40))
+def test_limits_never_keep_the_contactor_without_an_offer(steps: list[tuple[object, ...]]
+                                                          ) -> None:
+    """A charging EV under random limits, profiles and pauses: the contactor closes only
+    under an offer and stays closed without one at most OFFER_STOP_GRACE s; the offer is a
+    valid one (0, or 6 A up to the maximum) and changes at most once per 5 s while it flows;
+    the transaction is never ended by a limit."""
+    h = CoreHarness(connectors=CONNECTORS, LocalAuthorizeOffline=True)
+    h.boot()
+    h.answered.extend(h.sent(msg.RegistrationRequest))
+    for step in [*charging_session(), *steps]:
+        apply(h, step)
+        check_invariant(h)
+    check_offer_spacing(h)
+    assert h.station.connectors[1].transaction is not None
+    assert not h.sent(msg.TransactionEnded)

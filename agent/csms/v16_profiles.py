@@ -1,0 +1,99 @@
+"""OCPP 1.6 charging profiles (section 7.8, ChargingProfile) to and from the core's values.
+
+The ``ocpp`` library hands payloads over with snake_case keys (``charging_profile_id``,
+``charging_schedule_period``, ...) and turns the answers' keys back into camelCase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ocpp.v16 import call_result
+from ocpp.v16.enums import (
+    Action,
+    ChargingProfileStatus,
+    ClearChargingProfileStatus,
+    GetCompositeScheduleStatus,
+)
+
+from agent.core import messages as msg
+from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
+from agent.csms.adapter import CommandHandler, on, parse_timestamp, timestamp
+
+
+def profile_from_ocpp(raw: dict[str, Any], connector_id: int) -> ChargingProfile:
+    """The core's profile for a ``csChargingProfiles`` (or RemoteStart ``chargingProfile``)."""
+    sched = raw["charging_schedule"]
+    periods = tuple(
+        SchedulePeriod(int(p["start_period"]), float(p["limit"]), p.get("number_phases"))
+        for p in sched["charging_schedule_period"])
+    schedule = ChargingSchedule(sched["charging_rate_unit"], periods, sched.get("duration"),
+                                parse_timestamp(sched.get("start_schedule")),
+                                sched.get("min_charging_rate"))
+    return ChargingProfile(
+        profile_id=int(raw["charging_profile_id"]), connector_id=connector_id,
+        stack_level=int(raw["stack_level"]), purpose=raw["charging_profile_purpose"],
+        kind=raw["charging_profile_kind"], schedule=schedule,
+        recurrency=raw.get("recurrency_kind"), valid_from=parse_timestamp(raw.get("valid_from")),
+        valid_to=parse_timestamp(raw.get("valid_to")), transaction_id=raw.get("transaction_id"))
+
+
+def _limit(value: float) -> float:
+    """1.6 limits are decimals with one digit after the point (section 7.9)."""
+    return round(value, 1)
+
+
+def composite_to_ocpp(result: msg.CompositeScheduleResult) -> dict[str, Any]:
+    """The keyword arguments of ``call_result.GetCompositeSchedule`` for an Accepted result."""
+    periods: list[dict[str, Any]] = []
+    for period in result.periods:
+        entry: dict[str, Any] = {"start_period": period.start_period,
+                                 "limit": _limit(period.limit)}
+        if period.number_phases is not None:
+            entry["number_phases"] = period.number_phases
+        periods.append(entry)
+    assert result.start is not None
+    return {
+        "connector_id": result.connector_id,
+        "schedule_start": timestamp(result.start),
+        "charging_schedule": {
+            "duration": result.duration,
+            "start_schedule": timestamp(result.start),
+            "charging_rate_unit": result.unit,
+            "charging_schedule_period": periods,
+        },
+    }
+
+
+class SmartChargingCalls:
+    """The SmartCharging profile's calls of the 1.6 session (a mixin of
+    :class:`agent.csms.v16.ChargePoint16`, whose ``_commands`` hands them to the core)."""
+
+    _commands: CommandHandler
+    _status: Callable[[msg.AnyCsmsRequest], str]  # ChargePoint16._status
+
+    @on(Action.set_charging_profile)
+    def _on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
+                                 **_: Any) -> Any:
+        profile = profile_from_ocpp(cs_charging_profiles, connector_id)
+        status = self._status(msg.CsmsSetChargingProfile(profile))
+        return call_result.SetChargingProfile(ChargingProfileStatus(status))
+
+    @on(Action.clear_charging_profile)
+    def _on_clear_charging_profile(self, **fields: Any) -> Any:
+        status = self._status(msg.CsmsClearChargingProfile(
+            fields.get("id"), fields.get("connector_id"), fields.get("charging_profile_purpose"),
+            fields.get("stack_level")))
+        return call_result.ClearChargingProfile(ClearChargingProfileStatus(status))
+
+    @on(Action.get_composite_schedule)
+    def _on_get_composite_schedule(self, connector_id: int, duration: int,
+                                   charging_rate_unit: str | None = None, **_: Any) -> Any:
+        response = self._commands(msg.CsmsGetCompositeSchedule(connector_id, duration,
+                                                               charging_rate_unit))
+        assert isinstance(response, msg.CompositeScheduleResult)
+        if response.status != "Accepted":
+            return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.rejected)
+        return call_result.GetCompositeSchedule(GetCompositeScheduleStatus.accepted,
+                                                **composite_to_ocpp(response))

@@ -1,0 +1,99 @@
+"""The local limit against the whole agent: the sessions API's connector routes, the status
+socket's ``limit`` request (``evse-agent limit``) and ``status --json``; the simulated EV's
+draw follows the offer, and a pause keeps the transaction (docs/smart-charging.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from typing import Any
+
+import pytest
+
+from agent import cli
+from agent.status_server import fetch_status
+from evsim.site import SimSite, SiteOptions, free_port
+from tests.integration.conformance.helpers import booted, charging, status
+
+from .conftest import Bench, RunningAgent
+from .test_sessions_api import READ, Client, api_toml
+
+
+@pytest.fixture
+def site_options() -> SiteOptions:
+    return SiteOptions(sample_interval=1, extra_toml=api_toml(free_port()))
+
+
+def offering(amps: float) -> Any:
+    return lambda s: s["offered_current_a"] == amps
+
+
+async def test_api_limit_pause_and_resume(site: SimSite, bench: Bench,
+                                          agent: RunningAgent) -> None:
+    api = Client(agent)
+    await booted(site)
+    transaction_id = await charging(site, bench)
+    await bench.until_connector(offering(16), within=10)
+
+    code, view = await api.call("PUT", "/api/v1/connectors/1/limit",
+                                body={"amps": 10, "source": "hems"})
+    assert code == 200 and (view["limit_amps"], view["limit_source"]) == (10, "local:hems")
+    await bench.until_connector(offering(10), within=10)
+    await bench.until_connector(
+        lambda s: all(abs(a - 10) < 0.5 for a in s["meter"]["current_a"]), within=10)
+    code, listed = await api.call("GET", "/api/v1/connectors", token=READ)
+    assert code == 200
+    (one,) = listed["connectors"]
+    assert (one["status"], one["offered_current"], one["limit_source"]) \
+        == ("Charging", 10, "local:hems")
+
+    code, _ = await api.call("POST", "/api/v1/connectors/1/pause")
+    assert code == 200
+    await status(site, "SuspendedEVSE")
+    await bench.until_relay(False, within=15)
+    code, _ = await api.call("POST", "/api/v1/connectors/1/resume")
+    assert code == 200
+    await status(site, "Charging", within=15)
+    assert not site.csms.calls("StopTransaction")
+    assert site.csms.transactions[transaction_id].meter_stop is None
+
+    code, view = await api.call("DELETE", "/api/v1/connectors/1/limit")
+    assert code == 200 and view["limit_source"] == "hardware"
+
+
+async def test_api_limit_refusals(site: SimSite, bench: Bench, agent: RunningAgent) -> None:
+    api = Client(agent)
+    await booted(site)
+    code, _ = await api.call("PUT", "/api/v1/connectors/1/limit", token=READ, body={"amps": 8})
+    assert code == 403
+    code, _ = await api.call("PUT", "/api/v1/connectors/9/limit", body={"amps": 8})
+    assert code == 404
+    code, body = await api.call("PUT", "/api/v1/connectors/1/limit", body={"amps": 100})
+    assert code == 400 and "amps" in body["error"]["details"]
+    code, body = await api.call("PUT", "/api/v1/connectors/1/limit",
+                                body={"amps": 8, "source": "bad source"})
+    assert code == 400
+
+
+async def test_cli_limit_over_the_status_socket(site: SimSite, bench: Bench,
+                                                agent: RunningAgent) -> None:
+    await booted(site)
+    await charging(site, bench)
+    socket = str(agent.status_socket)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.to_thread(cli.main, ["limit", "1", "8", "--source", "solar",
+                                                  "--socket", socket])
+    assert code == 0 and "limit 8 A (local:solar)" in out.getvalue()
+    await bench.until_connector(offering(8), within=10)
+    document = await asyncio.to_thread(fetch_status, socket)
+    (one,) = document["connectors"]
+    assert (one["offered_current"], one["limit_amps"], one["limit_source"]) \
+        == (8, 8, "local:solar")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert await asyncio.to_thread(cli.main, ["limit", "1", "pause", "--socket", socket]) \
+            == 0
+    await status(site, "SuspendedEVSE")
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert await asyncio.to_thread(cli.main, ["limit", "7", "8", "--socket", socket]) == 2

@@ -1,0 +1,343 @@
+"""Smart charging in the core (agent/core/smart_charging.py): what the CSMS may install, the
+limit in force, the pilot's offer, pauses without ending the transaction, one offer change per
+5 s, one timer per schedule boundary, and the local limit."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.core import effects as fx
+from agent.core import events as ev
+from agent.core import messages as msg
+from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
+from agent.core.types import AuthorizationInfo, AuthStatus
+from hal.roles import MeterReading
+
+from .harness import EPOCH, CoreHarness
+
+TAG = "AAAA0001"
+
+
+def profile(pid: int, purpose: str, periods: list[tuple[int, float]], *, connector: int = 1,
+            stack: int = 0, unit: str = "A", duration: int | None = None,
+            tx: int | None = None, start: datetime | None = None,
+            kind: str = "Absolute") -> ChargingProfile:
+    schedule = ChargingSchedule(unit, tuple(SchedulePeriod(s, lim) for s, lim in periods),
+                                duration, start)
+    return ChargingProfile(pid, connector, stack, purpose, kind, schedule, transaction_id=tx)
+
+
+def set_profile(h: CoreHarness, p: ChargingProfile) -> str:
+    result = reply(h, msg.CsmsSetChargingProfile(p))
+    assert isinstance(result, msg.StatusResult)
+    return result.status
+
+
+def reply(h: CoreHarness, request: msg.CsmsRequest) -> msg.CsmsResponse:
+    out = h.feed(ev.CsmsCommand(request))
+    return next(e.response for e in out if isinstance(e, fx.Reply))
+
+
+def charging(**seed: Any) -> CoreHarness:
+    h = CoreHarness(**seed)
+    h.boot()
+    h.pilot("B")
+    h.card(TAG)
+    h.accept_authorize()
+    h.accept_start(transaction_id=1)
+    h.pilot("C")
+    assert h.contactor(1)
+    return h
+
+
+def offers(h: CoreHarness) -> list[float]:
+    return [e.amps for e in h.effects if isinstance(e, fx.SetOfferedCurrent)]
+
+
+def composite(h: CoreHarness, duration: int = 400, unit: str | None = "A",
+              cid: int = 1) -> msg.CompositeScheduleResult:
+    result = reply(h, msg.CsmsGetCompositeSchedule(cid, duration, unit))
+    assert isinstance(result, msg.CompositeScheduleResult)
+    return result
+
+
+def limits(result: msg.CompositeScheduleResult) -> list[tuple[int, float]]:
+    return [(p.start_period, p.limit) for p in result.periods]
+
+
+# --- what may be installed ---------------------------------------------------------------
+
+
+def test_tc_058_1_tx_profile_without_a_transaction_is_rejected() -> None:
+    h = CoreHarness()
+    h.boot()
+    assert set_profile(h, profile(1, "TxProfile", [(0, 10)])) == "Rejected"
+
+
+def test_tc_058_2_tx_profile_of_another_transaction_is_rejected() -> None:
+    h = charging()
+    assert set_profile(h, profile(1, "TxProfile", [(0, 10)], tx=99)) == "Rejected"
+    assert set_profile(h, profile(1, "TxProfile", [(0, 10)], tx=1)) == "Accepted"
+
+
+def test_charge_point_max_only_on_connector_zero() -> None:
+    h = CoreHarness()
+    h.boot()
+    assert set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 10)])) == "Rejected"
+    assert set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 10)], connector=0)) \
+        == "Accepted"
+    assert set_profile(h, profile(2, "TxDefaultProfile", [(0, 10)], connector=5)) == "Rejected"
+
+
+def test_limits_of_the_configuration_keys() -> None:
+    h = CoreHarness()
+    h.boot()
+    assert set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)], stack=9)) == "Rejected"
+    many = [(i * 10, 10.0) for i in range(25)]
+    assert set_profile(h, profile(1, "TxDefaultProfile", many)) == "Rejected"
+    for pid in range(16):
+        assert set_profile(h, profile(pid, "TxDefaultProfile", [(0, 10)], stack=pid % 9,
+                                      connector=pid // 9)) == "Accepted"
+    assert set_profile(h, profile(99, "TxDefaultProfile", [(0, 10)], stack=8,
+                                  connector=1)) == "Rejected"  # MaxChargingProfilesInstalled
+    assert set_profile(h, profile(3, "TxDefaultProfile", [(0, 7)], stack=3)) == "Accepted"
+
+
+def test_same_purpose_stack_and_connector_replaces() -> None:
+    h = CoreHarness()
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    set_profile(h, profile(2, "TxDefaultProfile", [(0, 8)]))
+    assert [p.profile_id for p in h.station.smart_charging.profiles] == [2]
+    saved = [e for e in h.effects if isinstance(e, fx.SaveChargingProfiles)]
+    assert [p.profile_id for p in saved[-1].profiles] == [2]
+
+
+def test_tc_067_clear_by_id_purpose_stack_and_all() -> None:
+    h = CoreHarness()
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 6), (60, 8), (200, 10)], stack=1))
+    set_profile(h, profile(2, "TxDefaultProfile", [(0, 7), (100, 9)]))
+    set_profile(h, profile(3, "ChargePointMaxProfile", [(0, 11), (200, 12)], connector=0))
+    assert limits(composite(h, 350)) == [(0, 6), (60, 8), (200, 10)]
+    assert reply(h, msg.CsmsClearChargingProfile(profile_id=1)) == msg.StatusResult("Accepted")
+    assert limits(composite(h, 350)) == [(0, 7), (100, 9)]
+    cleared = reply(h, msg.CsmsClearChargingProfile(purpose="TxDefaultProfile", stack_level=0))
+    assert cleared == msg.StatusResult("Accepted")
+    assert limits(composite(h, 350)) == [(0, 11), (200, 12)]
+    assert reply(h, msg.CsmsClearChargingProfile()) == msg.StatusResult("Accepted")
+    assert limits(composite(h, 350)) == [(0, 16)]  # the hardware's maximum only
+    assert reply(h, msg.CsmsClearChargingProfile()) == msg.StatusResult("Unknown")
+
+
+def test_composite_in_watts_and_unknown_connector() -> None:
+    h = CoreHarness()
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 6)]))
+    assert limits(composite(h, 60, "W")) == [(0, 6 * 230 * 3)]
+    assert composite(h, 60, "A", cid=7).status == "Rejected"
+    assert composite(h, 60, None).unit == "A"
+
+
+# --- from the limit to the pilot ---------------------------------------------------------
+
+
+def test_tc_082_tx_default_applies_to_the_running_transaction() -> None:
+    h = charging()
+    assert offers(h)[-1] == 16
+    assert set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)], connector=0)) == "Accepted"
+    h.advance(5)  # one change per 5 s: the first change after the start may go at once
+    assert offers(h)[-1] == 10
+    connector = h.station.connectors[1]
+    assert (connector.limit_amps, connector.limit_source) == (10, "TxDefaultProfile")
+
+
+def test_tx_profile_overrides_and_ends_with_the_transaction() -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 8)]))
+    set_profile(h, profile(2, "TxProfile", [(0, 12)], tx=1))
+    h.advance(6)
+    assert offers(h)[-1] == 12
+    h.pilot("B")
+    h.pilot("A")  # unplugged: the transaction ends
+    h.answer(h.last(msg.TransactionEnded), msg.TransactionEndResult(None))
+    assert [p.profile_id for p in h.station.smart_charging.profiles] == [1]
+
+
+def test_zero_amps_pauses_without_ending_and_resumes() -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 0)]))
+    assert offers(h)[-1] == 0  # "no charging" goes out at once
+    assert h.statuses(1)[-1] == "SuspendedEVSE"
+    assert h.contactor(1)  # the EV gets its 6 s to stop drawing (IEC 61851-1 seq. 10.2)
+    h.pilot("B")  # the EV stops
+    assert not h.contactor(1)
+    assert h.statuses(1)[-1] == "SuspendedEVSE"
+    assert h.station.connectors[1].transaction is not None
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 16)]))
+    assert offers(h)[-1] == 0, "a resume within 5 s of the pause waits"
+    h.advance(5)
+    assert offers(h)[-1] == 16
+    h.pilot("C")
+    assert h.contactor(1) and h.statuses(1)[-1] == "Charging"
+    assert not h.sent(msg.TransactionEnded)
+
+
+def test_paused_ev_that_keeps_drawing_is_cut_after_six_seconds() -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 5)]))  # below 6 A: no charging
+    assert offers(h)[-1] == 0 and h.contactor(1)
+    h.advance(6)
+    assert not h.contactor(1)
+    assert h.station.connectors[1].transaction is not None
+
+
+def test_one_offer_change_per_five_seconds() -> None:
+    h = charging()
+    h.advance(10)
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 12)]))
+    h.advance(4.9)
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 14)]))
+    assert offers(h)[-2:] == [16, 10]
+    h.advance(0.2)
+    assert offers(h)[-2:] == [10, 14]
+
+
+def test_one_timer_at_each_schedule_boundary() -> None:
+    h = charging()
+    h.advance(10)
+    start = EPOCH + timedelta(seconds=10)
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (60, 8), (120, 16)], start=start))
+    assert h.timers["schedule"] == 70
+    h.advance(59)
+    assert offers(h)[-1] == 10
+    h.advance(1)
+    assert offers(h)[-1] == 8 and h.timers["schedule"] == 130
+    h.advance(60)
+    assert offers(h)[-1] == 16 and "schedule" not in h.timers
+
+
+def test_watts_use_the_phases_the_ev_draws() -> None:
+    h = charging()
+    h.feed(ev.MeterSampled(1, MeterReading(1000, 2000, (230, 230, 230), (9.0, 0.1, 0.0))))
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 2300)], unit="W"))
+    assert h.station.connectors[1].limit_amps == 10  # one phase drawn: 2300 W / 230 V
+    h.feed(ev.MeterSampled(1, MeterReading(1000, 2000, (230, 230, 230), (9.0, 9.0, 9.0))))
+    assert h.station.connectors[1].limit_amps < 6  # three phases: 3.3 A, a pause
+
+
+def test_remote_start_with_a_tx_profile() -> None:
+    h = CoreHarness(AuthorizeRemoteTxRequests=False)
+    h.boot()
+    h.pilot("B")
+    bad = profile(1, "TxDefaultProfile", [(0, 10)])
+    refused = reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=bad))
+    assert refused.status.value == "Rejected"  # type: ignore[union-attr]  # TC_060
+    good = profile(2, "TxProfile", [(0, 10)])
+    accepted = reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=good))
+    assert accepted.status.value == "Accepted"  # type: ignore[union-attr]  # TC_059
+    h.accept_start(transaction_id=5)
+    h.pilot("C")
+    assert offers(h)[-1] == 10
+    assert limits(composite(h, 60)) == [(0, 10)]
+
+
+def test_local_limit_and_its_source() -> None:
+    h = charging()
+    h.feed(ev.LocalLimitSet(1, 8, "hems"))
+    h.advance(5)
+    connector = h.station.connectors[1]
+    assert (offers(h)[-1], connector.limit_source) == (8, "local:hems")
+    h.feed(ev.LocalLimitSet(1, 0, "cli"))
+    assert offers(h)[-1] == 0 and h.statuses(1)[-1] == "SuspendedEVSE"
+    h.feed(ev.LocalLimitSet(1, None, "cli"))
+    h.advance(5)
+    assert (offers(h)[-1], connector.limit_source) == (16, "hardware")
+
+
+def test_current_and_power_offered_in_samples() -> None:
+    h = charging(MeterValuesSampledData="Current.Offered,Power.Offered",
+                 MeterValueSampleInterval=10)
+    h.advance(10)
+    sample = h.last(msg.TransactionUpdated).req
+    assert isinstance(sample, msg.TransactionUpdated)
+    values = {v.measurand: v.value for v in sample.samples[0].values}
+    assert values == {"Current.Offered": 16, "Power.Offered": 16 * 230 * 3}
+
+
+def test_profiles_survive_a_restart() -> None:
+    h = CoreHarness()
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    saved = [e for e in h.effects if isinstance(e, fx.SaveChargingProfiles)][-1]
+    again = CoreHarness()
+    again.station.restore_charging_profiles(list(saved.profiles))
+    again.boot()
+    assert limits(composite(again, 60)) == [(0, 10)]
+
+
+def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
+    h = CoreHarness()  # AuthorizeRemoteTxRequests: the CSMS refuses the tag
+    h.boot()
+    accepted = reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=profile(
+        2, "TxProfile", [(0, 7)])))
+    assert accepted.status.value == "Accepted"  # type: ignore[union-attr]
+    h.answer(h.last(msg.AuthorizationRequest), msg.AuthorizationResult(
+        AuthorizationInfo(AuthStatus.INVALID)))
+    h.advance(120)  # past ConnectionTimeOut
+    h.pilot("B")
+    h.card("BBBB0002")
+    h.accept_authorize()
+    h.accept_start(transaction_id=9)
+    h.pilot("C")
+    assert offers(h)[-1] == 16
+    assert h.station.smart_charging.profiles == ()
+
+
+def test_a_one_phase_connector_converts_with_one_phase() -> None:
+    h = CoreHarness()
+    h.station.connectors[1].phases = 1
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 2300)], unit="W"))
+    assert h.station.connectors[1].limit_amps == 10
+    assert limits(composite(h, 60, "W")) == [(0, 2300)]
+
+
+def test_tx_profiles_end_with_a_restart() -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    set_profile(h, profile(2, "TxProfile", [(0, 8)], tx=1))
+    saved = [e for e in h.effects if isinstance(e, fx.SaveChargingProfiles)][-1]
+    again = CoreHarness()
+    again.station.restore_charging_profiles(list(saved.profiles))
+    again.boot()  # the transaction did not survive (recovery ended it)
+    assert [p.profile_id for p in again.station.smart_charging.profiles] == [1]
+
+
+def test_the_contactor_closes_only_under_an_offer() -> None:
+    """A resume within 5 s of the pause waits for its offer; the contactor waits with it."""
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 0)]))
+    h.pilot("B")
+    assert not h.contactor(1)
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 16)]))
+    h.pilot("C")
+    assert offers(h)[-1] == 0 and not h.contactor(1)
+    assert h.statuses(1)[-1] == "SuspendedEVSE"
+    h.advance(5)
+    assert offers(h)[-1] == 16 and h.contactor(1)
+    assert h.statuses(1)[-1] == "Charging"
+    kinds = [type(e).__name__ for e in h.effects[-6:]
+             if isinstance(e, fx.SetOfferedCurrent | fx.SetContactor)]
+    assert kinds == ["SetOfferedCurrent", "SetContactor"]  # the offer first, then the contactor
+
+
+def test_composite_of_the_charger() -> None:
+    h = CoreHarness(connectors=2)
+    h.boot()
+    assert limits(composite(h, 60, cid=0)) == [(0, 32)]  # both connectors' maximum
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20), (30, 40)], connector=0))
+    set_profile(h, profile(2, "TxDefaultProfile", [(0, 6)], connector=0))
+    assert limits(composite(h, 60, cid=0)) == [(0, 20), (30, 32)]
