@@ -7,6 +7,7 @@ points the agent's real drivers at this site's wires, so the agent runs unchange
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,28 @@ from evsim.world_server import WorldServer
 CHARGER_ID = "SIM-0001"
 
 
+# Ports handed out come from below Linux's ephemeral range (32768-60999 by default): a port
+# the kernel picked with bind(0) is freed again before the server binds it, and in that gap
+# any outgoing connection (of this process or a parallel test worker) may get it as its
+# local port. Below the range only another free_port() could take it.
+_PORT_RANGE = (20000, 32700)
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback TCP port free now, never handed out before by this process."""
+    for _ in range(200):
+        port = random.randrange(*_PORT_RANGE)
+        if port in _given:
+            continue
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
         return port
+    raise RuntimeError(f"no free loopback port in {_PORT_RANGE}")
 
 
 @dataclass

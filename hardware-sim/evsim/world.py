@@ -370,10 +370,21 @@ class World:
             raise UnknownConnectorError(f"no connector {connector_id}") from None
 
     def _advance_to(self, now: float) -> None:
-        if now > self._now:
-            for site in self._sites.values():
-                site.path.advance(now - self._now)
-            self._now = now
+        """Integrate every connector's energy up to ``now``. Contacts due to move before
+        ``now`` move at their own moment, so energy stops flowing when the contacts open,
+        however late the next tick comes (a loaded machine must not bill extra energy)."""
+        if now <= self._now:
+            return
+        for site in self._sites.values():
+            start = self._now
+            due = site.contactor.pending_until
+            if due is not None and start < due <= now:
+                site.path.advance(due - start)
+                site.contactor.settle(due)
+                site.path.contactor_closed = site.contactor.contacts and not site.rcd_tripped
+                start = due
+            site.path.advance(now - start)
+        self._now = now
 
     def _sync(self, now: float) -> list[tuple[int, bool]]:
         for site in self._sites.values():
