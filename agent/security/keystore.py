@@ -12,6 +12,9 @@ Layout under ``<state_dir>/security`` (directory 0700, every file 0600, written 
 The files are the truth: nothing is cached, so a root installed by one call is trusted by the
 next TLS handshake. Raises OSError for a store that cannot be written, CertificateError for a
 certificate that is not fit (see :mod:`agent.security.certificates`).
+
+``cryptography`` (about 8 MB) is imported by the first method that reads or makes a
+certificate or a key, not with this module: a charger without certificates never loads it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+if TYPE_CHECKING:  # cryptography (~8 MB) is loaded by the first method that reads a certificate
+    from cryptography import x509
 
-from agent.security import certificates as certs
+    from agent.security import certificates as certs
 
 CSMS_ROOT = "CentralSystemRootCertificate"
 MANUFACTURER_ROOT = "ManufacturerRootCertificate"
@@ -56,6 +60,8 @@ class InstalledRoot:
 
     @property
     def hash_data(self) -> certs.HashData:
+        from agent.security import certificates as certs
+
         return certs.hash_data(self.certificate)
 
 
@@ -79,25 +85,33 @@ class CertificateStore:
     # --- roots ---------------------------------------------------------------------------
 
     def roots(self, use: str | None = None) -> list[InstalledRoot]:
-        found = []
-        for kind in (use,) if use else ROOT_TYPES:
-            for path in sorted((self.directory / kind).glob("*.pem")):
-                for certificate in certs.parse_chain(path.read_text()):
-                    found.append(InstalledRoot(kind, path, certificate))
-        return found
+        files = [(kind, path) for kind in ((use,) if use else ROOT_TYPES)
+                 for path in sorted((self.directory / kind).glob("*.pem"))]
+        if not files:
+            return []  # and cryptography stays unloaded
+        from agent.security import certificates as certs
+
+        return [InstalledRoot(kind, path, certificate) for kind, path in files
+                for certificate in certs.parse_chain(path.read_text())]
 
     def csms_roots_pem(self) -> str:
-        return certs.to_pem([root.certificate for root in self.roots(CSMS_ROOT)])
+        roots = self.roots(CSMS_ROOT)
+        if not roots:
+            return ""
+        from agent.security import certificates as certs
+
+        return certs.to_pem([root.certificate for root in roots])
 
     def install_root(self, use: str, pem: str, now: datetime) -> InstalledRoot:
         """Check and keep a root (InstallCertificate); installing one already there is a
         no-op. Raises InstallError."""
+        from agent.security import certificates as certs
+
         try:
             root = certs.check_root(pem, now)
         except certs.CertificateError as error:
             raise InstallError("Rejected", str(error)) from None
-        der = root.public_bytes(serialization.Encoding.DER)
-        path = self.directory / use / f"{hashlib.sha256(der).hexdigest()}.pem"
+        path = self.directory / use / f"{hashlib.sha256(certs.to_der(root)).hexdigest()}.pem"
         if not path.exists():
             if len(self.roots()) >= STORE_MAX_LENGTH:
                 raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
@@ -105,6 +119,8 @@ class CertificateStore:
         return InstalledRoot(use, path, root)
 
     def find(self, wanted: certs.HashData) -> InstalledRoot | None:
+        from agent.security import certificates as certs
+
         algorithm = wanted.hash_algorithm.upper()
         if algorithm not in certs.HASH_ALGORITHMS:
             return None
@@ -134,6 +150,8 @@ class CertificateStore:
     def new_pending_key(self) -> bytes:
         """Generate the key pair for a CSR, on the charger; kept until its certificate
         comes (a second CSR replaces it)."""
+        from agent.security import certificates as certs
+
         key = certs.new_private_key()
         write_private(self.pending_key_path, key)
         return key
@@ -146,11 +164,15 @@ class CertificateStore:
         path = self.client_chain_path
         if not (path.exists() and self.client_key_path.exists()):
             return None
+        from agent.security import certificates as certs
+
         return certs.parse_chain(path.read_text())
 
     def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
         """Validate a CertificateSigned chain against the pending key and the CSMS roots and
         take both into use. Raises CertificateError (the old certificate stays)."""
+        from agent.security import certificates as certs
+
         key = self.pending_key()
         if key is None:
             raise certs.CertificateError("no certificate was requested (no pending key)")
