@@ -19,9 +19,9 @@ the EV draws power (C or D), when the pilot leaving C must open the contactor so
 board is polled twice as often; B, E and F at ``poll_interval``. With nothing plugged in
 (A) the contactor is open and nothing depends on the poll but noticing the plug: the board
 is polled every ``idle_poll_interval`` (0.4 s, or ``poll_interval`` if that is longer), so
-a plug-in is seen within 0.4 s plus one round trip, and the idle charger wakes 2.5 times a
-second for its pilot instead of 20 (docs/performance.md, idle CPU). A plug-in straight to
-C (an EV that skips B) waits for that poll too, with the contactor still open.
+a plug-in is seen within 0.4 s plus one round trip, and the idle charger polls its board 2.5
+times a second instead of 10 at the default 50 ms (docs/performance.md, idle CPU). A plug-in
+straight to C (an EV that skips B) waits for that poll too, with the contactor still open.
 """
 
 from __future__ import annotations
