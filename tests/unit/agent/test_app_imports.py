@@ -30,7 +30,9 @@ START = textwrap.dedent("""
         agent = Agent(parse_config(text, "minimal.toml"), status_socket=Path(state) / "s.sock",
                       drain_seconds=0.1)
         await agent.start()
-        await asyncio.sleep(0.3)  # the tasks started (expiry check, link) have run once
+        agent.security.check_expiry()  # what its task does first, whenever that task runs
+        agent.snapshot()  # what `evse-agent status` asks for
+        await asyncio.sleep(0.3)  # the started tasks get to run (the link tries the CSMS)
         loaded = sorted(name for name in sys.modules)
         await agent.halt()
         return loaded
