@@ -12,6 +12,7 @@ then starts the process again.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import logging
 import os
@@ -25,11 +26,7 @@ from urllib.parse import urlsplit
 
 from agent import __version__, clock, decisions, local_limit, logs, sdnotify
 from agent.api.auth import TokenFileError, Tokens, load_tokens
-from agent.api.bench import BenchProxy
-from agent.api.preauth import PreAuthorization
-from agent.api.server import AgentViews, Api, ApiServer, session_view
 from agent.api.service import SessionService
-from agent.api.webhooks import Webhooks
 from agent.config import Config
 from agent.core import effects as fx
 from agent.core import events as ev
@@ -37,7 +34,6 @@ from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
 from agent.core.types import ErrorCode, StopReason
-from agent.csms import v16, v201
 from agent.csms.adapter import Adapter
 from agent.csms.link import Link, LinkSettings
 from agent.frame_log import FrameLog, FrameStore, decision_text
@@ -60,7 +56,9 @@ from agent.store import Store, StoreError, StorePersistence
 from agent.supervision import MeterHealth, Supervisor
 from hal.errors import WrongSite
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: aiohttp (~14 MB) only with [api] configured
+    from agent.api.server import ApiServer
+    from agent.api.webhooks import Webhooks
     from agent.mqtt.service import MqttService  # imported by mqtt_wiring.build, when used
 
 log = logging.getLogger(__name__)
@@ -126,8 +124,14 @@ def link_settings(config: Config) -> LinkSettings:
 
 
 
-ADAPTERS: dict[str, Adapter] = {"1.6": v16.ADAPTER, "2.0.1": v201.ADAPTER}
-"""The OCPP version spoken to the CSMS, by ``csms.ocpp_version``."""
+ADAPTER_MODULES = {"1.6": "agent.csms.v16", "2.0.1": "agent.csms.v201"}
+"""The OCPP version spoken to the CSMS, by ``csms.ocpp_version``: only the configured
+version's module (and its ``ocpp`` schemas and types, ~3 MB each) is imported."""
+
+
+def adapter_for(version: str) -> Adapter:
+    adapter: Adapter = importlib.import_module(ADAPTER_MODULES[version]).ADAPTER
+    return adapter
 
 
 def build(config: Config, hardware: Hardware, store: Store,
@@ -147,7 +151,7 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     if devices is None:
         devices = hardware.connectors()
     link_holder: list[Link] = []
-    adapter = ADAPTERS[config.csms.ocpp_version]
+    adapter = adapter_for(config.csms.ocpp_version)
 
     def outbox(runtime: Runtime) -> Outbox:
         return Outbox(lambda ref, req, txid: link_holder[0].send(ref, req, txid),
@@ -247,12 +251,10 @@ class Agent:
         logging.getLogger().addHandler(self.problems)
         self.sessions = SessionService(self.store, self.runtime, config.evse_ids,
                                        authorize_timeout=config.authorization.authorize_timeout)
-        hooks = None
-        if config.api is not None and config.api.webhook_url is not None:
-            hooks = Webhooks(self.store, config.api.webhook_url, config.charger.id,
-                             session_view, self.sessions.set_amount)
-            self.sessions.on_saved = hooks.enqueue  # before attach: recovery's events too
+        hooks = self._webhooks(self.store, self.sessions)
         if config.api is not None and config.api.pre_authorization_url is not None:
+            from agent.api.preauth import PreAuthorization  # aiohttp: only with [api]
+
             self.sessions.pre_authorize = PreAuthorization(
                 config.api.pre_authorization_url, config.api.pre_authorization_timeout,
                 config.charger.id)
@@ -279,6 +281,7 @@ class Agent:
                                 {cid: hw.meter for cid, hw in devices.items()},
                                 self.runtime.meter_health,
                                 idle_meter_interval=config.supervision.idle_meter_interval)
+        self.runtime.listeners.append(supervisor.on_event)  # a close is checked at once
         self._spawn(supervisor.run(), "supervisor")
         self._status = await self._open_status_server()
         self.api = await self._open_api(self.sessions)
@@ -383,10 +386,25 @@ class Agent:
             return None
         return server
 
+    def _webhooks(self, store: Store, sessions: SessionService) -> Webhooks | None:
+        api = self.config.api
+        if api is None or api.webhook_url is None:
+            return None
+        from agent.api.server import session_view  # aiohttp: only with [api]
+        from agent.api.webhooks import Webhooks
+
+        hooks = Webhooks(store, api.webhook_url, self.config.charger.id, session_view,
+                         sessions.set_amount)
+        sessions.on_saved = hooks.enqueue  # before attach: recovery's events too
+        return hooks
+
     async def _open_api(self, sessions: SessionService) -> ApiServer | None:
         api = self.config.api
         if api is None or self._tokens is None:
             return None
+        from agent.api.bench import BenchProxy  # aiohttp: only with [api]
+        from agent.api.server import AgentViews, Api, ApiServer
+
         views = AgentViews(self.snapshot,
                            lambda: masked_config(self.config, _shown_secrets(self.config)),
                            lambda: self.frames,

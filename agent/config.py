@@ -652,8 +652,8 @@ _PILOT = Table("pilot", PilotConfig, keys=(
     Key("device_id", int, "Modbus address of the EVSE board",
         default=1, span=(1, 247), unit=_MODBUS_ID),
     Key("poll_interval", float, "how often the pilot state is read, on a fixed schedule "
-        "(evse-board: twice as often while the EV charges, C/D, half as often with nothing "
-        "plugged in, A; pwm: one ADC burst each)",
+        "(evse-board: twice as often while the EV charges, C/D, and every 0.4 s, or this "
+        "interval if longer, with nothing plugged in, A; pwm: one ADC burst each)",
         default=0.05, span=(0.001, 1.0), unit=_SECONDS),
     Key("pwm_chip", int, "sysfs PWM chip (/sys/class/pwm/pwmchipN)" + _PWM_ONLY,
         default=0, span=(0, 7)),

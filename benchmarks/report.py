@@ -73,6 +73,8 @@ class Budget:
     unit: str
     value: float | None = None
     at_least: bool = False
+    ratio: float | None = None  # value / a floor measured in the same run (see ``floor``)
+    floor: str | None = None  # what the ratio is to: "bare ocpp charge point, 30.5 MB"
 
     @property
     def passed(self) -> bool | None:
@@ -108,11 +110,14 @@ class Result:
         self.rows.append((label, value))
 
     def budget(self, name: str, metric: str, limit: float, unit: str, *,
-               at_least: bool = False) -> Budget:
-        """Add a budget checked against ``metrics`` at ``metric`` (None if not measured)."""
+               at_least: bool = False, ratio: float | None = None,
+               floor: str | None = None) -> Budget:
+        """Add a budget checked against ``metrics`` at ``metric`` (None if not measured);
+        ``ratio`` to a ``floor`` measured in the same run is printed beside the figure."""
         value = lookup(self.metrics, metric)
         budget = Budget(name, metric, limit, unit,
-                        float(value) if isinstance(value, int | float) else None, at_least)
+                        float(value) if isinstance(value, int | float) else None, at_least,
+                        ratio, floor)
         self.budgets.append(budget)
         return budget
 
@@ -212,6 +217,8 @@ def budget_line(budget: JsonObject) -> str:
     op = ">=" if budget.get("at_least") else "<="
     value = budget.get("value")
     shown = "not measured" if value is None else f"{value:g} {budget.get('unit', '')}"
+    if value is not None and budget.get("ratio") is not None:
+        shown += f", {budget['ratio']:g}x the floor [{budget.get('floor')}]"
     return (f"{STATUS[budget.get('passed')]:<4}  {budget.get('name')}: {shown} "
             f"(budget {op} {budget.get('limit'):g} {budget.get('unit', '')})")
 

@@ -21,6 +21,11 @@ class ContactorSupervisor:
         self._suspect: str | None = None
         self.verdict: str | None = None
 
+    @property
+    def suspect(self) -> str | None:
+        """The disagreement seen at the last check, settled or not; None when they agree."""
+        return self._suspect
+
     def check(self, commanded: bool, feedback: bool | None, now: float) -> str | bool | None:
         """Returns the new verdict (a fault name, or None when cleared) when it changes,
         else False."""

@@ -16,8 +16,12 @@ previous start (not ``poll_interval`` after the previous answer, which would add
 round trip to every period); a poll that overruns its slot is followed by the next at once,
 and missed slots are skipped, not caught up. The period follows what is at stake: while
 the EV draws power (C or D), when the pilot leaving C must open the contactor soonest, the
-board is polled twice as often; with nothing plugged in (A, the contactor open) half as
-often, which halves the idle charger's wake-ups; B, E and F at ``poll_interval``.
+board is polled twice as often; B, E and F at ``poll_interval``. With nothing plugged in
+(A) the contactor is open and nothing depends on the poll but noticing the plug: the board
+is polled every ``idle_poll_interval`` (0.4 s, or ``poll_interval`` if that is longer), so
+a plug-in is seen within 0.4 s plus one round trip, and the idle charger polls its board 2.5
+times a second instead of 10 at the default 50 ms (docs/performance.md, idle CPU). A plug-in
+straight to C (an EV that skips B) waits for that poll too, with the contactor still open.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ VEHICLE_STATES = {
 FailureCallback = Callable[[BaseException | None], None]
 CHARGING_STATES = frozenset({PilotState.C, PilotState.D})
 CHARGING_SPEEDUP = 2  # polls per poll_interval while the EV draws power
-IDLE_SLOWDOWN = 2  # poll_intervals per poll with nothing plugged in
+IDLE_POLL_INTERVAL = 0.4  # seconds between polls with nothing plugged in (at least)
 
 
 def offered_register_value(amps: float) -> int:
@@ -63,13 +67,14 @@ def offered_register_value(amps: float) -> int:
     return whole if whole >= MIN_CURRENT_A else 0
 
 
-def poll_period(poll_interval: float, state: PilotState) -> float:
+def poll_period(poll_interval: float, state: PilotState,
+                idle_poll_interval: float = IDLE_POLL_INTERVAL) -> float:
     """Seconds between poll starts: ``poll_interval``; shorter while the EV draws power,
-    longer with nothing plugged in."""
+    ``idle_poll_interval`` (if longer) with nothing plugged in."""
     if state in CHARGING_STATES:
         return poll_interval / CHARGING_SPEEDUP
     if state is PilotState.A:
-        return poll_interval * IDLE_SLOWDOWN
+        return max(poll_interval, idle_poll_interval)
     return poll_interval
 
 
@@ -93,14 +98,17 @@ class EvseBoardPilot:
         device_id: int = 1,
         poll_interval: float = 0.05,
         *,
+        idle_poll_interval: float = IDLE_POLL_INTERVAL,
         failure_threshold: int = 3,
         on_failure: FailureCallback | None = None,
     ) -> None:
-        if poll_interval <= 0 or failure_threshold < 1:
-            raise ConfigurationError("need poll_interval > 0 and failure_threshold >= 1")
+        if poll_interval <= 0 or idle_poll_interval <= 0 or failure_threshold < 1:
+            raise ConfigurationError(
+                "need poll_interval > 0, idle_poll_interval > 0 and failure_threshold >= 1")
         self._bus = bus
         self._device_id = device_id
         self._poll_interval = poll_interval
+        self._idle_poll_interval = idle_poll_interval
         self._reports = PilotReports(f"EVSE board {device_id}", logger, failure_threshold,
                                      on_failure)
         self._stop = threading.Event()
@@ -147,8 +155,9 @@ class EvseBoardPilot:
         due = time.monotonic()
         while not self._stop.is_set():
             self._poll_once()
-            due = next_poll(due, poll_period(self._poll_interval, self._reports.state),
-                            time.monotonic())
+            period = poll_period(self._poll_interval, self._reports.state,
+                                 self._idle_poll_interval)
+            due = next_poll(due, period, time.monotonic())
             self._stop.wait(due - time.monotonic())
 
     def _poll_once(self) -> None:

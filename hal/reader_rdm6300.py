@@ -28,9 +28,10 @@ from hal.roles import TokenCallback
 logger = logging.getLogger(__name__)
 
 FailureCallback = Callable[[BaseException | None], None]
-# How often an idle thread wakes to look at its stop flag. aclose() also cancels the pending
-# read where pyserial can (a device or pty path), so shutdown does not wait for it; each
-# wake-up costs CPU for nothing, which shows in the idle figure (docs/performance.md).
+# How often an idle thread wakes to look at its stop flag on a port whose pending read cannot
+# be cancelled (a pyserial URL such as socket://). On a device or pty path the read blocks
+# until a card or aclose() (pyserial's cancel_read): each wake-up costs CPU for nothing,
+# which shows in the idle figure (docs/performance.md).
 READ_TIMEOUT = 1.0
 
 
@@ -119,9 +120,12 @@ class Rdm6300Reader:
 
     def _try_open(self) -> bool:
         try:
-            self._port = serial.serial_for_url(
+            port = serial.serial_for_url(
                 self._port_name, baudrate=self._baudrate, timeout=READ_TIMEOUT
             )
+            if hasattr(port, "cancel_read"):
+                port.timeout = None  # aclose() cancels the read
+            self._port = port
         except (serial.SerialException, OSError, ValueError) as exc:
             self._report_failure(ReaderError(f"RDM6300 on {self._port_name}: {exc}"))
             return False

@@ -35,7 +35,6 @@ from agent.maintenance.diagnostics import Diagnostics
 from agent.maintenance.firmware import FINAL, FirmwareUpdater, SignatureError
 from agent.maintenance.releases import Releases
 from agent.runtime import Runtime
-from agent.security import certificates as certs
 from agent.security import events
 from agent.security.keystore import MANUFACTURER_ROOT
 from agent.security.service import SecurityService
@@ -133,6 +132,8 @@ class Maintenance:
             log.warning("update: already busy (%s); SignedUpdateFirmware %d Rejected",
                         self.firmware.status, request.request_id)
             return "Rejected"
+        from agent.security import certificates as certs  # cryptography: only for this
+
         roots = [root.certificate for root in security.store.roots(MANUFACTURER_ROOT)]
         try:
             signer = certs.check_signing_certificate(request.signing_certificate, roots,

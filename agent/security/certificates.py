@@ -19,6 +19,10 @@ What the OCPP 1.6 security extension needs of certificates, as plain functions o
 Chain checks are done by hand with ``Certificate.verify_directly_issued_by`` (issuer name and
 signature, cryptography >= 40) rather than ``cryptography.x509.verification``, whose RFC 5280
 web-PKI profile refuses many private CSMS CAs (missing key identifiers, EKUs).
+
+The other modules import this one inside the functions that handle a certificate, never at
+module level (``cryptography`` is about 8 MB resident): a charger without certificates, the
+usual case at security profiles 0 and 1, never loads it (tests/unit/agent/test_app_imports.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import base64
 import binascii
 import hashlib
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -74,6 +78,10 @@ def parse_chain(pem: str) -> list[x509.Certificate]:
 
 def to_pem(certificates: list[x509.Certificate]) -> str:
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
+def to_der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 def subject(certificate: x509.Certificate) -> str:
@@ -260,7 +268,3 @@ def build_csr(key_pem: bytes, common_name: str, organization: str) -> str:
 
 def expires_within(certificate: x509.Certificate, now: datetime, margin: timedelta) -> bool:
     return certificate.not_valid_after_utc - now <= margin
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -15,6 +15,9 @@ Layout under ``<state_dir>/security`` (directory 0700, every file 0600, written 
 The files are the truth: nothing is cached, so a root installed by one call is trusted by the
 next TLS handshake. Raises OSError for a store that cannot be written, CertificateError for a
 certificate that is not fit (see :mod:`agent.security.certificates`).
+
+``cryptography`` (about 8 MB) is imported by the first method that reads or makes a
+certificate or a key, not with this module: a charger without certificates never loads it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+if TYPE_CHECKING:  # cryptography (~8 MB) is loaded by the first method that reads a certificate
+    from cryptography import x509
 
-from agent.security import certificates as certs
+    from agent.security import certificates as certs
 
 CSMS_ROOT = "CentralSystemRootCertificate"
 MANUFACTURER_ROOT = "ManufacturerRootCertificate"
@@ -59,6 +63,8 @@ class InstalledRoot:
 
     @property
     def hash_data(self) -> certs.HashData:
+        from agent.security import certificates as certs
+
         return certs.hash_data(self.certificate)
 
 
@@ -82,20 +88,25 @@ class CertificateStore:
     # --- roots ---------------------------------------------------------------------------
 
     def roots(self, use: str | None = None) -> list[InstalledRoot]:
-        found = []
-        for kind in (use,) if use else ROOT_TYPES:
-            for path in sorted((self.directory / kind).glob("*.pem")):
-                for certificate in certs.parse_chain(path.read_text()):
-                    found.append(InstalledRoot(kind, path, certificate))
-        return found
+        files = [(kind, path) for kind in ((use,) if use else ROOT_TYPES)
+                 for path in sorted((self.directory / kind).glob("*.pem"))]
+        if not files:
+            return []  # and cryptography stays unloaded
+        from agent.security import certificates as certs
+
+        return [InstalledRoot(kind, path, certificate) for kind, path in files
+                for certificate in certs.parse_chain(path.read_text())]
 
     def csms_roots_pem(self, fallback: bool = False) -> str:
         """The CSMS roots a connection trusts: the current ones, or with ``fallback`` the
-        fallback root only (1.6 security whitepaper M05.FR.13)."""
-        if fallback:
-            kept = self.fallback_root()
-            return certs.to_pem([kept.certificate] if kept else [])
-        return certs.to_pem([root.certificate for root in self.current_csms_roots()])
+        fallback root only (1.6 security whitepaper M05.FR.13); "" when there is none."""
+        roots = ([kept] if (kept := self.fallback_root()) else []) if fallback else (
+            self.current_csms_roots())
+        if not roots:
+            return ""  # and cryptography stays unloaded
+        from agent.security import certificates as certs
+
+        return certs.to_pem([root.certificate for root in roots])
 
     def current_csms_roots(self) -> list[InstalledRoot]:
         kept = self.fallback_root()
@@ -126,6 +137,8 @@ class CertificateStore:
         current = self.current_csms_roots()
         if not current:
             return self.install_root(CSMS_ROOT, pem, now)
+        from agent.security import certificates as certs
+
         try:
             new, signer = certs.check_replacement_root(
                 pem, [root.certificate for root in current], now)
@@ -155,11 +168,18 @@ class CertificateStore:
 
     def roots_pem(self, use: str | None = None) -> str:
         """The installed roots of ``use`` (default: both types), as one PEM text."""
-        return certs.to_pem([root.certificate for root in self.roots(use)])
+        roots = self.roots(use)
+        if not roots:
+            return ""  # and cryptography stays unloaded
+        from agent.security import certificates as certs
+
+        return certs.to_pem([root.certificate for root in roots])
 
     def install_root(self, use: str, pem: str, now: datetime) -> InstalledRoot:
         """Check and keep a root (InstallCertificate); installing one already there is a
         no-op. Raises InstallError."""
+        from agent.security import certificates as certs
+
         try:
             root = certs.check_root(pem, now)
         except certs.CertificateError as error:
@@ -172,10 +192,13 @@ class CertificateStore:
         return InstalledRoot(use, path, root)
 
     def _root_path(self, use: str, root: x509.Certificate) -> Path:
-        der = root.public_bytes(serialization.Encoding.DER)
-        return self.directory / use / f"{hashlib.sha256(der).hexdigest()}.pem"
+        from agent.security import certificates as certs
+
+        return self.directory / use / f"{hashlib.sha256(certs.to_der(root)).hexdigest()}.pem"
 
     def find(self, wanted: certs.HashData) -> InstalledRoot | None:
+        from agent.security import certificates as certs
+
         algorithm = wanted.hash_algorithm.upper()
         if algorithm not in certs.HASH_ALGORITHMS:
             return None
@@ -207,6 +230,8 @@ class CertificateStore:
     def new_pending_key(self) -> bytes:
         """Generate the key pair for a CSR, on the charger; kept until its certificate
         comes (a second CSR replaces it)."""
+        from agent.security import certificates as certs
+
         key = certs.new_private_key()
         write_private(self.pending_key_path, key)
         return key
@@ -219,11 +244,15 @@ class CertificateStore:
         path = self.client_chain_path
         if not (path.exists() and self.client_key_path.exists()):
             return None
+        from agent.security import certificates as certs
+
         return certs.parse_chain(path.read_text())
 
     def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
         """Validate a CertificateSigned chain against the pending key and the CSMS roots and
         take both into use. Raises CertificateError (the old certificate stays)."""
+        from agent.security import certificates as certs
+
         key = self.pending_key()
         if key is None:
             raise certs.CertificateError("no certificate was requested (no pending key)")

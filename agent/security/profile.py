@@ -43,7 +43,6 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.exceptions import InvalidStatus
 
 from agent.csms.link import basic_auth_header
-from agent.security import certificates as certs
 from agent.security import events
 from agent.security.keystore import CertificateStore, write_private
 from agent.security.tls import NoTrustedRoot, client_context
@@ -164,6 +163,8 @@ class SecurityProfiles:
         if self.current.profile in (2, 3) and not self._old_root:
             dropped = self._store.drop_fallback()
             if dropped is not None:
+                from agent.security import certificates as certs  # a root is loaded: cheap
+
                 info = (f"connected with the new CentralSystemRootCertificate; the fallback "
                         f"{certs.subject(dropped.certificate)} removed")
                 log.info("security: %s", info)

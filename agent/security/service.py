@@ -21,11 +21,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.core import messages as msg
 from agent.csms.errors import CallRejected, LinkLost
-from agent.security import certificates as certs
 from agent.security import events
 from agent.security.keystore import (
     CSMS_ROOT,
@@ -37,6 +36,9 @@ from agent.security.keystore import (
 )
 from agent.security.profile import SecurityProfiles
 from agent.security_log import SecurityLog
+
+if TYPE_CHECKING:  # cryptography: imported where a certificate is at hand (keystore.py)
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,7 @@ class SecurityService:
         except OSError as error:
             log.error("security: cannot keep the certificate: %s", error)
             return "Failed"
-        log.info("security: installed %s %s", use, certs.subject(root.certificate))
+        log.info("security: installed %s %s", use, _subject(root.certificate))
         return "Accepted"
 
     def _delete(self, wanted: msg.CertificateHashData) -> str:
@@ -194,7 +196,7 @@ class SecurityService:
             log.warning("security: refusing to delete the last CentralSystemRootCertificate")
             return "Failed"
         self.store.delete_root(root)
-        log.info("security: deleted %s %s", root.use, certs.subject(root.certificate))
+        log.info("security: deleted %s %s", root.use, _subject(root.certificate))
         return "Accepted"
 
     def _installed(self, use: str) -> msg.InstalledCertificatesResult:
@@ -202,6 +204,8 @@ class SecurityService:
         return msg.InstalledCertificatesResult("Accepted" if found else "NotFound", found)
 
     def _certificate_signed(self, chain: str) -> str:
+        from agent.security import certificates as certs
+
         if len(chain) > CHAIN_MAX_SIZE:
             self.raise_event(events.INVALID_CHARGE_POINT_CERTIFICATE, "chain too long")
             return "Rejected"
@@ -238,6 +242,8 @@ class SecurityService:
         cpo = self.cpo_name
         if not cpo:
             return False
+        from agent.security import certificates as certs
+
         key = self.store.new_pending_key()
         csr = certs.build_csr(key, self._charge_point_id, cpo)
         try:
@@ -265,13 +271,17 @@ class SecurityService:
 
     def check_expiry(self) -> None:
         """Warn about roots that expire soon; renew the client certificate ahead of time."""
+        roots, chain = self.store.roots(), self.store.client_chain()
+        if not roots and not chain:
+            return  # nothing expires (and cryptography stays unloaded)
+        from agent.security import certificates as certs
+
         now = self._now()
-        for root in self.store.roots():
+        for root in roots:
             if certs.expires_within(root.certificate, now, RENEW_AHEAD):
                 log.warning("security: %s %s expires on %s", root.use,
                             certs.subject(root.certificate),
                             certs.not_after(root.certificate).isoformat())
-        chain = self.store.client_chain()
         if chain and certs.expires_within(chain[0], now, RENEW_AHEAD):
             log.warning("security: the charge point certificate expires on %s; renewing",
                         certs.not_after(chain[0]).isoformat())
@@ -289,8 +299,7 @@ class SecurityService:
             "profile": self.profiles.current.profile,
             "fallback": self.profiles.fallback,
             "csms_roots": len(self.store.roots(CSMS_ROOT)),
-            "client_certificate_expires": certs.not_after(chain[0]).isoformat()
-            if chain else None,
+            "client_certificate_expires": _not_after(chain[0]) if chain else None,
         }
 
     def _spawn(self, coro: Any) -> None:
@@ -299,6 +308,18 @@ class SecurityService:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _subject(certificate: x509.Certificate) -> str:
+    from agent.security import certificates as certs  # loaded: a certificate exists
+
+    return certs.subject(certificate)
+
+
+def _not_after(certificate: x509.Certificate) -> str:
+    from agent.security import certificates as certs  # loaded: a certificate exists
+
+    return certs.not_after(certificate).isoformat()
 
 
 _KEYS = ("AdditionalRootCertificateCheck", "AuthorizationKey", "CertificateSignedMaxChainSize",

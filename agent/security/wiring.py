@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent.config import Config
 from agent.core import messages as msg
-from agent.security import certificates as certs
 from agent.security.files import check_private_files
 from agent.security.keystore import CSMS_ROOT, CertificateStore, InstallError
 from agent.security.profile import Credentials, SecurityProfiles
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None], call: Call,
-                  now: Callable[[], datetime] = certs.utc_now) -> SecurityService:
+                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> SecurityService:
     """The certificate store under ``<state_dir>/security``, the profiles seeded from
     ``[csms]``, the security log; ``csms.ca_file`` is installed as CSMS root. Raises
     UnsafeKeyFile for a private file others could read, OSError when the state directory
@@ -52,6 +51,8 @@ def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None
 
 
 def _install_seed_roots(store: CertificateStore, pem: str, now: datetime) -> None:
+    from agent.security import certificates as certs  # cryptography: only with csms.ca_file
+
     for certificate in certs.parse_chain(pem):
         try:
             store.install_root(CSMS_ROOT, certs.to_pem([certificate]), now)

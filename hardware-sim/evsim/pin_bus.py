@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
-from evsim.world import World
 from evsim.world_config import DEFAULT_SITE, Address
+
+if TYPE_CHECKING:  # the agent's pin factory (evsim.pins) imports this module, not the world
+    from evsim.world import World
 
 logger = logging.getLogger(__name__)
 

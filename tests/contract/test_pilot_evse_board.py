@@ -113,6 +113,9 @@ def test_polls_keep_a_fixed_schedule_that_the_round_trip_does_not_stretch() -> N
     assert next_poll(1.000, 0.020, now=1.500) == 1.500
 
 
-def test_the_board_is_polled_twice_as_often_charging_and_half_as_often_unplugged() -> None:
+def test_the_board_is_polled_twice_as_often_charging_and_every_0_4_s_unplugged() -> None:
     assert [poll_period(0.05, state) for state in PilotState] == [
-        0.1, 0.05, 0.025, 0.025, 0.05, 0.05]  # A B C D E F
+        0.4, 0.05, 0.025, 0.025, 0.05, 0.05]  # A B C D E F
+    # Unplugged, never more often than poll_interval, and the idle period is a parameter.
+    assert poll_period(1.0, PilotState.A) == 1.0
+    assert poll_period(0.05, PilotState.A, idle_poll_interval=0.2) == 0.2

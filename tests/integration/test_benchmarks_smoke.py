@@ -37,6 +37,9 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
         assert result["metrics"], name
     assert report["machine"]["nproc"] >= 1
     assert all("passed" in budget for budget in report["budgets"])
+    # Memory and idle CPU are printed beside their ratio to the floor of the same run.
+    assert all(budget["ratio"] is not None
+               for budget in report["benchmarks"]["footprint"]["budgets"])
 
 
 @pytest.mark.slow

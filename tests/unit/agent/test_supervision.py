@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from agent.config import parse_config
+from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core.types import ErrorCode
 from agent.supervision import MeterHealth, Supervisor
@@ -38,7 +39,7 @@ async def run_for(seconds: float, idle_meter_interval: float,
     posted: list[ev.Event] = []
     meter = Meter(broken_from)
     supervisor = Supervisor(posted.append, {}, {1: meter}, {1: MeterHealth(1, posted.append)},
-                            interval=0, idle_meter_interval=idle_meter_interval,
+                            interval=0, idle_interval=0, idle_meter_interval=idle_meter_interval,
                             clock=lambda: meter.now)
     task = asyncio.create_task(supervisor.run())
     while meter.now < seconds:
@@ -83,3 +84,61 @@ def test_the_interval_is_a_configuration_key_with_a_short_default() -> None:
     assert parse_config(base).supervision.idle_meter_interval == 5.0
     text = base + "[supervision]\nidle_meter_interval = 15\n"
     assert parse_config(text).supervision.idle_meter_interval == 15.0
+
+
+class Contactor:
+    """A contactor whose auxiliary contact is ``feedback`` whatever it is told."""
+
+    def __init__(self, feedback: bool) -> None:
+        self.commanded_closed = False
+        self.feedback_closed: bool | None = feedback
+
+    def set_closed(self, closed: bool) -> None:
+        self.commanded_closed = closed
+
+    def close(self) -> None:
+        self.commanded_closed = False
+
+
+def supervisor_of(contactor: Contactor, posted: list[ev.Event],
+                  now: list[float]) -> Supervisor:
+    # An idle pause of an hour: only the wake-up can bring the next check in this test.
+    return Supervisor(posted.append, {1: contactor}, {}, {}, interval=0, idle_interval=3600,
+                      clock=lambda: now[0])
+
+
+def test_the_check_is_frequent_while_a_contactor_is_closed_or_disagrees_and_slow_otherwise(
+) -> None:
+    contactor, now = Contactor(feedback=False), [0.0]
+    supervisor = Supervisor([].append, {1: contactor}, {}, {}, clock=lambda: now[0])
+    supervisor.check_contactors()
+    assert supervisor.pause() == 1.0  # open and agreeing: the idle charger
+    contactor.commanded_closed = True
+    assert supervisor.pause() == 0.25  # closed: a contact that drops out is found soon
+    contactor.commanded_closed, contactor.feedback_closed = False, True
+    supervisor.check_contactors()
+    assert supervisor.pause() == 0.25  # open but the contact still closed: a weld?
+    contactor.feedback_closed = False
+    supervisor.check_contactors()
+    assert supervisor.pause() == 1.0
+
+
+async def test_a_close_commanded_by_the_core_is_checked_at_once_not_after_the_idle_pause(
+) -> None:
+    posted: list[ev.Event] = []
+    contactor, now = Contactor(feedback=False), [0.0]  # its contact never closes
+    supervisor = supervisor_of(contactor, posted, now)
+    supervisor.on_event(ev.LinkUp(), [])  # nothing about the contactor: no wake-up
+    task = asyncio.create_task(supervisor.run())
+    for _ in range(5):
+        await asyncio.sleep(0)  # the first check; then the idle pause of an hour begins
+    contactor.set_closed(True)
+    supervisor.on_event(ev.LinkUp(), [fx.SetContactor(1, True)])
+    for _ in range(5):
+        await asyncio.sleep(0)  # woken: the disagreement is seen, the 0.5 s settling starts
+    now[0] = 0.6
+    for _ in range(10):
+        await asyncio.sleep(0)  # closed: checked every `interval` (0 here) again
+    task.cancel()
+    assert [(p.error_code, p.active, p.info) for p in posted if isinstance(p, ev.DeviceFault)] \
+        == [(ErrorCode.POWER_SWITCH_FAILURE, True, "contactor stuck_open")]
