@@ -43,11 +43,12 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_mqtt_memory_benchmark_runs() -> None:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.mqtt_memory", "--quick"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+def test_the_local_features_benchmark_runs() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.local_features", "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=170, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(done.stdout)
-    for run in ("without_mqtt", "with_mqtt"):
-        assert report[run]["idle_rss_mb"] > 0 and report[run]["charging_rss_mb"] > 0
-    assert "added_idle_rss_mb" in report
+    for configuration in ("none", "mqtt", "dashboard", "dashboard+mqtt"):
+        assert report[configuration]["idle_rss_mb"] > 0, configuration
+        assert report[configuration]["charging_rss_mb"] > 0, configuration
+    assert "added_idle_rss_mb" in report["dashboard+mqtt"]
