@@ -59,6 +59,7 @@ class Runtime:
         self._handling = False
         self._deferred: list[fx.Send] | None = None
         self._lock_moves: dict[int, asyncio.Task[bool]] = {}
+        self._close_wanted: dict[int, bool] = {}  # the core's last contactor command
         self._unsaved: list[fx.Effect] = []  # saves the store refused, for command()
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
         # Set by the composition root: read failures count towards PowerMeterFailure.
@@ -148,9 +149,11 @@ class Runtime:
     def _apply(self, effect: fx.Effect) -> None:
         match effect:
             case fx.SetContactor(connector_id=cid, closed=closed):
-                granted = self.hardware[cid].interlock.request(closed)
-                if closed and not granted:
-                    log.info("connector %s: close refused by the interlock", cid)
+                self._close_wanted[cid] = closed
+                if closed:  # after the offers decided before it reached the pilot
+                    self._spawn(self._close_under_offer(cid))
+                else:  # an open never waits
+                    self.hardware[cid].interlock.request(False)
             case fx.SetOfferedCurrent(connector_id=cid, amps=amps):
                 self._spawn(self._set_offer(cid, amps))
             case fx.SetLock(connector_id=cid, locked=locked):
@@ -224,6 +227,17 @@ class Runtime:
     def _fire(self, name: str) -> None:
         self._timers.pop(name, None)
         self._handle(ev.TimerFired(name))
+
+    async def _close_under_offer(self, cid: int) -> None:
+        """Close the contactor once every offer the core decided before the close has reached
+        the pilot (the offer lock is FIFO; the core orders the offer first, DESIGN.md
+        Safety), and only if the core still wants it closed by then."""
+        hw = self.hardware[cid]
+        async with hw.offer_lock:
+            if not self._close_wanted.get(cid):
+                return  # opened meanwhile
+            if not hw.interlock.request(True):
+                log.info("connector %s: close refused by the interlock", cid)
 
     async def _set_offer(self, cid: int, amps: float) -> None:
         hw = self.hardware[cid]

@@ -69,8 +69,10 @@ class Outputs:
         """Per connector: open a contactor first, then the offer, then close a contactor, and
         only under an offer on the pilot (not while a new offer waits, OFFER_SPACING)."""
         for cid, connector in self._ctx.connectors.items():
-            wanted = contactor_wanted(connector) and not self._ctx.shutting_down
-            wanted = wanted or self._offer_stop_grace(cid, connector)
+            # The grace is looked at on every pass (never short-circuited): a resume ends it,
+            # so the next pause gets its own 6 s instead of a stale, expired one.
+            grace = self._offer_stop_grace(cid, connector)
+            wanted = (contactor_wanted(connector) and not self._ctx.shutting_down) or grace
             if not wanted and self._contactor.get(cid) is not False:
                 self._set_contactor(cid, False)
             offer = 0.0 if self._ctx.shutting_down else offered_current(connector)

@@ -188,9 +188,19 @@ def _boundaries(profile: ChargingProfile, lo: datetime, hi: datetime,
     yield from (m for m in (profile.valid_from, profile.valid_to) if m is not None)
     for start in _starts(profile, lo, hi, tx_start):
         yield start  # a repetition starts again before its first period (if that is later)
-        yield from (start + timedelta(seconds=p.start_period) for p in profile.schedule.periods)
+        offsets = [p.start_period for p in profile.schedule.periods]
         if profile.schedule.duration is not None:
-            yield start + timedelta(seconds=profile.schedule.duration)
+            offsets.append(profile.schedule.duration)
+        yield from (m for m in (_after(start, s) for s in offsets) if m is not None)
+
+
+def _after(start: datetime, seconds: float) -> datetime | None:
+    """``start`` plus ``seconds``; None past what a datetime holds (year 9999): OCPP 1.6
+    durations and startPeriods are unbounded integers, and such a moment never comes."""
+    try:
+        return start + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
 
 
 def _starts(profile: ChargingProfile, lo: datetime, hi: datetime,
@@ -211,11 +221,13 @@ def _starts(profile: ChargingProfile, lo: datetime, hi: datetime,
 
 def next_change(profiles: Iterable[ChargingProfile], t: datetime, tx_start: datetime | None,
                 horizon: timedelta = timedelta(days=8)) -> datetime | None:
-    """The first moment after ``t`` where the limit may change (a boundary of some profile
-    within ``horizon``); None when nothing changes. Arm one timer for it: no polling."""
+    """The first moment after ``t`` where the limit may change (a boundary of some profile),
+    at the latest ``t + horizon``; None when nothing changes. Arm one timer for it."""
     hi = t + horizon  # a repetition's boundaries up to the next one's start suffice
-    later = [m for p in profiles for m in _boundaries(p, t, t, tx_start) if t < m <= hi]
-    return min(later, default=None)
+    later = [m for p in profiles for m in _boundaries(p, t, t, tx_start) if t < m]
+    # A boundary beyond the horizon: look again at the horizon (the timer is the only
+    # thing that re-arms the next one).
+    return min(min(later), hi) if later else None
 
 
 def composite(profiles: Iterable[ChargingProfile], start: datetime, duration: int,

@@ -190,7 +190,7 @@ def parse_command(prefix: str, topic: str, payload: bytes,
     if len(parts) != 4 or parts[0] != "connector" or parts[3] != "set":
         raise BadCommand(None, "", f"{topic} is not a command topic")
     name = parts[2]
-    cid = int(parts[1]) if parts[1].isdigit() else None
+    cid = int(parts[1]) if parts[1].isascii() and parts[1].isdigit() else None  # not "²"
     if cid not in max_current:
         raise BadCommand(None, name, f"connector {parts[1]} does not exist")
     assert cid is not None
@@ -198,7 +198,7 @@ def parse_command(prefix: str, topic: str, payload: bytes,
         raise BadCommand(cid, name, f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
     try:
         return _command(cid, name, _fields(payload), max_current[cid])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise BadCommand(cid, name, f"malformed payload: {error}") from None
     except ValueError as error:
         raise BadCommand(cid, name, str(error)) from None

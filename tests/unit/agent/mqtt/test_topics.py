@@ -125,3 +125,12 @@ def test_reconnect_backs_off_with_jitter_up_to_the_maximum() -> None:
     late = [backoff(30) for _ in range(50)]
     assert all(RECONNECT_MAX / 2 <= d <= RECONNECT_MAX for d in late)
     assert len(set(late)) > 1  # jittered
+
+
+def test_review_junk_topics_and_payloads_are_bad_commands() -> None:
+    """A digit int() cannot read (``²``) and a JSON payload nested past the recursion limit
+    are BadCommand (answered or logged), not an exception escaping the command's task."""
+    with pytest.raises(topics.BadCommand):
+        topics.parse_command(PREFIX, f"{PREFIX}/connector/²/start/set", b"x", MAX)
+    with pytest.raises(topics.BadCommand):
+        topics.parse_command(PREFIX, f"{PREFIX}/connector/1/start/set", b"[" * 5000, MAX)
