@@ -35,6 +35,7 @@ from agent.security.keystore import (
     InstallError,
     write_private,
 )
+from agent.security.memory import Free, MemoryWatch
 from agent.security.profile import SecurityProfiles
 from agent.security_log import SecurityLog
 
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 CHAIN_MAX_SIZE = 10_000  # CertificateSignedMaxChainSize (characters of the PEM chain)
 RENEW_AHEAD = timedelta(days=30)  # the client certificate is renewed this long before expiry
 CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
+MEMORY_CHECK_EVERY = 60.0  # seconds between looks at the free disk and RAM
+# InvalidMessages: at most one event per window, so a misbehaving CSMS cannot flood the
+# security log and the outbox; the next event says how many were left out.
+INVALID_MESSAGES_EVERY = timedelta(minutes=10)
 # ExtendedTriggerMessage FirmwareStatusNotification asks for the signed form of the status
 # (SignedFirmwareStatusNotification, with the requestId); LogStatusNotification for GetLog's.
 # agent.maintenance answers both under these names.
@@ -65,7 +70,8 @@ class SecurityService:
                  store: CertificateStore, profiles: SecurityProfiles, security_log: SecurityLog,
                  durable: Callable[[str, msg.OutboundReq], None], call: Call,
                  new_ref: Callable[[], str], now: Callable[[], datetime],
-                 additional_root_check: bool = False) -> None:
+                 additional_root_check: bool = False,
+                 free: Callable[[], Free] | None = None) -> None:
         self._charge_point_id = charge_point_id
         self.additional_root_check = additional_root_check  # AdditionalRootCertificateCheck
         self._cpo_file = directory / "cpo_name"
@@ -79,6 +85,11 @@ class SecurityService:
         self._now = now
         self._after_reply: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._free = free
+        self._memory = MemoryWatch()
+        self._tampered = False
+        self._invalid_at: datetime | None = None  # the last InvalidMessages event
+        self._invalid_left_out = 0
         self.reconnect: Callable[[], None] = lambda: None
         profiles.reconnect = lambda: self._after_reply.append(self.reconnect)
 
@@ -277,11 +288,55 @@ class SecurityService:
                         certs.not_after(chain[0]).isoformat())
             self._spawn(self.request_certificate())
 
+    def tamper(self, opened: bool) -> None:
+        """The enclosure's tamper switch changed (on the loop): an opening is the critical
+        event TamperDetectionActivated; the closing is only logged."""
+        if opened and not self._tampered:
+            self.raise_event(events.TAMPER, "tamper switch: enclosure opened")
+        elif not opened and self._tampered:
+            log.warning("security: tamper switch: enclosure closed again")
+        self._tampered = opened
+
+    def invalid_message(self, code: str, action: str | None) -> None:
+        """The link refused a frame that is not a valid OCPP message (a CALLERROR went back):
+        InvalidMessages, at most once per :data:`INVALID_MESSAGES_EVERY`. The techInfo names
+        the error code and the action, never the payload (it could carry anything)."""
+        now = self._now()
+        last = self._invalid_at
+        if last is not None and timedelta(0) <= now - last < INVALID_MESSAGES_EVERY:
+            self._invalid_left_out += 1
+            return
+        what = f"{code} answered to {action or 'a frame'}"
+        if self._invalid_left_out:
+            what += f"; {self._invalid_left_out} more since {last:%Y-%m-%dT%H:%M:%SZ}"
+        self._invalid_at, self._invalid_left_out = now, 0
+        self.raise_event(events.INVALID_MESSAGES, what)
+
+    def check_memory(self) -> None:
+        """MemoryExhaustion when the disk under state_dir or RAM is getting full."""
+        if self._free is None:
+            return
+        try:
+            shortage = self._memory.check(self._free())
+        except OSError as error:
+            log.warning("security: cannot measure free memory: %s", error)
+            return
+        if shortage is not None:
+            self.raise_event(events.MEMORY_EXHAUSTION, f"getting full: {shortage}")
+
     async def run(self) -> None:
-        """Periodic expiry checks, for as long as the agent runs."""
+        """Periodic expiry and memory checks, for as long as the agent runs."""
+        await asyncio.gather(self._expiry_checks(), self._memory_checks())
+
+    async def _expiry_checks(self) -> None:
         while True:
             self.check_expiry()
             await asyncio.sleep(CHECK_EVERY)
+
+    async def _memory_checks(self) -> None:
+        while True:
+            self.check_memory()
+            await asyncio.sleep(MEMORY_CHECK_EVERY)
 
     def status(self) -> dict[str, Any]:
         chain = self.store.client_chain()

@@ -12,6 +12,7 @@ from agent.core import messages as msg
 from agent.security import certificates as certs
 from agent.security.files import check_private_files
 from agent.security.keystore import CSMS_ROOT, CertificateStore, InstallError
+from agent.security.memory import measure
 from agent.security.profile import Credentials, SecurityProfiles
 from agent.security.service import Call, SecurityService
 from agent.security_log import SecurityLog
@@ -46,7 +47,8 @@ def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None
         security_log=SecurityLog(config.charger.state_dir,
                                  secrets=[s for s in (config.csms.password,) if s]),
         durable=durable, call=call, new_ref=lambda: str(uuid.uuid4()), now=now,
-        additional_root_check=config.csms.additional_root_certificate_check)
+        additional_root_check=config.csms.additional_root_certificate_check,
+        free=lambda: measure(config.charger.state_dir))
     holder.append(service)
     return service
 

@@ -4,6 +4,7 @@ Get/ChangeConfiguration, ExtendedTriggerMessage, what waits for the reply, certi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 from agent.core import messages as msg
 from agent.core.types import RequestStatus
 from agent.security.keystore import CSMS_ROOT, CertificateStore
+from agent.security.memory import Free
 from agent.security.profile import Credentials, SecurityProfiles
-from agent.security.service import SecurityService
+from agent.security.service import INVALID_MESSAGES_EVERY, SecurityService
 from agent.security_log import SecurityLog
 from tests.pki import TestCa
 
@@ -20,7 +22,8 @@ KEY = "0123456789abcdef-key"
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, now: datetime | None = None) -> None:
+    def __init__(self, tmp_path: Path, now: datetime | None = None,
+                 free: Callable[[], Free] | None = None) -> None:
         directory = tmp_path / "security"
         self.store = CertificateStore(directory)
         self.sent: list[msg.OutboundReq] = []
@@ -35,7 +38,8 @@ class Rig:
             charge_point_id="CP-1", cpo_name="ACME", directory=directory, store=self.store,
             profiles=profiles, security_log=SecurityLog(tmp_path),
             durable=lambda ref, req: self.durable.append(req), call=self._call,
-            new_ref=lambda: "ref", now=lambda: self.clock)
+            new_ref=lambda: "ref", now=lambda: self.clock, free=free)
+        self.log = SecurityLog(tmp_path)
         self.service.reconnect = self._reconnect
         self.handle = self.service.commands(self._core)
 
@@ -129,3 +133,68 @@ async def test_the_client_certificate_is_renewed_ahead_of_its_expiry(tmp_path: P
     await asyncio.sleep(0.05)
     assert len(rig.sent) == 1 and isinstance(rig.sent[0], msg.CertificateSigningRequest)
     assert rig.service.status()["client_certificate_expires"] is not None
+
+
+def events_sent(rig: Rig) -> list[tuple[str, str | None]]:
+    return [(req.type, req.tech_info) for req in rig.durable
+            if isinstance(req, msg.SecurityEventRaised)]
+
+
+def test_an_opened_enclosure_is_one_critical_tamper_event_per_opening(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.service.tamper(True)
+    rig.service.tamper(True)  # the same state twice (the start-up read and its edge)
+    rig.service.tamper(False)
+    rig.service.tamper(True)
+    assert [kind for kind, _ in events_sent(rig)] == ["TamperDetectionActivated"] * 2
+    logged = list(rig.log.records())
+    assert [r.type for r in logged] == ["TamperDetectionActivated"] * 2
+    assert all(r.critical for r in logged)
+
+
+def test_invalid_messages_are_reported_at_most_once_per_window_with_a_count(
+        tmp_path: Path) -> None:
+    start = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    rig = Rig(tmp_path, now=start)
+    for _ in range(50):  # a CSMS sending garbage in a loop
+        rig.service.invalid_message("FormationViolation", None)
+        rig.clock += timedelta(seconds=1)
+    rig.service.invalid_message("TypeConstraintViolation", "ChangeConfiguration")
+    assert events_sent(rig) == [("InvalidMessages", "FormationViolation answered to a frame")]
+    rig.clock = start + INVALID_MESSAGES_EVERY
+    rig.service.invalid_message("NotImplemented", "FlyToTheMoon")
+    assert events_sent(rig)[1] == (
+        "InvalidMessages",
+        "NotImplemented answered to FlyToTheMoon; 50 more since 2026-12-07T06:00:00Z")
+    assert not any(r.critical for r in rig.log.records())  # not critical in the list
+
+
+def test_a_clock_set_back_does_not_silence_invalid_messages(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, now=datetime(2026, 12, 7, 6, 0, tzinfo=UTC))
+    rig.service.invalid_message("FormationViolation", None)
+    rig.clock -= timedelta(days=1)
+    rig.service.invalid_message("FormationViolation", None)
+    assert len(events_sent(rig)) == 2
+
+
+def test_memory_exhaustion_is_raised_once_per_shortage(tmp_path: Path) -> None:
+    readings = iter([Free(0.50, 0.40), Free(0.04, 0.40), Free(0.03, 0.02), Free(0.06, 0.02),
+                     Free(0.50, 0.50), Free(0.01, None)])
+    rig = Rig(tmp_path, free=lambda: next(readings))
+    for _ in range(6):
+        rig.service.check_memory()
+    assert events_sent(rig) == [
+        ("MemoryExhaustion", "getting full: disk 4.0% free"),
+        ("MemoryExhaustion", "getting full: RAM 2.0% free"),
+        ("MemoryExhaustion", "getting full: disk 1.0% free"),  # after it had recovered
+    ]
+    assert all(r.critical for r in rig.log.records())
+
+
+def test_memory_that_cannot_be_measured_is_logged_not_raised(tmp_path: Path) -> None:
+    def broken() -> Free:
+        raise OSError("no such file system")
+
+    rig = Rig(tmp_path, free=broken)
+    rig.service.check_memory()
+    assert events_sent(rig) == []
