@@ -64,11 +64,19 @@ class InstalledRoot:
 
 class InstallError(ValueError):
     """InstallCertificate cannot keep the certificate; ``status`` is the OCPP answer
-    (Rejected: the certificate is not fit; Failed: the store is full)."""
+    (Rejected: the certificate is not fit, or the store is full: :class:`StoreFull`)."""
 
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+
+
+class StoreFull(InstallError):
+    """CertificateStoreMaxLength roots are installed: Rejected (whitepaper M05.FR.03), and
+    no sign that the certificate itself is bad."""
+
+    def __init__(self) -> None:
+        super().__init__("Rejected", f"the store holds {STORE_MAX_LENGTH} roots already")
 
 
 class CertificateStore:
@@ -137,7 +145,7 @@ class CertificateStore:
         old = next(root for root in current if root.certificate == signer)
         others = [root for root in self.roots(CSMS_ROOT) if root.path != old.path]
         if len(self.roots()) - len(others) >= STORE_MAX_LENGTH:
-            raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
+            raise StoreFull
         write_private(path, certs.to_pem([new]).encode())
         write_private(self._fallback_mark, old.path.name.encode())
         for root in others:  # one root plus one fallback (M05.FR.08)
@@ -167,7 +175,7 @@ class CertificateStore:
         path = self._root_path(use, root)
         if not path.exists():
             if len(self.roots()) >= STORE_MAX_LENGTH:
-                raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
+                raise StoreFull
             write_private(path, certs.to_pem([root]).encode())
         return InstalledRoot(use, path, root)
 

@@ -33,6 +33,7 @@ from agent.security.keystore import (
     STORE_MAX_LENGTH,
     CertificateStore,
     InstallError,
+    StoreFull,
     write_private,
 )
 from agent.security.memory import Free, MemoryWatch
@@ -188,7 +189,7 @@ class SecurityService:
                 root = self.store.install_root(use, pem, self._now())
         except InstallError as error:
             log.warning("security: InstallCertificate %s %s: %s", use, error.status, error)
-            if use == CSMS_ROOT and error.status == "Rejected":
+            if use == CSMS_ROOT and not isinstance(error, StoreFull):
                 self.raise_event(events.INVALID_CSMS_CERTIFICATE, str(error))  # TC_078_CS
             return error.status
         except OSError as error:

@@ -84,7 +84,7 @@ def test_the_store_keeps_roots_by_type_and_refuses_when_full(tmp_path: Path,
     monkeypatch.setattr("agent.security.keystore.STORE_MAX_LENGTH", 1)
     with pytest.raises(InstallError) as full:
         store.install_root(CSMS_ROOT, TestCa().root_pem, NOW)
-    assert full.value.status == "Failed"
+    assert full.value.status == "Rejected"  # M05.FR.03
     store.delete_root(one)
     assert store.roots() == []
 

@@ -58,6 +58,7 @@ def test_each_profile_picks_its_scheme_auth_and_tls(tmp_path: Path) -> None:
 def test_raise_only_with_what_the_new_profile_needs(tmp_path: Path) -> None:
     p, _, reconnects = profiles(tmp_path, 1, allow=False)
     assert p.change_profile("0") == "Rejected"  # TC_084
+    assert p.change_profile("1") == "Rejected"  # A05.FR.01: equal is no upgrade
     assert p.change_profile("2") == "Rejected"  # no CSMS root
     assert p.change_profile("x") == "Rejected"
     assert p.change_profile("4") == "Rejected"
@@ -92,6 +93,13 @@ def test_a_change_that_cannot_connect_falls_back(tmp_path: Path) -> None:
     assert reports[0] == (events.FAILED_TO_AUTHENTICATE, "HTTP 401")
     assert reports[-1][0] == events.RECONFIGURATION and "back to" in reports[-1][1]
     assert p.fallback and "a-key-the-csms-refuses" not in p.fallback
+
+
+def test_a_new_key_under_profile_3_is_kept_at_once_and_logged(tmp_path: Path) -> None:
+    p, reports, reconnects = profiles(tmp_path, 3)
+    assert p.change_key("a-brand-new-key-123") == "Accepted"
+    assert p.active.authorization_key == "a-brand-new-key-123" and reconnects == []
+    assert reports == [(events.RECONFIGURATION, "AuthorizationKey changed")]  # A01.FR.11
 
 
 def test_the_key_never_shows_in_a_repr() -> None:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.core import messages as msg
 from agent.core.types import RequestStatus
 from agent.security.keystore import CSMS_ROOT, CertificateStore
@@ -198,3 +200,15 @@ def test_memory_that_cannot_be_measured_is_logged_not_raised(tmp_path: Path) -> 
     rig = Rig(tmp_path, free=broken)
     rig.service.check_memory()
     assert events_sent(rig) == []
+
+
+def test_a_full_store_rejects_without_calling_the_root_invalid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(tmp_path)
+    install = msg.CsmsInstallCertificate
+    assert rig.handle(install(CSMS_ROOT, TestCa("One").root_pem)) == msg.StatusResult("Accepted")
+    monkeypatch.setattr("agent.security.keystore.STORE_MAX_LENGTH", 1)
+    assert rig.handle(install(CSMS_ROOT, TestCa("Two").root_pem)) == \
+        msg.StatusResult("Rejected")  # M05.FR.03
+    assert rig.handle(install(CSMS_ROOT, "not a certificate")) == msg.StatusResult("Rejected")
+    assert [kind for kind, _ in events_sent(rig)] == ["InvalidCentralSystemCertificate"]
