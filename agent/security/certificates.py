@@ -213,9 +213,11 @@ def check_signing_certificate(pem: str, roots: list[x509.Certificate],
 
 def verify_file_signature(certificate: x509.Certificate, path: Path, signature: str) -> None:
     """Check ``signature`` (base64) over the file at ``path`` with the certificate's key:
-    RSA PKCS#1 v1.5 or ECDSA (DER), with SHA-256 as the 1.6 security extension asks. The
-    file is hashed in chunks and verified as ``Prehashed`` (cryptography's API for a digest
-    computed elsewhere). Raises CertificateError."""
+    RSA-PSS (the 1.6 security whitepaper's L01.FR.04; any salt length), RSA PKCS#1 v1.5 (what
+    many manufacturers' tools make) or ECDSA (DER), over SHA-256 as L01.FR.04 asks. The file
+    is hashed in chunks and verified as ``Prehashed`` (cryptography's API for a digest
+    computed elsewhere). L01.FR.04's other scheme, EC-Schnorr, is not supported (the
+    ``cryptography`` package has none). Raises CertificateError."""
     try:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
@@ -228,7 +230,7 @@ def verify_file_signature(certificate: x509.Certificate, path: Path, signature: 
     key = certificate.public_key()
     try:
         if isinstance(key, rsa.RSAPublicKey):
-            key.verify(raw, digest.digest(), padding.PKCS1v15(), prehashed)
+            _verify_rsa(key, raw, digest.digest(), prehashed)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(raw, digest.digest(), ec.ECDSA(prehashed))
         else:
@@ -236,6 +238,16 @@ def verify_file_signature(certificate: x509.Certificate, path: Path, signature: 
     except InvalidSignature:
         raise CertificateError(f"the signature does not match the file (signed by "
                                f"{subject(certificate)})") from None
+
+
+def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, digest: bytes,
+                prehashed: Prehashed) -> None:
+    """RSA-PSS first, then PKCS#1 v1.5; raises InvalidSignature when neither matches."""
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+    try:
+        key.verify(signature, digest, pss, prehashed)
+    except InvalidSignature:
+        key.verify(signature, digest, padding.PKCS1v15(), prehashed)
 
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
