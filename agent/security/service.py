@@ -45,7 +45,11 @@ log = logging.getLogger(__name__)
 CHAIN_MAX_SIZE = 10_000  # CertificateSignedMaxChainSize (characters of the PEM chain)
 RENEW_AHEAD = timedelta(days=30)  # the client certificate is renewed this long before expiry
 CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
-MEMORY_CHECK_EVERY = 60.0  # seconds between looks at the free disk and RAM
+MEMORY_CHECK_EVERY = 60.0  # seconds between looks at the free disk and RAM and the clock
+# SettingSystemTime: the wall clock moved this far against the monotonic clock between two
+# looks. NTP slews (at most 0.5 ms/s, 30 ms between looks) stay below it; a step, such as the
+# first synchronisation of a Pi without a real-time clock, or a date set by hand, does not.
+CLOCK_STEP_S = 2.0
 # InvalidMessages: at most one event per window, so a misbehaving CSMS cannot flood the
 # security log and the outbox; the next event says how many were left out.
 INVALID_MESSAGES_EVERY = timedelta(minutes=10)
@@ -72,7 +76,8 @@ class SecurityService:
                  durable: Callable[[str, msg.OutboundReq], None], call: Call,
                  new_ref: Callable[[], str], now: Callable[[], datetime],
                  additional_root_check: bool = False,
-                 free: Callable[[], Free] | None = None) -> None:
+                 free: Callable[[], Free] | None = None,
+                 clock_offset: Callable[[], float] | None = None) -> None:
         self._charge_point_id = charge_point_id
         self.additional_root_check = additional_root_check  # AdditionalRootCertificateCheck
         self._cpo_file = directory / "cpo_name"
@@ -88,6 +93,8 @@ class SecurityService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._free = free
         self._memory = MemoryWatch()
+        self._clock_offset = clock_offset  # wall clock minus monotonic clock, seconds
+        self._last_offset = clock_offset() if clock_offset is not None else None
         self._tampered = False
         self._invalid_at: datetime | None = None  # the last InvalidMessages event
         self._invalid_left_out = 0
@@ -325,8 +332,19 @@ class SecurityService:
         if shortage is not None:
             self.raise_event(events.MEMORY_EXHAUSTION, f"getting full: {shortage}")
 
+    def check_clock(self) -> None:
+        """SettingSystemTime when the system time was set since the last look (the agent
+        never sets it; NTP or an operator does)."""
+        if self._clock_offset is None or self._last_offset is None:
+            return
+        offset = self._clock_offset()
+        step, self._last_offset = offset - self._last_offset, offset
+        if abs(step) >= CLOCK_STEP_S:
+            self.raise_event(events.SETTING_SYSTEM_TIME,
+                             f"the system time was set {step:+.0f} s")
+
     async def run(self) -> None:
-        """Periodic expiry and memory checks, for as long as the agent runs."""
+        """Periodic expiry, memory and clock checks, for as long as the agent runs."""
         await asyncio.gather(self._expiry_checks(), self._memory_checks())
 
     async def _expiry_checks(self) -> None:
@@ -337,6 +355,7 @@ class SecurityService:
     async def _memory_checks(self) -> None:
         while True:
             self.check_memory()
+            self.check_clock()
             await asyncio.sleep(MEMORY_CHECK_EVERY)
 
     def status(self) -> dict[str, Any]:

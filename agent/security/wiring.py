@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -48,7 +49,8 @@ def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None
                                  secrets=[s for s in (config.csms.password,) if s]),
         durable=durable, call=call, new_ref=lambda: str(uuid.uuid4()), now=now,
         additional_root_check=config.csms.additional_root_certificate_check,
-        free=lambda: measure(config.charger.state_dir))
+        free=lambda: measure(config.charger.state_dir),
+        clock_offset=lambda: time.time() - time.monotonic())
     holder.append(service)
     return service
 

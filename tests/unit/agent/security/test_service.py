@@ -25,7 +25,8 @@ KEY = "0123456789abcdef-key"
 
 class Rig:
     def __init__(self, tmp_path: Path, now: datetime | None = None,
-                 free: Callable[[], Free] | None = None) -> None:
+                 free: Callable[[], Free] | None = None,
+                 clock_offset: Callable[[], float] | None = None) -> None:
         directory = tmp_path / "security"
         self.store = CertificateStore(directory)
         self.sent: list[msg.OutboundReq] = []
@@ -40,7 +41,8 @@ class Rig:
             charge_point_id="CP-1", cpo_name="ACME", directory=directory, store=self.store,
             profiles=profiles, security_log=SecurityLog(tmp_path),
             durable=lambda ref, req: self.durable.append(req), call=self._call,
-            new_ref=lambda: "ref", now=lambda: self.clock, free=free)
+            new_ref=lambda: "ref", now=lambda: self.clock, free=free,
+            clock_offset=clock_offset)
         self.log = SecurityLog(tmp_path)
         self.service.reconnect = self._reconnect
         self.handle = self.service.commands(self._core)
@@ -212,3 +214,13 @@ def test_a_full_store_rejects_without_calling_the_root_invalid(
         msg.StatusResult("Rejected")  # M05.FR.03
     assert rig.handle(install(CSMS_ROOT, "not a certificate")) == msg.StatusResult("Rejected")
     assert [kind for kind, _ in events_sent(rig)] == ["InvalidCentralSystemCertificate"]
+
+
+def test_a_system_time_that_was_set_is_a_critical_event(tmp_path: Path) -> None:
+    offsets = iter([1.7e9, 1.7e9 + 0.03, 1.7e9 + 0.05, 1.7e9 + 86_400.05, 1.7e9 + 86_397.0])
+    rig = Rig(tmp_path, clock_offset=lambda: next(offsets))  # the first: at construction
+    for _ in range(4):
+        rig.service.check_clock()
+    assert events_sent(rig) == [("SettingSystemTime", "the system time was set +86400 s"),
+                                ("SettingSystemTime", "the system time was set -3 s")]
+    assert all(r.critical for r in rig.log.records())
