@@ -225,10 +225,14 @@ class SecurityProfiles:
             return "SecurityProfile 1 needs csms.allow_unencrypted = true"
         if wanted in (1, 2) and not now.authorization_key:
             return f"SecurityProfile {wanted} needs an AuthorizationKey"
-        if wanted >= 2 and not self._store.roots("CentralSystemRootCertificate"):
-            return f"SecurityProfile {wanted} needs a CentralSystemRootCertificate"
-        if wanted == 3 and self._store.client_chain() is None:
-            return "SecurityProfile 3 needs a charge point certificate (SignCertificate first)"
+        moment = certs.utc_now()
+        if wanted >= 2 and not any(certs.valid_at(root.certificate, moment)
+                                   for root in self._store.roots("CentralSystemRootCertificate")):
+            return f"SecurityProfile {wanted} needs a valid CentralSystemRootCertificate"
+        chain = self._store.client_chain() if wanted == 3 else None
+        if wanted == 3 and not (chain and certs.valid_at(chain[0], moment)):
+            return ("SecurityProfile 3 needs a valid charge point certificate "
+                    "(SignCertificate first)")
         return None
 
     def change_key(self, text: str) -> str:

@@ -10,16 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
+from agent.security import certificates as certs
 from agent.security import events
 from agent.security.files import UnsafeKeyFile, check_private_files, config_file_warning
 from agent.security.keystore import CSMS_ROOT, CertificateStore
 from agent.security.profile import FALLBACK_AFTER, Credentials, SecurityProfiles, classify
 from agent.security.tls import NoTrustedRoot
-from tests.pki import TestCa
+from tests.pki import TestCa, pem
 
 KEY = "0123456789abcdef-key"
 
@@ -67,6 +69,29 @@ def test_raise_only_with_what_the_new_profile_needs(tmp_path: Path) -> None:
     assert reconnects == []
     assert p.change_profile("2") == "Accepted"
     assert reconnects == ["reconnect"] and p.current.profile == 2 and p.active.profile == 1
+
+
+def test_an_expired_csms_root_is_no_prerequisite(tmp_path: Path) -> None:
+    """A05.FR.03: "No valid CentralSystemRootCertificate installed" -> Rejected."""
+    p, _, reconnects = profiles(tmp_path, 1)
+    old = TestCa(expired=True)  # valid until yesterday: installed while it was valid
+    p._store.install_root(CSMS_ROOT, old.root_pem, old.certificate.not_valid_before_utc)
+    assert p.change_profile("2") == "Rejected" and reconnects == []
+    p._store.install_root(CSMS_ROOT, TestCa().root_pem, datetime.now(UTC))
+    assert p.change_profile("2") == "Accepted"
+
+
+def test_an_expired_client_certificate_is_no_prerequisite(tmp_path: Path) -> None:
+    """A05.FR.04: "No valid ChargePointCertificate installed" -> Rejected."""
+    p, _, _ = profiles(tmp_path, 2)
+    ca = TestCa()
+    p._store.install_root(CSMS_ROOT, ca.root_pem, datetime.now(UTC))
+    key = p._store.new_pending_key()
+    csr = x509.load_pem_x509_csr(certs.build_csr(key, "CP-1", "ACME").encode())
+    leaf = ca.issue(csr.subject, csr.public_key(), client=True, expired=True)  # type: ignore[arg-type]
+    p._store.accept_client_chain(pem(leaf), leaf.not_valid_before_utc)  # valid back then
+    assert p._store.client_chain() is not None
+    assert p.change_profile("3") == "Rejected"
 
 
 def test_a_change_is_kept_only_after_it_connected(tmp_path: Path) -> None:
