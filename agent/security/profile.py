@@ -223,8 +223,10 @@ class SecurityProfiles:
             return f"SecurityProfile is {wanted} already"
         if wanted == 1 and not self._allow_unencrypted:
             return "SecurityProfile 1 needs csms.allow_unencrypted = true"
-        if wanted in (1, 2) and not now.authorization_key:
-            return f"SecurityProfile {wanted} needs an AuthorizationKey"
+        if wanted in (1, 2) and len(now.authorization_key or "") < KEY_LENGTH[0]:
+            # A05.FR.02: an AuthorizationKey "that meets the requirements" (16 or more)
+            return f"SecurityProfile {wanted} needs an AuthorizationKey of {KEY_LENGTH[0]}+ " \
+                "characters"
         moment = certs.utc_now()
         if wanted >= 2 and not any(certs.valid_at(root.certificate, moment)
                                    for root in self._store.roots("CentralSystemRootCertificate")):

@@ -212,7 +212,11 @@ class SecurityService:
         if root.use == CSMS_ROOT and len(self.store.roots(CSMS_ROOT)) == 1:
             log.warning("security: refusing to delete the last CentralSystemRootCertificate")
             return "Failed"
-        self.store.delete_root(root)
+        try:
+            self.store.delete_root(root)
+        except OSError as error:  # M04.FR.03
+            log.error("security: cannot delete %s: %s", certs.subject(root.certificate), error)
+            return "Failed"
         log.info("security: deleted %s %s", root.use, certs.subject(root.certificate))
         return "Accepted"
 

@@ -62,7 +62,10 @@ def test_the_csr_names_the_charger_and_the_cpo_and_the_chain_must_fit_the_key(
     key = store.new_pending_key()
     assert (store.pending_key_path.stat().st_mode & 0o777) == 0o600
     csr = certs.build_csr(key, "CP-1", "ACME")
-    assert x509.load_pem_x509_csr(csr.encode()).subject.rfc4514_string() == "O=ACME,CN=CP-1"
+    request = x509.load_pem_x509_csr(csr.encode())
+    assert request.subject.rfc4514_string() == "O=ACME,CN=CP-1"
+    usage = request.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and not usage.key_cert_sign  # A00.FR.512
     with pytest.raises(certs.CertificateError, match="not for the key"):
         store.accept_client_chain(ca.sign_csr(certs.build_csr(certs.new_private_key(), "X", "Y")),
                                   NOW)
@@ -73,6 +76,8 @@ def test_the_csr_names_the_charger_and_the_cpo_and_the_chain_must_fit_the_key(
     assert store.client_chain() == chain and store.pending_key() is None
     assert (store.client_key_path.stat().st_mode & 0o777) == 0o600
     assert certs.expires_within(chain[0], NOW + timedelta(days=80), timedelta(days=30))
+    # M04.FR.05: DeleteCertificate only finds roots, never the charge point certificate.
+    assert store.find(certs.hash_data(chain[0])) is None
 
 
 def test_the_store_keeps_roots_by_type_and_refuses_when_full(tmp_path: Path,

@@ -71,6 +71,19 @@ def test_raise_only_with_what_the_new_profile_needs(tmp_path: Path) -> None:
     assert reconnects == ["reconnect"] and p.current.profile == 2 and p.active.profile == 1
 
 
+def test_a_short_configured_password_is_no_authorization_key_for_profile_1(
+        tmp_path: Path) -> None:
+    """A05.FR.02: csms.password may be 8 characters (profile 0); profiles 1 and 2 need 16."""
+    store = CertificateStore(tmp_path / "security")
+    p = SecurityProfiles(tmp_path / "security" / "state.json", store, "ws://c/ocpp", "CP-1",
+                         Credentials(0, "eight-ch"), allow_unencrypted=True,
+                         report=lambda kind, info: None)
+    assert p.change_profile("1") == "Rejected"
+    assert p.change_key("sixteen-chars-ok") == "Accepted"
+    p.connected()
+    assert p.change_profile("1") == "Accepted"
+
+
 def test_an_expired_csms_root_is_no_prerequisite(tmp_path: Path) -> None:
     """A05.FR.03: "No valid CentralSystemRootCertificate installed" -> Rejected."""
     p, _, reconnects = profiles(tmp_path, 1)

@@ -224,3 +224,22 @@ def test_a_system_time_that_was_set_is_a_critical_event(tmp_path: Path) -> None:
     assert events_sent(rig) == [("SettingSystemTime", "the system time was set +86400 s"),
                                 ("SettingSystemTime", "the system time was set -3 s")]
     assert all(r.critical for r in rig.log.records())
+
+
+def test_delete_certificate_answers_not_found_failed_and_accepted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig(tmp_path)
+    first, second = (rig.store.install_root(CSMS_ROOT, TestCa(name).root_pem, rig.clock)
+                     for name in ("One", "Two"))
+    delete = msg.CsmsDeleteCertificate
+    unknown = msg.CertificateHashData("SHA256", "00" * 32, "11" * 32, "42")
+    assert rig.handle(delete(unknown)) == msg.StatusResult("NotFound")  # M04.FR.04
+
+    def broken(root: object) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(rig.store, "delete_root", broken)
+    assert rig.handle(delete(first.hash_data)) == msg.StatusResult("Failed")  # M04.FR.03
+    monkeypatch.undo()
+    assert rig.handle(delete(first.hash_data)) == msg.StatusResult("Accepted")
+    assert rig.handle(delete(second.hash_data)) == msg.StatusResult("Failed")  # the last one
