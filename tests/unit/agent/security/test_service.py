@@ -243,3 +243,10 @@ def test_delete_certificate_answers_not_found_failed_and_accepted(
     monkeypatch.undo()
     assert rig.handle(delete(first.hash_data)) == msg.StatusResult("Accepted")
     assert rig.handle(delete(second.hash_data)) == msg.StatusResult("Failed")  # the last one
+
+
+def test_a_chain_over_certificate_signed_max_chain_size_is_rejected(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    answer = rig.handle(msg.CsmsCertificateSigned("x" * 10_001))
+    assert answer == msg.StatusResult("Rejected")
+    assert events_sent(rig) == [("InvalidChargePointCertificate", "chain too long")]
