@@ -84,6 +84,14 @@ def test_a_short_configured_password_is_no_authorization_key_for_profile_1(
     assert p.change_profile("1") == "Accepted"
 
 
+def test_profile_1_needs_allow_unencrypted(tmp_path: Path) -> None:
+    """A00.FR.201: plain ws:// only where the configuration says the network is trusted."""
+    p, _, reconnects = profiles(tmp_path, 0, allow=False)
+    assert p.change_profile("1") == "Rejected" and reconnects == []
+    allowed, _, _ = profiles(tmp_path / "allowed", 0, allow=True)
+    assert allowed.change_profile("1") == "Accepted"
+
+
 def test_an_expired_csms_root_is_no_prerequisite(tmp_path: Path) -> None:
     """A05.FR.03: "No valid CentralSystemRootCertificate installed" -> Rejected."""
     p, _, reconnects = profiles(tmp_path, 1)
