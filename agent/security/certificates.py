@@ -176,24 +176,27 @@ def check_replacement_root(pem: str, olds: list[x509.Certificate],
 def check_client_chain(pem: str, roots: list[x509.Certificate], key_pem: bytes,
                        now: datetime) -> list[x509.Certificate]:
     """The chain of a CertificateSigned, checked before it is used for TLS: the leaf holds
-    the public half of ``key_pem`` (the key the charger generated for its CSR), every
-    certificate is in its period, each is signed by the next, and the last is signed by one
-    of ``roots`` (the installed CSMS roots). Returns the chain, leaf first."""
+    the public half of ``key_pem`` (the key the charger generated for its CSR), no
+    certificate has expired (one may start later: the charger holds it until then, whitepaper
+    A02.FR.08), each is signed by the next, and the last is signed by one of ``roots`` (the
+    installed CSMS roots). Returns the chain, leaf first."""
     chain = parse_chain(pem)
     leaf = chain[0]
     key = serialization.load_pem_private_key(key_pem, password=None)
     if leaf.public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
         raise CertificateError("the certificate is not for the key this charger generated")
-    _check_chain(chain, roots, now, "CentralSystemRootCertificate")
+    _check_chain(chain, roots, now, "CentralSystemRootCertificate", not_yet_valid=True)
     return chain
 
 
 def _check_chain(chain: list[x509.Certificate], roots: list[x509.Certificate], now: datetime,
-                 root_type: str) -> None:
-    """Every certificate in its period and strong enough, each signed by the next, the last
-    by one of ``roots`` (installed roots of ``root_type``)."""
+                 root_type: str, *, not_yet_valid: bool = False) -> None:
+    """Every certificate in its period (or, with ``not_yet_valid``, not expired) and strong
+    enough, each signed by the next, the last by one of ``roots`` (installed roots of
+    ``root_type``)."""
     for certificate in chain:
-        _check_period(certificate, now)
+        _check_period(certificate, max(now, certificate.not_valid_before_utc)
+                      if not_yet_valid else now)
         _check_key_strength(certificate)
     for certificate, issuer in itertools.pairwise(chain):
         if not _is_ca(issuer) or not _issued_by(certificate, issuer):

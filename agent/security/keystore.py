@@ -229,14 +229,41 @@ class CertificateStore:
             return None
         return certs.parse_chain(path.read_text())
 
+    @property
+    def _next_chain_path(self) -> Path:
+        return self.directory / "next.pem"
+
+    @property
+    def _next_key_path(self) -> Path:
+        return self.directory / "next.key"
+
+    def next_chain(self) -> list[x509.Certificate] | None:
+        """An accepted chain whose leaf is not valid yet (held until then), if any."""
+        path = self._next_chain_path
+        if not (path.exists() and self._next_key_path.exists()):
+            return None
+        return certs.parse_chain(path.read_text())
+
     def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
         """Validate a CertificateSigned chain against the pending key and the CSMS roots and
-        take both into use. Raises CertificateError (the old certificate stays)."""
+        take both into use, or, when the leaf is valid only from a later moment, hold them
+        until then (:meth:`switch_when_due`, A02.FR.08). Raises CertificateError (the old
+        certificate stays)."""
         key = self.pending_key()
         if key is None:
             raise certs.CertificateError("no certificate was requested (no pending key)")
         roots = [root.certificate for root in self.roots(CSMS_ROOT)]
         chain = certs.check_client_chain(pem, roots, key, now)
-        write_private(self.client_chain_path, certs.to_pem(chain).encode())
-        os.replace(self.pending_key_path, self.client_key_path)
+        write_private(self._next_chain_path, certs.to_pem(chain).encode())
+        os.replace(self.pending_key_path, self._next_key_path)
+        self.switch_when_due(now)
         return chain
+
+    def switch_when_due(self, now: datetime) -> bool:
+        """Take the held chain into use once its leaf is valid; True when it was."""
+        held = self.next_chain()
+        if held is None or not certs.valid_at(held[0], now):
+            return False
+        os.replace(self._next_chain_path, self.client_chain_path)
+        os.replace(self._next_key_path, self.client_key_path)
+        return True

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 CHAIN_MAX_SIZE = 10_000  # CertificateSignedMaxChainSize (characters of the PEM chain)
 RENEW_AHEAD = timedelta(days=30)  # the client certificate is renewed this long before expiry
 CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
-MEMORY_CHECK_EVERY = 60.0  # seconds between looks at the free disk and RAM and the clock
+MEMORY_CHECK_EVERY = 60.0  # seconds between looks at free disk and RAM, the clock, and a
+# held charge point certificate that became valid
 # SettingSystemTime: the wall clock moved this far against the monotonic clock between two
 # looks. NTP slews (at most 0.5 ms/s, 30 ms between looks) stay below it; a step, such as the
 # first synchronisation of a Pi without a real-time clock, or a date set by hand, does not.
@@ -234,11 +235,25 @@ class SecurityService:
             log.warning("security: CertificateSigned rejected: %s", error)
             self.raise_event(events.INVALID_CHARGE_POINT_CERTIFICATE, str(error))  # TC_077_CS
             return "Rejected"
+        leaf = accepted[0]
+        if self.store.next_chain() is not None:  # A02.FR.08: valid only from a later moment
+            start = leaf.not_valid_before_utc
+            log.info("security: new charge point certificate %s held until it is valid, %s",
+                     certs.subject(leaf), start.isoformat())
+            return "Accepted"  # the minute loop takes it into use then
         log.info("security: new charge point certificate %s, valid until %s",
-                 certs.subject(accepted[0]), certs.not_after(accepted[0]).isoformat())
+                 certs.subject(leaf), certs.not_after(leaf).isoformat())
         if self.profiles.current.profile == 3:  # TC_074_CS: reconnect with the new one
             self._after_reply.append(self.reconnect)
         return "Accepted"
+
+    def switch_due_certificate(self) -> None:
+        """A held charge point certificate whose validity has begun is taken into use (with
+        a reconnect under profile 3): A02.FR.08 "as soon as" its "not before" has passed."""
+        if self.store.switch_when_due(self._now()):
+            log.info("security: the held charge point certificate is valid now; in use")
+            if self.profiles.current.profile == 3:
+                self.reconnect()
 
     def _extended_trigger(self, request: msg.CsmsExtendedTriggerMessage,
                           core: CoreHandler) -> str:
@@ -294,8 +309,10 @@ class SecurityService:
                 log.warning("security: %s %s expires on %s", root.use,
                             certs.subject(root.certificate),
                             certs.not_after(root.certificate).isoformat())
+        self.switch_due_certificate()  # also at start, for one held across a restart
         chain = self.store.client_chain()
-        if chain and certs.expires_within(chain[0], now, RENEW_AHEAD):
+        if (chain and certs.expires_within(chain[0], now, RENEW_AHEAD)
+                and self.store.next_chain() is None):  # not while a successor is held
             log.warning("security: the charge point certificate expires on %s; renewing",
                         certs.not_after(chain[0]).isoformat())
             self._spawn(self.request_certificate())
@@ -348,18 +365,20 @@ class SecurityService:
                              f"the system time was set {step:+.0f} s")
 
     async def run(self) -> None:
-        """Periodic expiry, memory and clock checks, for as long as the agent runs."""
-        await asyncio.gather(self._expiry_checks(), self._memory_checks())
+        """Periodic expiry, memory, clock and held-certificate checks, for as long as the
+        agent runs."""
+        await asyncio.gather(self._expiry_checks(), self._minute_checks())
 
     async def _expiry_checks(self) -> None:
         while True:
             self.check_expiry()
             await asyncio.sleep(CHECK_EVERY)
 
-    async def _memory_checks(self) -> None:
+    async def _minute_checks(self) -> None:
         while True:
             self.check_memory()
             self.check_clock()
+            self.switch_due_certificate()
             await asyncio.sleep(MEMORY_CHECK_EVERY)
 
     def status(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from agent.core import messages as msg
 from agent.core.types import RequestStatus
@@ -18,7 +20,7 @@ from agent.security.memory import Free
 from agent.security.profile import Credentials, SecurityProfiles
 from agent.security.service import INVALID_MESSAGES_EVERY, SecurityService
 from agent.security_log import SecurityLog
-from tests.pki import TestCa
+from tests.pki import TestCa, pem
 
 KEY = "0123456789abcdef-key"
 
@@ -250,3 +252,52 @@ def test_a_chain_over_certificate_signed_max_chain_size_is_rejected(tmp_path: Pa
     answer = rig.handle(msg.CsmsCertificateSigned("x" * 10_001))
     assert answer == msg.StatusResult("Rejected")
     assert events_sent(rig) == [("InvalidChargePointCertificate", "chain too long")]
+
+
+def _leaf_from(ca: TestCa, csr_pem: str, start: datetime) -> str:
+    """A client certificate for the CSR, valid from ``start`` for 90 days."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    leaf = (x509.CertificateBuilder().subject_name(csr.subject)
+            .issuer_name(ca.certificate.subject).public_key(csr.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + timedelta(days=90))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca.key, hashes.SHA256()))
+    return pem(leaf)
+
+
+async def test_a_certificate_valid_from_later_is_held_until_then(tmp_path: Path) -> None:
+    """A02.FR.08: switch to the new certificate once its "not before" has passed."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    rig = Rig(tmp_path, now=start)
+    ca = TestCa()
+    rig.store.install_root(CSMS_ROOT, ca.root_pem, start)
+    assert await rig.service.request_certificate()
+    csr = rig.sent[-1]
+    assert isinstance(csr, msg.CertificateSigningRequest)
+    later = start + timedelta(hours=2)
+    answer = rig.handle(msg.CsmsCertificateSigned(_leaf_from(ca, csr.csr, later)))
+    assert answer == msg.StatusResult("Accepted")
+    assert rig.store.client_chain() is None and rig.store.next_chain() is not None
+    rig.service.switch_due_certificate()
+    assert rig.store.client_chain() is None  # not yet
+    rig.clock = later + timedelta(seconds=1)
+    rig.service.switch_due_certificate()
+    chain = rig.store.client_chain()
+    assert chain is not None and chain[0].not_valid_before_utc == later
+    assert rig.store.next_chain() is None and rig.store.pending_key() is None
+    assert (rig.store.client_key_path.stat().st_mode & 0o777) == 0o600
+    assert events_sent(rig) == []  # nothing invalid about it
+
+
+async def test_an_expired_certificate_is_still_rejected(tmp_path: Path) -> None:
+    start = datetime.now(UTC).replace(microsecond=0)
+    rig = Rig(tmp_path, now=start)
+    ca = TestCa()
+    rig.store.install_root(CSMS_ROOT, ca.root_pem, start)
+    assert await rig.service.request_certificate()
+    csr = rig.sent[-1]
+    assert isinstance(csr, msg.CertificateSigningRequest)
+    old = _leaf_from(ca, csr.csr, start - timedelta(days=100))
+    assert rig.handle(msg.CsmsCertificateSigned(old)) == msg.StatusResult("Rejected")
+    assert [kind for kind, _ in events_sent(rig)] == ["InvalidChargePointCertificate"]
