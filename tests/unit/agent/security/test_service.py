@@ -266,8 +266,8 @@ def _leaf_from(ca: TestCa, csr_pem: str, start: datetime) -> str:
     return pem(leaf)
 
 
-async def test_a_certificate_valid_from_later_is_held_until_then(tmp_path: Path) -> None:
-    """A02.FR.08: switch to the new certificate once its "not before" has passed."""
+async def _csr_sent(tmp_path: Path) -> tuple[Rig, TestCa, str, datetime]:
+    """A rig with a CSMS root whose service has sent a CSR: (rig, CA, CSR, now)."""
     start = datetime.now(UTC).replace(microsecond=0)
     rig = Rig(tmp_path, now=start)
     ca = TestCa()
@@ -275,8 +275,14 @@ async def test_a_certificate_valid_from_later_is_held_until_then(tmp_path: Path)
     assert await rig.service.request_certificate()
     csr = rig.sent[-1]
     assert isinstance(csr, msg.CertificateSigningRequest)
+    return rig, ca, csr.csr, start
+
+
+async def test_a_certificate_valid_from_later_is_held_until_then(tmp_path: Path) -> None:
+    """A02.FR.08: switch to the new certificate once its "not before" has passed."""
+    rig, ca, csr, start = await _csr_sent(tmp_path)
     later = start + timedelta(hours=2)
-    answer = rig.handle(msg.CsmsCertificateSigned(_leaf_from(ca, csr.csr, later)))
+    answer = rig.handle(msg.CsmsCertificateSigned(_leaf_from(ca, csr, later)))
     assert answer == msg.StatusResult("Accepted")
     assert rig.store.client_chain() is None and rig.store.next_chain() is not None
     rig.service.switch_due_certificate()
@@ -291,13 +297,7 @@ async def test_a_certificate_valid_from_later_is_held_until_then(tmp_path: Path)
 
 
 async def test_an_expired_certificate_is_still_rejected(tmp_path: Path) -> None:
-    start = datetime.now(UTC).replace(microsecond=0)
-    rig = Rig(tmp_path, now=start)
-    ca = TestCa()
-    rig.store.install_root(CSMS_ROOT, ca.root_pem, start)
-    assert await rig.service.request_certificate()
-    csr = rig.sent[-1]
-    assert isinstance(csr, msg.CertificateSigningRequest)
-    old = _leaf_from(ca, csr.csr, start - timedelta(days=100))
+    rig, ca, csr, start = await _csr_sent(tmp_path)
+    old = _leaf_from(ca, csr, start - timedelta(days=100))
     assert rig.handle(msg.CsmsCertificateSigned(old)) == msg.StatusResult("Rejected")
     assert [kind for kind, _ in events_sent(rig)] == ["InvalidChargePointCertificate"]
