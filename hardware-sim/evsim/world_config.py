@@ -236,7 +236,7 @@ def world_config_from_dict(data: dict[str, Any]) -> WorldConfig:
         reader_link=_optional_path(data.get("reader_link", "/tmp/evse-sim/reader")),
         state_file=_optional_path(data.get("state_file")),
         connectors=[_connector(entry) for entry in data.get("connectors", [{"id": 1}])],
-        tamper_pin=data.get("tamper_pin") or None,
+        tamper_pin=None if data.get("tamper_pin", False) is False else data["tamper_pin"],
         tamper_active_high=data.get("tamper_active_high", True),
     )
     config.validate()

@@ -109,6 +109,12 @@ def test_the_tamper_switch_reads_open_while_the_station_fault_is_on(clock: FakeC
         world.set_fault(1, "tamper", True)
 
 
+def test_tamper_pin_from_the_toml() -> None:
+    assert world_config_from_dict({"tamper_pin": 0}).tamper_pin == 0  # BCM 0 is a pin
+    assert world_config_from_dict({"tamper_pin": False}).tamper_pin is None
+    assert world_config_from_dict({}).tamper_pin is None
+
+
 def test_no_tamper_switch_wired_is_a_conflict(world: World) -> None:
     with pytest.raises(ConflictError, match="tamper_pin"):
         world.set_fault(0, "tamper", True)
