@@ -105,6 +105,12 @@ async def test_tc_081_a_bad_signature_reports_invalid_signature_and_installs_not
     assert await _signed_update(kit, signer, signer.sign(other)) == "Accepted"
     assert await _signed_statuses(kit, 3) == ["Downloading", "Downloaded", "InvalidSignature"]
     await kit.site.csms.wait_for(lambda: "InvalidFirmwareSignature" in _events(kit), WITHIN)
+    # L01.FR.29: asked again, the last status sent (not Idle: it was not Installed).
+    trigger = await kit.site.csms.call(call.ExtendedTriggerMessage(
+        requested_message="FirmwareStatusNotification"))
+    assert trigger.status == "Accepted"
+    assert await _signed_statuses(kit, 4) == [
+        "Downloading", "Downloaded", "InvalidSignature", "InvalidSignature"]
     await kit.running(OLD)
     assert kit.releases.names() == [kit.first], "nothing of the package was installed"
     assert kit.service.starts == 1
