@@ -94,11 +94,6 @@ def not_after(certificate: x509.Certificate) -> datetime:
     return certificate.not_valid_after_utc
 
 
-def valid_at(certificate: x509.Certificate, now: datetime) -> bool:
-    """``now`` is within the certificate's validity period."""
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
-
-
 def _check_period(certificate: x509.Certificate, now: datetime) -> None:
     if now < certificate.not_valid_before_utc:
         raise CertificateError(f"{subject(certificate)} is not valid before "

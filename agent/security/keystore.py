@@ -242,6 +242,8 @@ class CertificateStore:
         path = self._next_chain_path
         if not (path.exists() and self._next_key_path.exists()):
             return None
+        from agent.security import certificates as certs  # only with a certificate held
+
         return certs.parse_chain(path.read_text())
 
     def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
@@ -262,7 +264,7 @@ class CertificateStore:
     def switch_when_due(self, now: datetime) -> bool:
         """Take the held chain into use once its leaf is valid; True when it was."""
         held = self.next_chain()
-        if held is None or not certs.valid_at(held[0], now):
+        if held is None or now < held[0].not_valid_before_utc:
             return False
         os.replace(self._next_chain_path, self.client_chain_path)
         os.replace(self._next_key_path, self.client_key_path)

@@ -36,6 +36,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -227,12 +228,11 @@ class SecurityProfiles:
             # A05.FR.02: an AuthorizationKey "that meets the requirements" (16 or more)
             return f"SecurityProfile {wanted} needs an AuthorizationKey of {KEY_LENGTH[0]}+ " \
                 "characters"
-        moment = certs.utc_now()
-        if wanted >= 2 and not any(certs.valid_at(root.certificate, moment)
+        if wanted >= 2 and not any(_valid_now(root.certificate)
                                    for root in self._store.roots("CentralSystemRootCertificate")):
             return f"SecurityProfile {wanted} needs a valid CentralSystemRootCertificate"
         chain = self._store.client_chain() if wanted == 3 else None
-        if wanted == 3 and not (chain and certs.valid_at(chain[0], moment)):
+        if wanted == 3 and not (chain and _valid_now(chain[0])):
             return ("SecurityProfile 3 needs a valid charge point certificate "
                     "(SignCertificate first)")
         return None
@@ -255,6 +255,13 @@ class SecurityProfiles:
         self.candidate, self._failures = credentials, 0
         log.info("security: reconnecting with SecurityProfile %d", credentials.profile)
         self.reconnect()
+
+
+def _valid_now(certificate: Any) -> bool:
+    """An x509.Certificate within its validity period (attributes only: no import of
+    ``cryptography`` here)."""
+    now = datetime.now(UTC)
+    return bool(certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc)
 
 
 def _rejected(reason: str) -> str:
