@@ -184,7 +184,7 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     link = Link(link_settings(config), adapter, security.commands(runtime.command),
                 runtime.on_link_state, replied,
                 ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")),
-                policy=security.profiles)
+                policy=security.profiles, refused=security.invalid_message)
     security.reconnect = link.reconnect
     link_holder.append(link)
     return runtime, link, security
@@ -294,6 +294,7 @@ class Agent:
         if interval is not None:
             self._spawn(sdnotify.watchdog_loop(interval, lambda: True), "watchdog")
         self.security.raise_event(events.STARTUP, f"evse-agent {__version__} started")
+        self._watch_tamper()
         self._spawn(self.security.run(), "certificate expiry")
         self._spawn(self.link.run(), "link")
         log.info("ready: %d connector(s), CSMS %s", len(config.connectors),
@@ -357,6 +358,18 @@ class Agent:
         except TimeoutError:
             self._mqtt_task.cancel()
             await asyncio.gather(self._mqtt_task, return_exceptions=True)
+
+    def _watch_tamper(self) -> None:
+        """``[tamper]``: the switch's edges come on gpiozero's thread, the events go out on
+        the loop; an enclosure already open at start is reported too."""
+        loop = asyncio.get_running_loop()
+        security = self.security
+
+        def changed(opened: bool) -> None:  # gpiozero's thread
+            loop.call_soon_threadsafe(security.tamper, opened)
+
+        if self.hardware.watch_tamper(changed):
+            security.tamper(True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

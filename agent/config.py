@@ -51,6 +51,7 @@ __all__ = [
     "ReaderConfig",
     "RecoveryConfig",
     "SupervisionConfig",
+    "TamperConfig",
     "describe_ocpp_keys",
     "describe_schema",
     "load_config",
@@ -205,6 +206,12 @@ class RcdConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TamperConfig:
+    pin: int
+    active_high: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class IndicatorConfig:
     led_pin: int | None
     red_pin: int | None
@@ -335,6 +342,7 @@ class Config:
     update: UpdateConfig
     api: ApiConfig | None = None
     mqtt: MqttConfig | None = None
+    tamper: TamperConfig | None = None
 
     @property
     def mqtt_prefix(self) -> str:
@@ -718,6 +726,13 @@ _RCD = Table("rcd", RcdConfig, optional=True, keys=(
     Key("active_high", bool, "true when a high level means tripped", default=True),
 ))
 
+_TAMPER = Table("tamper", TamperConfig, optional=True, keys=(
+    Key("pin", int, "GPIO reading the enclosure's tamper switch; opening the enclosure sends "
+        "the security event TamperDetectionActivated", span=(0, 27), unit=_BCM),
+    Key("active_high", bool, "true when a high level means the enclosure is open",
+        default=True),
+))
+
 _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors",
                    tables=(_CONTACTOR, _PILOT, _METER, _LOCK, _RCD), keys=(
     Key("id", int, "OCPP connector id; connectors are numbered 1..N in file order",
@@ -893,7 +908,7 @@ _MQTT = Table("mqtt", MqttConfig, optional=True, keys=(
 
 _ROOT = Table("", Config, tables=(
     _CHARGER, _CSMS, _OCPP, _AUTHORIZATION, _GPIO, _BUS, _CONNECTOR, _READER, _RCD, _INDICATOR,
-    _LOG, _RECOVERY, _SUPERVISION, _UPDATE, _API, _MQTT,
+    _LOG, _RECOVERY, _SUPERVISION, _UPDATE, _API, _MQTT, _TAMPER,
 ))
 
 
@@ -1168,6 +1183,7 @@ _PIN_KEYS: Final = {
     "contactor": ("pin", "feedback_pin"),
     "lock": ("pin", "unlock_pin", "feedback_pin"),
     "rcd": ("pin",),
+    "tamper": ("pin",),
     "indicator": ("led_pin", "red_pin", "green_pin", "blue_pin", "buzzer_pin"),
 }
 
@@ -1175,7 +1191,7 @@ _PIN_KEYS: Final = {
 def _pin_uses(values: Values) -> list[tuple[str, Values, str]]:
     """``(path, table values, key)`` of every GPIO key, connectors first, then the station's."""
     tables = _device_uses(values["connectors"], "contactor", "lock", "rcd")
-    tables += [(name, values[name]) for name in ("rcd", "indicator")
+    tables += [(name, values[name]) for name in ("rcd", "indicator", "tamper")
                if isinstance(values.get(name), dict)]
     return [(path, table, key) for path, table in tables
             for key in _PIN_KEYS[path.rpartition(".")[2]]]

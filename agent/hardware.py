@@ -163,6 +163,20 @@ class Hardware:
         self._closables.append(indicator)
         return indicator
 
+    def watch_tamper(self, changed: Callable[[bool], None]) -> bool | None:
+        """Watch ``[tamper]``'s switch: ``changed(opened)`` on gpiozero's thread at every
+        edge. Returns whether the enclosure is open now, None without a tamper input."""
+        t = self._config.tamper
+        if t is None:
+            return None
+        from hal.tamper_gpio import GpioTamperInput
+
+        switch = GpioTamperInput(t.pin, active_high=t.active_high,
+                                 pin_factory=self.pin_factory)
+        self._closables.append(switch)
+        switch.watch(changed)
+        return switch.opened
+
     def tripped(self) -> list[int]:
         """Connectors (0 = all) whose RCD is tripped now: reported once the core runs."""
         return [cid for cid, rcd in self._rcds if rcd.tripped]

@@ -50,6 +50,21 @@ class DigitalInput(Protocol):
     def close(self) -> None: ...
 
 
+def watch_edges(device: DigitalInput, callback: Callable[[bool], None] | None,
+                announce: Callable[[bool], None]) -> None:
+    """Call ``announce(active)`` then ``callback(active)`` at every edge of ``device``, on
+    gpiozero's thread; ``callback`` None stops watching."""
+    def edge(active: bool) -> Callable[[], None]:
+        def changed() -> None:
+            announce(active)
+            if callback is not None:
+                callback(active)
+        return changed
+
+    device.when_activated = None if callback is None else edge(True)
+    device.when_deactivated = None if callback is None else edge(False)
+
+
 class AnalogInput(Protocol):
     """A gpiozero MCP3xxx ADC channel as the HAL uses it."""
 

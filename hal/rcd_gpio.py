@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from hal.gpio import DigitalInput, Pin, PinFactory, digital_input
+from hal.gpio import DigitalInput, Pin, PinFactory, digital_input, watch_edges
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +33,9 @@ class GpioRcdInput:
 
     def watch(self, callback: Callable[[bool], None] | None) -> None:
         """Call ``callback(tripped)`` on every change (gpiozero's thread); None stops."""
-        def edge(tripped: bool) -> Callable[[], None]:
-            def changed() -> None:
-                logger.log(logging.ERROR if tripped else logging.WARNING,
-                           "RCD %s", "tripped" if tripped else "reset")
-                if callback is not None:
-                    callback(tripped)
-            return changed
-
-        self._input.when_activated = None if callback is None else edge(True)
-        self._input.when_deactivated = None if callback is None else edge(False)
+        watch_edges(self._input, callback, lambda tripped: logger.log(
+            logging.ERROR if tripped else logging.WARNING, "RCD %s",
+            "tripped" if tripped else "reset"))
 
     def close(self) -> None:
         """Stop watching and release the pin. Idempotent."""

@@ -26,6 +26,10 @@ CommandHandler = Callable[[msg.AnyCsmsRequest],
 """Answers a CSMS command at once; only an UnlockConnector that drives a lock answers with an
 awaitable (it must not await a call to the CSMS: the receive loop waits for it)."""
 
+Refused = Callable[[str, str | None], None]
+"""Told of each frame from the CSMS that is not a valid OCPP message and was answered with a
+CALLERROR: ``(error code, the call's action if it has one)``."""
+
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
@@ -56,9 +60,11 @@ class Adapter(Protocol):
         transaction's updates and end until its start is confirmed, and hands them the id."""
 
     def open(self, charge_point_id: str, connection: Any, commands: CommandHandler,
-             response_timeout: float, replied: Callable[[], None]) -> Session:
+             response_timeout: float, replied: Callable[[], None],
+             refused: Refused | None = None) -> Session:
         """A session on ``connection``; ``replied`` is called after each answer to the CSMS
-        has been sent (TriggerMessage: the reply goes before the message)."""
+        has been sent (TriggerMessage: the reply goes before the message), ``refused`` for
+        each invalid frame the session answered with a CALLERROR."""
 
 
 def on(action: str) -> Callable[[_Handler], _Handler]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import get_validator
 
-from agent.csms.adapter import CommandHandler
+from agent.csms.adapter import CommandHandler, Refused
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,20 @@ def _unique_id(message: object) -> str:
     return UNKNOWN_ID
 
 
+def _action_of(raw: str | bytes) -> str | None:
+    """The action of a CALL frame, when the frame parses that far."""
+    if len(raw) > MAX_FRAME_CHARS:
+        return None
+    try:
+        message = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if (isinstance(message, list) and len(message) > 2 and message[0] == CALL
+            and isinstance(message[2], str)):
+        return message[2][:50]
+    return None
+
+
 def _peek_id(raw: str | bytes) -> str:
     """The uniqueId of an oversized frame, if its head parses."""
     head = raw[:64] if isinstance(raw, str) else raw[:64].decode(errors="replace")
@@ -145,12 +159,14 @@ class StrictSession:
         async def _send(self, message: str) -> None: ...
 
     def __init__(self, charge_point_id: str, connection: Any, commands: CommandHandler,
-                 response_timeout: float, replied: Callable[[], None] = lambda: None) -> None:
+                 response_timeout: float, replied: Callable[[], None] = lambda: None,
+                 refused: Refused | None = None) -> None:
         super().__init__(charge_point_id, connection,  # type: ignore[call-arg]
                          response_timeout=response_timeout,
                          logger=logging.getLogger("agent.ocpp"))
         self._commands = commands
         self._replied = replied
+        self._refused = refused
 
     async def route_message(self, raw_msg: str) -> None:
         try:
@@ -159,6 +175,10 @@ class StrictSession:
         except FrameError as error:
             log.warning("refusing a frame from the CSMS: %s", error)
             await self._send(error.to_json())
+            # NotSupported answers a valid OCPP call this charger does not offer; everything
+            # else refused is not a valid OCPP message (security event InvalidMessages).
+            if self._refused is not None and error.code != "NotSupported":
+                self._refused(error.code, _action_of(raw_msg))
             return
         await super().route_message(raw_msg)  # type: ignore[misc]
 

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from agent.core import messages as msg
-from agent.csms.adapter import Adapter, CommandHandler, Session
+from agent.csms.adapter import Adapter, CommandHandler, Refused, Session
 from agent.csms.errors import LinkLost
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,10 @@ class Link:
                  on_state: Callable[[bool], None],
                  replied: Callable[[], None] = lambda: None,
                  ping_interval: Callable[[], float] | None = None,
-                 policy: ConnectionPolicy | None = None) -> None:
+                 policy: ConnectionPolicy | None = None,
+                 refused: Refused | None = None) -> None:
         self._settings = settings
+        self._refused = refused
         self._adapter = adapter
         self._policy = policy
         self._ws: ClientConnection | None = None
@@ -144,7 +146,8 @@ class Link:
 
     async def _serve(self, ws: ClientConnection) -> None:
         session = self._adapter.open(self._settings.charge_point_id, ws, self._commands,
-                                     self._settings.call_timeout, self._replied)
+                                     self._settings.call_timeout, self._replied,
+                                     self._refused)
         self._session, self._closed = session, asyncio.Event()
         log.info("link: connected to %s", self._endpoint())
         self._on_state(True)

@@ -49,7 +49,14 @@ from ocpp.v16.enums import (
 from agent.core import messages as msg
 from agent.core.types import AuthorizationInfo, AuthStatus
 from agent.core.types import RegistrationStatus as CoreRegistration
-from agent.csms.adapter import CommandHandler, Session, on, parse_timestamp, timestamp
+from agent.csms.adapter import (
+    CommandHandler,
+    Refused,
+    Session,
+    on,
+    parse_timestamp,
+    timestamp,
+)
 from agent.csms.errors import CallRejected
 from agent.csms.frames import StrictSession
 from agent.csms.v16_frames import V16
@@ -418,8 +425,10 @@ class Adapter16:
     uses_csms_transaction_ids = True
 
     def open(self, charge_point_id: str, connection: Any, commands: CommandHandler,
-             response_timeout: float, replied: Callable[[], None]) -> Session:
-        return ChargePoint16(charge_point_id, connection, commands, response_timeout, replied)
+             response_timeout: float, replied: Callable[[], None],
+             refused: Refused | None = None) -> Session:
+        return ChargePoint16(charge_point_id, connection, commands, response_timeout, replied,
+                     refused)
 
 
 ADAPTER = Adapter16()

@@ -43,7 +43,7 @@ from ocpp.v201.enums import (
 from agent.core import messages as msg
 from agent.core.types import AuthorizationInfo, AuthStatus, ConnectorStatus, StopReason
 from agent.core.types import RegistrationStatus as CoreRegistration
-from agent.csms.adapter import CommandHandler, on, parse_timestamp, timestamp
+from agent.csms.adapter import CommandHandler, Refused, on, parse_timestamp, timestamp
 from agent.csms.errors import CallRejected
 from agent.csms.frames import ErrorCodes, StrictSession
 
@@ -320,8 +320,10 @@ class Adapter201:
     uses_csms_transaction_ids = False  # the charger names its transactions
 
     def open(self, charge_point_id: str, connection: Any, commands: CommandHandler,
-             response_timeout: float, replied: Callable[[], None]) -> ChargePoint201:
-        return ChargePoint201(charge_point_id, connection, commands, response_timeout, replied)
+             response_timeout: float, replied: Callable[[], None],
+             refused: Refused | None = None) -> ChargePoint201:
+        return ChargePoint201(charge_point_id, connection, commands, response_timeout, replied,
+                     refused)
 
 
 ADAPTER = Adapter201()

@@ -16,7 +16,8 @@ The path of one update, with the FirmwareStatusNotification each step reports:
    which reports **InstallationFailed**. A trial release that crashes or is killed is rolled
    back the same way.
 
-SignedUpdateFirmware (security extension) takes the same path with one more step: after
+SignedUpdateFirmware (security extension) takes the same path with one more status and one
+more step: a ``retrieveDate`` in the future is **DownloadScheduled** until then; after
 **Downloaded** the package's signature is checked (``check``); **InvalidSignature** ends the
 update there, else **SignatureVerified** and on to Installing. Its requestId is kept in the
 releases' ``signed`` file so that every status, also after the restart or a roll-back, is
@@ -158,6 +159,8 @@ class FirmwareUpdater:
         delay = (request.retrieve_date - self._now()).total_seconds()
         if delay > 0:
             log.info("update: downloading %s in %.0f s", request.location, delay)
+            if check is not None:  # only the signed statuses have one for this (L01.FR.13)
+                self._say("DownloadScheduled")
             await self._sleep(delay)
         releases = self.releases
         releases.root.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,7 @@ class Maintenance:
             tls=self._file_server_tls)
         self._registered = False
         self._report_refs: dict[str, str] = {}  # ref of a final status sent -> the status
+        self._last_signed: str | None = None  # the last SignedFirmwareStatusNotification sent
 
     def _file_server_tls(self) -> ssl.SSLContext:
         """https transfers trust the system's store plus the installed CSMS and manufacturer
@@ -116,9 +117,14 @@ class Maintenance:
         if message == "FirmwareStatusNotification":
             return FIRMWARE_STATUS(self.firmware.status)
         if message == SIGNED_FIRMWARE_TRIGGER:
-            status = self.firmware.status
+            status, request_id = self.firmware.status, self.firmware.request_id
+            # Whitepaper L01.FR.28/29: after Installed, Idle; after any other end (an
+            # InvalidSignature, a DownloadFailed) that last status, until a restart.
+            if status == "Idle" and request_id is not None and self._last_signed not in (
+                    None, "Installed"):
+                status = self._last_signed
             return msg.SignedFirmwareStatusReport(
-                status, self.firmware.request_id if status != "Idle" else None)
+                status, request_id if status != "Idle" else None)
         if message == LOG_TRIGGER:
             status = self.diagnostics.log_status
             return msg.LogStatusReport(
@@ -179,6 +185,8 @@ class Maintenance:
         if status in FINAL and not self._registered:
             return  # kept in the report file; sent at registration
         ref = self._send(self._firmware_report(status))
+        if self.firmware.request_id is not None:
+            self._last_signed = status
         if status in FINAL:
             self._report_refs[ref] = status
 

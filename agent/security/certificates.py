@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.core import messages as msg
 
@@ -179,24 +179,27 @@ def check_replacement_root(pem: str, olds: list[x509.Certificate],
 def check_client_chain(pem: str, roots: list[x509.Certificate], key_pem: bytes,
                        now: datetime) -> list[x509.Certificate]:
     """The chain of a CertificateSigned, checked before it is used for TLS: the leaf holds
-    the public half of ``key_pem`` (the key the charger generated for its CSR), every
-    certificate is in its period, each is signed by the next, and the last is signed by one
-    of ``roots`` (the installed CSMS roots). Returns the chain, leaf first."""
+    the public half of ``key_pem`` (the key the charger generated for its CSR), no
+    certificate has expired (one may start later: the charger holds it until then, whitepaper
+    A02.FR.08), each is signed by the next, and the last is signed by one of ``roots`` (the
+    installed CSMS roots). Returns the chain, leaf first."""
     chain = parse_chain(pem)
     leaf = chain[0]
     key = serialization.load_pem_private_key(key_pem, password=None)
     if leaf.public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
         raise CertificateError("the certificate is not for the key this charger generated")
-    _check_chain(chain, roots, now, "CentralSystemRootCertificate")
+    _check_chain(chain, roots, now, "CentralSystemRootCertificate", not_yet_valid=True)
     return chain
 
 
 def _check_chain(chain: list[x509.Certificate], roots: list[x509.Certificate], now: datetime,
-                 root_type: str) -> None:
-    """Every certificate in its period and strong enough, each signed by the next, the last
-    by one of ``roots`` (installed roots of ``root_type``)."""
+                 root_type: str, *, not_yet_valid: bool = False) -> None:
+    """Every certificate in its period (or, with ``not_yet_valid``, not expired) and strong
+    enough, each signed by the next, the last by one of ``roots`` (installed roots of
+    ``root_type``)."""
     for certificate in chain:
-        _check_period(certificate, now)
+        _check_period(certificate, max(now, certificate.not_valid_before_utc)
+                      if not_yet_valid else now)
         _check_key_strength(certificate)
     for certificate, issuer in itertools.pairwise(chain):
         if not _is_ca(issuer) or not _issued_by(certificate, issuer):
@@ -221,9 +224,11 @@ def check_signing_certificate(pem: str, roots: list[x509.Certificate],
 
 def verify_file_signature(certificate: x509.Certificate, path: Path, signature: str) -> None:
     """Check ``signature`` (base64) over the file at ``path`` with the certificate's key:
-    RSA PKCS#1 v1.5 or ECDSA (DER), with SHA-256 as the 1.6 security extension asks. The
-    file is hashed in chunks and verified as ``Prehashed`` (cryptography's API for a digest
-    computed elsewhere). Raises CertificateError."""
+    RSA-PSS (the 1.6 security whitepaper's L01.FR.04; any salt length), RSA PKCS#1 v1.5 (what
+    many manufacturers' tools make) or ECDSA (DER), over SHA-256 as L01.FR.04 asks. The file
+    is hashed in chunks and verified as ``Prehashed`` (cryptography's API for a digest
+    computed elsewhere). L01.FR.04's other scheme, EC-Schnorr, is not supported (the
+    ``cryptography`` package has none). Raises CertificateError."""
     try:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
@@ -236,7 +241,7 @@ def verify_file_signature(certificate: x509.Certificate, path: Path, signature: 
     key = certificate.public_key()
     try:
         if isinstance(key, rsa.RSAPublicKey):
-            key.verify(raw, digest.digest(), padding.PKCS1v15(), prehashed)
+            _verify_rsa(key, raw, digest.digest(), prehashed)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(raw, digest.digest(), ec.ECDSA(prehashed))
         else:
@@ -244,6 +249,16 @@ def verify_file_signature(certificate: x509.Certificate, path: Path, signature: 
     except InvalidSignature:
         raise CertificateError(f"the signature does not match the file (signed by "
                                f"{subject(certificate)})") from None
+
+
+def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, digest: bytes,
+                prehashed: Prehashed) -> None:
+    """RSA-PSS first, then PKCS#1 v1.5; raises InvalidSignature when neither matches."""
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+    try:
+        key.verify(signature, digest, pss, prehashed)
+    except InvalidSignature:
+        key.verify(signature, digest, padding.PKCS1v15(), prehashed)
 
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -262,7 +277,17 @@ def build_csr(key_pem: bytes, common_name: str, organization: str) -> str:
     assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    # A00.FR.512: ask for a certificate restricted to what it is for, a TLS client's
+    # signatures (the CA decides what it issues).
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=False,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          key_cert_sign=False, crl_sign=False, encipher_only=False,
+                          decipher_only=False)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(name)
+           .add_extension(usage, critical=True)
+           .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                          critical=False)
+           .sign(key, hashes.SHA256()))
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 

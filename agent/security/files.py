@@ -2,7 +2,8 @@
 
 * the configuration file holds the CSMS password: group- or world-writable, or
   world-readable, is warned about (the installer makes it 0640 root:evse-agent);
-* the private keys and the security state (``client.key``, ``pending.key``, ``state.json``
+* the private keys and the security state (``client.key``, ``pending.key``, ``next.key``,
+  ``state.json``
   with the AuthorizationKey) must be the service user's alone: any group or other bit stops
   the agent (:class:`UnsafeKeyFile`), since a key that others could read is already lost.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-PRIVATE_FILES = ("client.key", "pending.key", "state.json")
+PRIVATE_FILES = ("client.key", "pending.key", "next.key", "state.json")
 
 
 class UnsafeKeyFile(PermissionError):

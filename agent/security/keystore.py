@@ -70,11 +70,19 @@ class InstalledRoot:
 
 class InstallError(ValueError):
     """InstallCertificate cannot keep the certificate; ``status`` is the OCPP answer
-    (Rejected: the certificate is not fit; Failed: the store is full)."""
+    (Rejected: the certificate is not fit, or the store is full: :class:`StoreFull`)."""
 
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+
+
+class StoreFull(InstallError):
+    """CertificateStoreMaxLength roots are installed: Rejected (whitepaper M05.FR.03), and
+    no sign that the certificate itself is bad."""
+
+    def __init__(self) -> None:
+        super().__init__("Rejected", f"the store holds {STORE_MAX_LENGTH} roots already")
 
 
 class CertificateStore:
@@ -150,7 +158,7 @@ class CertificateStore:
         old = next(root for root in current if root.certificate == signer)
         others = [root for root in self.roots(CSMS_ROOT) if root.path != old.path]
         if len(self.roots()) - len(others) >= STORE_MAX_LENGTH:
-            raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
+            raise StoreFull
         write_private(path, certs.to_pem([new]).encode())
         write_private(self._fallback_mark, old.path.name.encode())
         for root in others:  # one root plus one fallback (M05.FR.08)
@@ -187,7 +195,7 @@ class CertificateStore:
         path = self._root_path(use, root)
         if not path.exists():
             if len(self.roots()) >= STORE_MAX_LENGTH:
-                raise InstallError("Failed", f"the store holds {STORE_MAX_LENGTH} roots already")
+                raise StoreFull
             write_private(path, certs.to_pem([root]).encode())
         return InstalledRoot(use, path, root)
 
@@ -248,9 +256,32 @@ class CertificateStore:
 
         return certs.parse_chain(path.read_text())
 
+    @property
+    def _next_chain_path(self) -> Path:
+        return self.directory / "next.pem"
+
+    @property
+    def _next_key_path(self) -> Path:
+        return self.directory / "next.key"
+
+    def has_next_chain(self) -> bool:
+        """A chain is held for later (cheap: no certificate is read)."""
+        return self._next_chain_path.exists() and self._next_key_path.exists()
+
+    def next_chain(self) -> list[x509.Certificate] | None:
+        """An accepted chain whose leaf is not valid yet (held until then), if any."""
+        path = self._next_chain_path
+        if not (path.exists() and self._next_key_path.exists()):
+            return None
+        from agent.security import certificates as certs  # only with a certificate held
+
+        return certs.parse_chain(path.read_text())
+
     def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
         """Validate a CertificateSigned chain against the pending key and the CSMS roots and
-        take both into use. Raises CertificateError (the old certificate stays)."""
+        take both into use, or, when the leaf is valid only from a later moment, hold them
+        until then (:meth:`switch_when_due`, A02.FR.08). Raises CertificateError (the old
+        certificate stays)."""
         from agent.security import certificates as certs
 
         key = self.pending_key()
@@ -258,6 +289,16 @@ class CertificateStore:
             raise certs.CertificateError("no certificate was requested (no pending key)")
         roots = [root.certificate for root in self.roots(CSMS_ROOT)]
         chain = certs.check_client_chain(pem, roots, key, now)
-        write_private(self.client_chain_path, certs.to_pem(chain).encode())
-        os.replace(self.pending_key_path, self.client_key_path)
+        write_private(self._next_chain_path, certs.to_pem(chain).encode())
+        os.replace(self.pending_key_path, self._next_key_path)
+        self.switch_when_due(now)
         return chain
+
+    def switch_when_due(self, now: datetime) -> bool:
+        """Take the held chain into use once its leaf is valid; True when it was."""
+        held = self.next_chain()
+        if held is None or now < held[0].not_valid_before_utc:
+            return False
+        os.replace(self._next_chain_path, self.client_chain_path)
+        os.replace(self._next_key_path, self.client_key_path)
+        return True

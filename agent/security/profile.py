@@ -18,8 +18,8 @@ kept: the new credentials become a *candidate*, the link reconnects with them, a
 connection that succeeds commits them to ``state.json``. After :data:`FALLBACK_AFTER` failed
 attempts the candidate is dropped, the previous credentials are used again and the fallback is
 reported (log, security log, SecurityEventNotification). A profile may only be raised (TC_083,
-TC_084); raising it needs what the new profile needs (a CSMS root for 2, a client certificate
-for 3), else Rejected.
+TC_084; the same value again is Rejected too, whitepaper A05.FR.01); raising it needs what the
+new profile needs (a CSMS root for 2, a client certificate for 3), else Rejected.
 
 Under AdditionalRootCertificateCheck a replaced CSMS root stays as a fallback
 (:meth:`CertificateStore.replace_csms_root`). Attempts verify the CSMS with the new root; one
@@ -36,6 +36,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -209,8 +210,6 @@ class SecurityProfiles:
         except ValueError:
             return _rejected("SecurityProfile must be 0..3")
         now = self.current
-        if wanted == now.profile:
-            return "Accepted"
         problem = self._cannot_use(wanted, now)
         if problem:
             return _rejected(problem)
@@ -222,14 +221,21 @@ class SecurityProfiles:
             return "SecurityProfile must be 0..3"
         if wanted < now.profile:
             return f"SecurityProfile {wanted} would lower security (now {now.profile})"
+        if wanted == now.profile:  # A05.FR.01: "lower or equal to the current value"
+            return f"SecurityProfile is {wanted} already"
         if wanted == 1 and not self._allow_unencrypted:
             return "SecurityProfile 1 needs csms.allow_unencrypted = true"
-        if wanted in (1, 2) and not now.authorization_key:
-            return f"SecurityProfile {wanted} needs an AuthorizationKey"
-        if wanted >= 2 and not self._store.roots("CentralSystemRootCertificate"):
-            return f"SecurityProfile {wanted} needs a CentralSystemRootCertificate"
-        if wanted == 3 and self._store.client_chain() is None:
-            return "SecurityProfile 3 needs a charge point certificate (SignCertificate first)"
+        if wanted in (1, 2) and len(now.authorization_key or "") < KEY_LENGTH[0]:
+            # A05.FR.02: an AuthorizationKey "that meets the requirements" (16 or more)
+            return f"SecurityProfile {wanted} needs an AuthorizationKey of {KEY_LENGTH[0]}+ " \
+                "characters"
+        if wanted >= 2 and not any(_valid_now(root.certificate)
+                                   for root in self._store.roots("CentralSystemRootCertificate")):
+            return f"SecurityProfile {wanted} needs a valid CentralSystemRootCertificate"
+        chain = self._store.client_chain() if wanted == 3 else None
+        if wanted == 3 and not (chain and _valid_now(chain[0])):
+            return ("SecurityProfile 3 needs a valid charge point certificate "
+                    "(SignCertificate first)")
         return None
 
     def change_key(self, text: str) -> str:
@@ -241,6 +247,7 @@ class SecurityProfiles:
         if new.profile == 3:  # not used on the wire: kept at once
             self.active, self.candidate = new, None
             self._save(new)
+            self._report(events.RECONFIGURATION, "AuthorizationKey changed")  # A01.FR.11
         else:
             self._try(new)
         return "Accepted"
@@ -249,6 +256,13 @@ class SecurityProfiles:
         self.candidate, self._failures = credentials, 0
         log.info("security: reconnecting with SecurityProfile %d", credentials.profile)
         self.reconnect()
+
+
+def _valid_now(certificate: Any) -> bool:
+    """An x509.Certificate within its validity period (attributes only: no import of
+    ``cryptography`` here)."""
+    now = datetime.now(UTC)
+    return bool(certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc)
 
 
 def _rejected(reason: str) -> str:
@@ -266,6 +280,11 @@ def classify(error: BaseException) -> tuple[str | None, str]:
             return events.INVALID_TLS_VERSION, reason
         if "CIPHER" in reason.upper():
             return events.INVALID_TLS_CIPHER_SUITE, reason
+        if "ALERT_HANDSHAKE_FAILURE" in reason.upper():
+            # The CSMS answered our ClientHello, which offers only the extension's suites,
+            # with a handshake_failure alert: what an OpenSSL server sends when no suite is
+            # shared (A00.FR.322). It can also mean no shared curve or signature algorithm.
+            return events.INVALID_TLS_CIPHER_SUITE, f"{reason}: no cipher suite in common?"
         return None, reason
     if isinstance(error, InvalidStatus) and error.response.status_code in (401, 403):
         return events.FAILED_TO_AUTHENTICATE, f"HTTP {error.response.status_code}"

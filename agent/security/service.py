@@ -32,8 +32,10 @@ from agent.security.keystore import (
     STORE_MAX_LENGTH,
     CertificateStore,
     InstallError,
+    StoreFull,
     write_private,
 )
+from agent.security.memory import Free, MemoryWatch
 from agent.security.profile import SecurityProfiles
 from agent.security_log import SecurityLog
 
@@ -45,6 +47,15 @@ log = logging.getLogger(__name__)
 CHAIN_MAX_SIZE = 10_000  # CertificateSignedMaxChainSize (characters of the PEM chain)
 RENEW_AHEAD = timedelta(days=30)  # the client certificate is renewed this long before expiry
 CHECK_EVERY = 12 * 3600.0  # seconds between expiry checks
+MEMORY_CHECK_EVERY = 60.0  # seconds between looks at free disk and RAM, the clock, and a
+# held charge point certificate that became valid
+# SettingSystemTime: the wall clock moved this far against the monotonic clock between two
+# looks. NTP slews (at most 0.5 ms/s, 30 ms between looks) stay below it; a step, such as the
+# first synchronisation of a Pi without a real-time clock, or a date set by hand, does not.
+CLOCK_STEP_S = 2.0
+# InvalidMessages: at most one event per window, so a misbehaving CSMS cannot flood the
+# security log and the outbox; the next event says how many were left out.
+INVALID_MESSAGES_EVERY = timedelta(minutes=10)
 # ExtendedTriggerMessage FirmwareStatusNotification asks for the signed form of the status
 # (SignedFirmwareStatusNotification, with the requestId); LogStatusNotification for GetLog's.
 # agent.maintenance answers both under these names.
@@ -67,7 +78,9 @@ class SecurityService:
                  store: CertificateStore, profiles: SecurityProfiles, security_log: SecurityLog,
                  durable: Callable[[str, msg.OutboundReq], None], call: Call,
                  new_ref: Callable[[], str], now: Callable[[], datetime],
-                 additional_root_check: bool = False) -> None:
+                 additional_root_check: bool = False,
+                 free: Callable[[], Free] | None = None,
+                 clock_offset: Callable[[], float] | None = None) -> None:
         self._charge_point_id = charge_point_id
         self.additional_root_check = additional_root_check  # AdditionalRootCertificateCheck
         self._cpo_file = directory / "cpo_name"
@@ -81,6 +94,13 @@ class SecurityService:
         self._now = now
         self._after_reply: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._free = free
+        self._memory = MemoryWatch()
+        self._clock_offset = clock_offset  # wall clock minus monotonic clock, seconds
+        self._last_offset = clock_offset() if clock_offset is not None else None
+        self._tampered = False
+        self._invalid_at: datetime | None = None  # the last InvalidMessages event
+        self._invalid_left_out = 0
         self.reconnect: Callable[[], None] = lambda: None
         profiles.reconnect = lambda: self._after_reply.append(self.reconnect)
 
@@ -179,7 +199,7 @@ class SecurityService:
                 root = self.store.install_root(use, pem, self._now())
         except InstallError as error:
             log.warning("security: InstallCertificate %s %s: %s", use, error.status, error)
-            if use == CSMS_ROOT and error.status == "Rejected":
+            if use == CSMS_ROOT and not isinstance(error, StoreFull):
                 self.raise_event(events.INVALID_CSMS_CERTIFICATE, str(error))  # TC_078_CS
             return error.status
         except OSError as error:
@@ -195,7 +215,11 @@ class SecurityService:
         if root.use == CSMS_ROOT and len(self.store.roots(CSMS_ROOT)) == 1:
             log.warning("security: refusing to delete the last CentralSystemRootCertificate")
             return "Failed"
-        self.store.delete_root(root)
+        try:
+            self.store.delete_root(root)
+        except OSError as error:  # M04.FR.03
+            log.error("security: cannot delete %s: %s", _subject(root.certificate), error)
+            return "Failed"
         log.info("security: deleted %s %s", root.use, _subject(root.certificate))
         return "Accepted"
 
@@ -215,11 +239,25 @@ class SecurityService:
             log.warning("security: CertificateSigned rejected: %s", error)
             self.raise_event(events.INVALID_CHARGE_POINT_CERTIFICATE, str(error))  # TC_077_CS
             return "Rejected"
+        leaf = accepted[0]
+        if self.store.next_chain() is not None:  # A02.FR.08: valid only from a later moment
+            start = leaf.not_valid_before_utc
+            log.info("security: new charge point certificate %s held until it is valid, %s",
+                     certs.subject(leaf), start.isoformat())
+            return "Accepted"  # the minute loop takes it into use then
         log.info("security: new charge point certificate %s, valid until %s",
-                 certs.subject(accepted[0]), certs.not_after(accepted[0]).isoformat())
+                 certs.subject(leaf), certs.not_after(leaf).isoformat())
         if self.profiles.current.profile == 3:  # TC_074_CS: reconnect with the new one
             self._after_reply.append(self.reconnect)
         return "Accepted"
+
+    def switch_due_certificate(self) -> None:
+        """A held charge point certificate whose validity has begun is taken into use (with
+        a reconnect under profile 3): A02.FR.08 "as soon as" its "not before" has passed."""
+        if self.store.switch_when_due(self._now()):
+            log.info("security: the held charge point certificate is valid now; in use")
+            if self.profiles.current.profile == 3:
+                self.reconnect()
 
     def _extended_trigger(self, request: msg.CsmsExtendedTriggerMessage,
                           core: CoreHandler) -> str:
@@ -272,7 +310,7 @@ class SecurityService:
     def check_expiry(self) -> None:
         """Warn about roots that expire soon; renew the client certificate ahead of time."""
         roots, chain = self.store.roots(), self.store.client_chain()
-        if not roots and not chain:
+        if not roots and not chain and not self.store.has_next_chain():
             return  # nothing expires (and cryptography stays unloaded)
         from agent.security import certificates as certs
 
@@ -282,16 +320,77 @@ class SecurityService:
                 log.warning("security: %s %s expires on %s", root.use,
                             certs.subject(root.certificate),
                             certs.not_after(root.certificate).isoformat())
-        if chain and certs.expires_within(chain[0], now, RENEW_AHEAD):
+        self.switch_due_certificate()  # also at start, for one held across a restart
+        chain = self.store.client_chain()
+        if (chain and certs.expires_within(chain[0], now, RENEW_AHEAD)
+                and self.store.next_chain() is None):  # not while a successor is held
             log.warning("security: the charge point certificate expires on %s; renewing",
                         certs.not_after(chain[0]).isoformat())
             self._spawn(self.request_certificate())
 
+    def tamper(self, opened: bool) -> None:
+        """The enclosure's tamper switch changed (on the loop): an opening is the critical
+        event TamperDetectionActivated; the closing is only logged."""
+        if opened and not self._tampered:
+            self.raise_event(events.TAMPER, "tamper switch: enclosure opened")
+        elif not opened and self._tampered:
+            log.warning("security: tamper switch: enclosure closed again")
+        self._tampered = opened
+
+    def invalid_message(self, code: str, action: str | None) -> None:
+        """The link refused a frame that is not a valid OCPP message (a CALLERROR went back):
+        InvalidMessages, at most once per :data:`INVALID_MESSAGES_EVERY`. The techInfo names
+        the error code and the action, never the payload (it could carry anything)."""
+        now = self._now()
+        last = self._invalid_at
+        if last is not None and timedelta(0) <= now - last < INVALID_MESSAGES_EVERY:
+            self._invalid_left_out += 1
+            return
+        what = f"{code} answered to {action or 'a frame'}"
+        if self._invalid_left_out:
+            what += f"; {self._invalid_left_out} more since {last:%Y-%m-%dT%H:%M:%SZ}"
+        self._invalid_at, self._invalid_left_out = now, 0
+        self.raise_event(events.INVALID_MESSAGES, what)
+
+    def check_memory(self) -> None:
+        """MemoryExhaustion when the disk under state_dir or RAM is getting full."""
+        if self._free is None:
+            return
+        try:
+            shortage = self._memory.check(self._free())
+        except OSError as error:
+            log.warning("security: cannot measure free memory: %s", error)
+            return
+        if shortage is not None:
+            self.raise_event(events.MEMORY_EXHAUSTION, f"getting full: {shortage}")
+
+    def check_clock(self) -> None:
+        """SettingSystemTime when the system time was set since the last look (the agent
+        never sets it; NTP or an operator does)."""
+        if self._clock_offset is None or self._last_offset is None:
+            return
+        offset = self._clock_offset()
+        step, self._last_offset = offset - self._last_offset, offset
+        if abs(step) >= CLOCK_STEP_S:
+            self.raise_event(events.SETTING_SYSTEM_TIME,
+                             f"the system time was set {step:+.0f} s")
+
     async def run(self) -> None:
-        """Periodic expiry checks, for as long as the agent runs."""
+        """Periodic expiry, memory, clock and held-certificate checks, for as long as the
+        agent runs."""
+        await asyncio.gather(self._expiry_checks(), self._minute_checks())
+
+    async def _expiry_checks(self) -> None:
         while True:
             self.check_expiry()
             await asyncio.sleep(CHECK_EVERY)
+
+    async def _minute_checks(self) -> None:
+        while True:
+            self.check_memory()
+            self.check_clock()
+            self.switch_due_certificate()
+            await asyncio.sleep(MEMORY_CHECK_EVERY)
 
     def status(self) -> dict[str, Any]:
         chain = self.store.client_chain()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from agent.config import Config
 from agent.core import messages as msg
 from agent.security.files import check_private_files
 from agent.security.keystore import CSMS_ROOT, CertificateStore, InstallError
+from agent.security.memory import measure
 from agent.security.profile import Credentials, SecurityProfiles
 from agent.security.service import Call, SecurityService
 from agent.security_log import SecurityLog
@@ -45,7 +47,9 @@ def open_security(config: Config, durable: Callable[[str, msg.OutboundReq], None
         security_log=SecurityLog(config.charger.state_dir,
                                  secrets=[s for s in (config.csms.password,) if s]),
         durable=durable, call=call, new_ref=lambda: str(uuid.uuid4()), now=now,
-        additional_root_check=config.csms.additional_root_certificate_check)
+        additional_root_check=config.csms.additional_root_certificate_check,
+        free=lambda: measure(config.charger.state_dir),
+        clock_offset=lambda: time.time() - time.monotonic())
     holder.append(service)
     return service
 

@@ -8,7 +8,7 @@
     evsim bench ev N B|C
     evsim bench draw N AMPS|none
     evsim bench card UID                    UID = 8 hex chars, e.g. 00A1B2C3
-    evsim bench fault N NAME on|off         N = 0 for station-wide faults (reader_unplugged)
+    evsim bench fault N NAME on|off         N = 0 for station-wide faults (reader_unplugged, tamper)
     evsim bench serve [--backend world|module:Class] [--config FILE] [--listen HOST:PORT]
                                             serve the bench API from the simulated world or
                                             from real test equipment (docs/bench.md)

@@ -21,6 +21,7 @@ from evsim.world_config import Address, ConnectorConfig, WorldConfig
 from evsim.world_server import WorldServer
 
 CHARGER_ID = "SIM-0001"
+TAMPER_PIN = 7  # BCM; free on the reference board (which has no tamper switch)
 
 
 # Ports handed out come from below Linux's ephemeral range (32768-60999 by default): a port
@@ -66,6 +67,7 @@ class SiteOptions:
     lock: bool = False
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
+    tamper: bool = False  # an enclosure tamper switch on TAMPER_PIN, in the world and the agent
     ocpp_version: str = "1.6"  # or "2.0.1": the site's CSMS speaks it, the agent is told to
     extra_toml: str = ""  # more tables at the end, e.g. "[update]\nreleases = ..." or [api]
 
@@ -91,6 +93,7 @@ class SimSite:
             reader_link=self.workdir / "reader",
             state_file=self.workdir / "world.json",
             connectors=connectors,
+            tamper_pin=TAMPER_PIN if self.options.tamper else None,
         )
 
     @property
@@ -160,7 +163,7 @@ timeout = 0.5
 [reader]
 driver = "rdm6300"
 port = "{self.world_server.reader_port}"
-{self._indicator_toml()}
+{self._indicator_toml()}{self._tamper_toml()}
 [log]
 level = "INFO"
 ocpp_frames = {'true' if o.ocpp_frames else 'false'}
@@ -177,6 +180,13 @@ ocpp_frames = {'true' if o.ocpp_frames else 'false'}
         if not self.options.indicator:
             return ""
         return "\n[indicator]\nred_pin = 12\ngreen_pin = 13\nblue_pin = 19\nbuzzer_pin = 18\n"
+
+    def _tamper_toml(self) -> str:
+        config = self.world_server.config
+        if config.tamper_pin is None:
+            return ""
+        return (f"\n[tamper]\npin = {config.tamper_pin}\n"
+                f"active_high = {_toml_bool(config.tamper_active_high)}\n")
 
     def _optional_toml(self, c: ConnectorConfig) -> str:
         """The lock and RCD tables, where asked for and wired in the world."""

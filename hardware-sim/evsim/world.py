@@ -1,5 +1,6 @@
 """The simulated charger site: per connector an EV, an EVSE board, a meter, a contactor, and
-where wired an RCD trip input and a connector lock; one token reader for the site.
+where wired an RCD trip input and a connector lock; one token reader for the site and, where
+wired, the enclosure's tamper switch.
 
 :class:`World` is the single source of truth that the emulators expose over their wires and
 that the bench API changes. It does no network I/O itself: the Modbus emulators it owns are
@@ -143,6 +144,8 @@ class World:
         self._last_save = -math.inf
         self._saved_energy: dict[int, float] = {}
         self._sites = {c.id: _build_site(c) for c in config.connectors}
+        self._tamper = (config.tamper_pin, config.tamper_active_high)
+        self._enclosure_open = False
         self._relays = {s.config.relay_pin: s for s in self._sites.values()}
         self._lock_outputs = _lock_outputs(self._sites.values())
         self._driven: set[int] = set()  # optional inputs, driven once they first went high
@@ -212,7 +215,11 @@ class World:
             if connector_id != 0:
                 raise InvalidValueError("fault", f"{fault} is station-wide: use connector 0")
             with self._changing():
-                self._set_reader_plugged(not active)
+                if fault == "tamper":
+                    self._set_enclosure_open(active)
+                else:
+                    self._set_reader_plugged(not active)
+            logger.info("station: fault %s %s", fault, "on" if active else "off")
             return self.station_state()
         if fault not in CONNECTOR_FAULT_NAMES:
             known = ", ".join((*CONNECTOR_FAULT_NAMES, *STATION_FAULT_NAMES))
@@ -352,7 +359,13 @@ class World:
     def _station_faults(self) -> list[str]:
         reader = self._reader
         unplugged = isinstance(reader, PluggableReader) and not reader.plugged
-        return ["reader_unplugged"] if unplugged else []
+        return (["reader_unplugged"] if unplugged else []) + (
+            ["tamper"] if self._enclosure_open else [])
+
+    def _set_enclosure_open(self, opened: bool) -> None:
+        if self._tamper[0] is None:
+            raise ConflictError("this world has no tamper switch wired (tamper_pin)")
+        self._enclosure_open = opened
 
     def _set_reader_plugged(self, plugged: bool) -> None:
         reader = self._reader
@@ -407,9 +420,14 @@ class World:
             for s in self._sites.values()
             if s.config.feedback_pin is not None
         }
-        for pin, level in _optional_inputs(self._sites.values()):
+        tamper_pin, tamper_high = self._tamper
+        optional = list(_optional_inputs(self._sites.values()))
+        if tamper_pin is not None:
+            optional.append((tamper_pin, self._enclosure_open == tamper_high))
+        for pin, level in optional:
             # An input nobody drives reads low on a mock pin, so an optional input (RCD, lock
-            # feedback) is left alone until its level first goes high, and driven from then on.
+            # feedback, tamper switch) is left alone until its level first goes high, and
+            # driven from then on.
             if level or pin in self._driven:
                 levels[pin] = level
                 self._driven.add(pin)

@@ -15,6 +15,8 @@
     listen = "127.0.0.1:8402"                 # ignored for "pty"
     link = ""                                 # for "pty": symlink to the bus tty
 
+    tamper_pin = 7                            # optional: the enclosure's tamper switch
+
     [[connectors]]
     id = 1                                    # everything else defaults from the id
 
@@ -44,7 +46,8 @@ CONNECTOR_FAULT_NAMES: tuple[str, ...] = (
     "contactor_stuck_open", "pilot_e", "pilot_f", "diode_failure", "evse_board_offline",
     "lock_failure", "rcd_trip",
 )
-STATION_FAULT_NAMES: tuple[str, ...] = ("reader_unplugged",)  # connector 0: the whole site
+# connector 0, the whole site: the reader's cable pulled, the enclosure opened (tamper_pin)
+STATION_FAULT_NAMES: tuple[str, ...] = ("reader_unplugged", "tamper")
 PILOT_FAULT_NAMES: frozenset[str] = frozenset({"pilot_e", "pilot_f", "diode_failure"})
 
 # BCM (relay, feedback) pins per connector id, as wired on the reference board.
@@ -172,6 +175,8 @@ class WorldConfig:
     The defaults match examples/sim-world.toml and the agent's examples/sim.toml.
     ``site`` is the world's identity: the charger id (``charger.id``) it is wired to. The pin
     bus announces it, and an agent with another id refuses to run against this world.
+    ``tamper_pin`` is the enclosure's tamper switch, an input the world drives to
+    ``tamper_active_high`` while the enclosure is open (the reference board has none: None).
     """
 
     site: str = DEFAULT_SITE
@@ -185,6 +190,8 @@ class WorldConfig:
     state_file: Path | None = None
     connectors: list[ConnectorConfig] = field(default_factory=lambda: [ConnectorConfig.for_id(1)])
     tick_s: float = 0.1
+    tamper_pin: int | None = None
+    tamper_active_high: bool = True
 
     def validate(self) -> None:
         if not self.site or not self.site.isprintable() or any(c.isspace() for c in self.site):
@@ -196,7 +203,9 @@ class WorldConfig:
             raise WorldConfigError("connectors: ids must be present and unique")
         for connector in self.connectors:
             connector.validate()
-        used: dict[int, str] = {}
+        if self.tamper_pin is not None and not _is_int(self.tamper_pin):
+            raise WorldConfigError("tamper_pin must be an integer or false")
+        used: dict[int, str] = {} if self.tamper_pin is None else {self.tamper_pin: "tamper_pin"}
         for connector in self.connectors:
             for name, pin in connector.pins().items():
                 where = f"connector {connector.id} {name}"
@@ -227,6 +236,8 @@ def world_config_from_dict(data: dict[str, Any]) -> WorldConfig:
         reader_link=_optional_path(data.get("reader_link", "/tmp/evse-sim/reader")),
         state_file=_optional_path(data.get("state_file")),
         connectors=[_connector(entry) for entry in data.get("connectors", [{"id": 1}])],
+        tamper_pin=None if data.get("tamper_pin", False) is False else data["tamper_pin"],
+        tamper_active_high=data.get("tamper_active_high", True),
     )
     config.validate()
     return config

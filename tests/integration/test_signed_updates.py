@@ -11,7 +11,7 @@ an expired one are answered InvalidCertificate (InvalidFirmwareSigningCertificat
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -54,11 +54,12 @@ async def maker(kit: Kit) -> TestCa:
     return ca
 
 
-async def _signed_update(kit: Kit, signer: Signer, signature: str) -> str:
+async def _signed_update(kit: Kit, signer: Signer, signature: str,
+                         retrieve: datetime | None = None) -> str:
     answer = await kit.site.csms.call(call.SignedUpdateFirmware(
         request_id=REQUEST_ID, firmware={
             "location": kit.http.url(f"evse-agent-{NEW}.tar.gz"),
-            "retrieveDateTime": datetime.now(UTC).isoformat(),
+            "retrieveDateTime": (retrieve or datetime.now(UTC)).isoformat(),
             "signingCertificate": signer.certificate, "signature": signature}))
     return str(answer.status)
 
@@ -104,9 +105,27 @@ async def test_tc_081_a_bad_signature_reports_invalid_signature_and_installs_not
     assert await _signed_update(kit, signer, signer.sign(other)) == "Accepted"
     assert await _signed_statuses(kit, 3) == ["Downloading", "Downloaded", "InvalidSignature"]
     await kit.site.csms.wait_for(lambda: "InvalidFirmwareSignature" in _events(kit), WITHIN)
+    # L01.FR.29: asked again, the last status sent (not Idle: it was not Installed).
+    trigger = await kit.site.csms.call(call.ExtendedTriggerMessage(
+        requested_message="FirmwareStatusNotification"))
+    assert trigger.status == "Accepted"
+    assert await _signed_statuses(kit, 4) == [
+        "Downloading", "Downloaded", "InvalidSignature", "InvalidSignature"]
     await kit.running(OLD)
     assert kit.releases.names() == [kit.first], "nothing of the package was installed"
     assert kit.service.starts == 1
+
+
+async def test_a_retrieve_date_ahead_is_download_scheduled_first(
+        kit: Kit, maker: TestCa) -> None:
+    """L01.FR.13 (a bad signature keeps it short: nothing is installed)."""
+    signer = Signer(maker)
+    other = kit.files / "other.bin"
+    other.write_bytes(b"not the package")
+    later = datetime.now(UTC) + timedelta(seconds=3)
+    assert await _signed_update(kit, signer, signer.sign(other), later) == "Accepted"
+    assert await _signed_statuses(kit, 4) == [
+        "DownloadScheduled", "Downloading", "Downloaded", "InvalidSignature"]
 
 
 @pytest.mark.parametrize("how", ["another CA", "expired"])

@@ -96,6 +96,30 @@ def test_reader_unplugged_on_connector_zero(world: World) -> None:
     assert world.set_fault(0, "reader_unplugged", False)["faults"] == []
 
 
+def test_the_tamper_switch_reads_open_while_the_station_fault_is_on(clock: FakeClock) -> None:
+    world = World(WorldConfig(tamper_pin=7), clock=clock)
+    levels: list[tuple[int, bool]] = []
+    world.add_input_listener(lambda pin, level: levels.append((pin, level)))
+    assert 7 not in world.input_levels()  # floating until first driven, as the RCD
+    assert world.set_fault(0, "tamper", True)["faults"] == ["tamper"]
+    assert world.input_levels()[7] is True and levels == [(7, True)]
+    assert world.set_fault(0, "tamper", False)["faults"] == []
+    assert levels == [(7, True), (7, False)]
+    with pytest.raises(InvalidValueError, match="station-wide"):
+        world.set_fault(1, "tamper", True)
+
+
+def test_tamper_pin_from_the_toml() -> None:
+    assert world_config_from_dict({"tamper_pin": 0}).tamper_pin == 0  # BCM 0 is a pin
+    assert world_config_from_dict({"tamper_pin": False}).tamper_pin is None
+    assert world_config_from_dict({}).tamper_pin is None
+
+
+def test_no_tamper_switch_wired_is_a_conflict(world: World) -> None:
+    with pytest.raises(ConflictError, match="tamper_pin"):
+        world.set_fault(0, "tamper", True)
+
+
 def test_the_lock_follows_its_motor_unless_jammed(world: World) -> None:
     world.set_output(20, 1.0)
     assert world.connector_state(1)["lock"] == {"locked": True, "motor": "lock"}
@@ -167,6 +191,8 @@ def test_active_low_rcd_and_lock_feedback_are_driven_from_the_start(clock: FakeC
         ({"connectors": [{"id": 2, "lock_pin": 20}]}, "go together"),
         ({"connectors": [{"id": 2, "lock_feedback_pin": 16}]}, "needs lock_pin"),
         ({"connectors": [{"id": 1, "rcd_pin": "26"}]}, "rcd_pin"),
+        ({"tamper_pin": 17}, "already used"),
+        ({"tamper_pin": "7"}, "tamper_pin"),
     ],
 )
 def test_bad_pin_settings_are_named(data: dict[str, object], message: str) -> None:

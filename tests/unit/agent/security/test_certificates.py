@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 
 from agent.core import messages as msg
 from agent.security import certificates as certs
@@ -59,7 +62,10 @@ def test_the_csr_names_the_charger_and_the_cpo_and_the_chain_must_fit_the_key(
     key = store.new_pending_key()
     assert (store.pending_key_path.stat().st_mode & 0o777) == 0o600
     csr = certs.build_csr(key, "CP-1", "ACME")
-    assert x509.load_pem_x509_csr(csr.encode()).subject.rfc4514_string() == "O=ACME,CN=CP-1"
+    request = x509.load_pem_x509_csr(csr.encode())
+    assert request.subject.rfc4514_string() == "O=ACME,CN=CP-1"
+    usage = request.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and not usage.key_cert_sign  # A00.FR.512
     with pytest.raises(certs.CertificateError, match="not for the key"):
         store.accept_client_chain(ca.sign_csr(certs.build_csr(certs.new_private_key(), "X", "Y")),
                                   NOW)
@@ -70,6 +76,8 @@ def test_the_csr_names_the_charger_and_the_cpo_and_the_chain_must_fit_the_key(
     assert store.client_chain() == chain and store.pending_key() is None
     assert (store.client_key_path.stat().st_mode & 0o777) == 0o600
     assert certs.expires_within(chain[0], NOW + timedelta(days=80), timedelta(days=30))
+    # M04.FR.05: DeleteCertificate only finds roots, never the charge point certificate.
+    assert store.find(certs.hash_data(chain[0])) is None
 
 
 def test_the_store_keeps_roots_by_type_and_refuses_when_full(tmp_path: Path,
@@ -84,7 +92,7 @@ def test_the_store_keeps_roots_by_type_and_refuses_when_full(tmp_path: Path,
     monkeypatch.setattr("agent.security.keystore.STORE_MAX_LENGTH", 1)
     with pytest.raises(InstallError) as full:
         store.install_root(CSMS_ROOT, TestCa().root_pem, NOW)
-    assert full.value.status == "Failed"
+    assert full.value.status == "Rejected"  # M05.FR.03
     store.delete_root(one)
     assert store.roots() == []
 
@@ -126,3 +134,36 @@ def test_deleting_the_new_root_leaves_the_fallback_as_the_root(tmp_path: Path) -
     store.delete_root(rollover)
     assert store.fallback_root() is None
     assert [r.certificate for r in store.current_csms_roots()] == [old.certificate]
+
+
+def _rsa_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Firmware Signer")])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(7)
+                   .not_valid_before(NOW - timedelta(days=1))
+                   .not_valid_after(NOW + timedelta(days=30)).sign(key, hashes.SHA256()))
+    return key, certificate
+
+
+@pytest.mark.parametrize("scheme", ["RSA-PSS", "RSA PKCS#1 v1.5", "ECDSA"])
+def test_a_firmware_signature_is_checked_in_each_scheme(tmp_path: Path, scheme: str) -> None:
+    """L01.FR.04 names RSA-PSS over SHA-256; PKCS#1 v1.5 and ECDSA are accepted too."""
+    firmware = tmp_path / "firmware.tar"
+    firmware.write_bytes(b"a release" * 10_000)
+    data = firmware.read_bytes()
+    if scheme == "ECDSA":
+        ec_key = ec.generate_private_key(ec.SECP256R1())
+        certificate = TestCa().issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "S")]),
+                                     ec_key.public_key())
+        signature = ec_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        wrong = ec_key.sign(data + b"!", ec.ECDSA(hashes.SHA256()))
+    else:
+        rsa_key, certificate = _rsa_signer()
+        pad = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+               if scheme == "RSA-PSS" else padding.PKCS1v15())
+        signature = rsa_key.sign(data, pad, hashes.SHA256())
+        wrong = rsa_key.sign(data + b"!", pad, hashes.SHA256())
+    certs.verify_file_signature(certificate, firmware, base64.b64encode(signature).decode())
+    with pytest.raises(certs.CertificateError, match="does not match"):
+        certs.verify_file_signature(certificate, firmware, base64.b64encode(wrong).decode())

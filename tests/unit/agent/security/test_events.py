@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from agent.cli import main
 from agent.core import messages as msg
 from agent.security_log import SecurityLog
@@ -48,3 +50,17 @@ def test_the_security_log_is_private_and_readable_with_the_cli(tmp_path: Path,
     assert [json.loads(line)["type"] for line in out.splitlines()] == [
         "ResetOrReboot", "InvalidCentralSystemCertificate"]
     assert main(["log", "--security", "--state-dir", str(tmp_path / "none")]) == 66
+
+
+def test_the_security_log_rolls_over_and_keeps_one_old_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A04.FR.04: "in a rolling format"."""
+    monkeypatch.setattr("agent.security_log.MAX_BYTES", 400)
+    log = SecurityLog(tmp_path)
+    for n in range(30):
+        log.append(T0, "ReconfigurationOfSecurityParameters", False, f"change {n}")
+    kept = [r.info for r in log.records()]
+    assert kept == [f"change {n}" for n in range(30 - len(kept), 30)]  # the newest, in order
+    assert 2 <= len(kept) < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "security-log.jsonl", "security-log.jsonl.1"]

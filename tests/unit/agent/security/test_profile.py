@@ -10,16 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
+from agent.security import certificates as certs
 from agent.security import events
 from agent.security.files import UnsafeKeyFile, check_private_files, config_file_warning
 from agent.security.keystore import CSMS_ROOT, CertificateStore
 from agent.security.profile import FALLBACK_AFTER, Credentials, SecurityProfiles, classify
 from agent.security.tls import NoTrustedRoot
-from tests.pki import TestCa
+from tests.pki import TestCa, pem
 
 KEY = "0123456789abcdef-key"
 
@@ -58,6 +60,7 @@ def test_each_profile_picks_its_scheme_auth_and_tls(tmp_path: Path) -> None:
 def test_raise_only_with_what_the_new_profile_needs(tmp_path: Path) -> None:
     p, _, reconnects = profiles(tmp_path, 1, allow=False)
     assert p.change_profile("0") == "Rejected"  # TC_084
+    assert p.change_profile("1") == "Rejected"  # A05.FR.01: equal is no upgrade
     assert p.change_profile("2") == "Rejected"  # no CSMS root
     assert p.change_profile("x") == "Rejected"
     assert p.change_profile("4") == "Rejected"
@@ -66,6 +69,50 @@ def test_raise_only_with_what_the_new_profile_needs(tmp_path: Path) -> None:
     assert reconnects == []
     assert p.change_profile("2") == "Accepted"
     assert reconnects == ["reconnect"] and p.current.profile == 2 and p.active.profile == 1
+
+
+def test_a_short_configured_password_is_no_authorization_key_for_profile_1(
+        tmp_path: Path) -> None:
+    """A05.FR.02: csms.password may be 8 characters (profile 0); profiles 1 and 2 need 16."""
+    store = CertificateStore(tmp_path / "security")
+    p = SecurityProfiles(tmp_path / "security" / "state.json", store, "ws://c/ocpp", "CP-1",
+                         Credentials(0, "eight-ch"), allow_unencrypted=True,
+                         report=lambda kind, info: None)
+    assert p.change_profile("1") == "Rejected"
+    assert p.change_key("sixteen-chars-ok") == "Accepted"
+    p.connected()
+    assert p.change_profile("1") == "Accepted"
+
+
+def test_profile_1_needs_allow_unencrypted(tmp_path: Path) -> None:
+    """A00.FR.201: plain ws:// only where the configuration says the network is trusted."""
+    p, _, reconnects = profiles(tmp_path, 0, allow=False)
+    assert p.change_profile("1") == "Rejected" and reconnects == []
+    allowed, _, _ = profiles(tmp_path / "allowed", 0, allow=True)
+    assert allowed.change_profile("1") == "Accepted"
+
+
+def test_an_expired_csms_root_is_no_prerequisite(tmp_path: Path) -> None:
+    """A05.FR.03: "No valid CentralSystemRootCertificate installed" -> Rejected."""
+    p, _, reconnects = profiles(tmp_path, 1)
+    old = TestCa(expired=True)  # valid until yesterday: installed while it was valid
+    p._store.install_root(CSMS_ROOT, old.root_pem, old.certificate.not_valid_before_utc)
+    assert p.change_profile("2") == "Rejected" and reconnects == []
+    p._store.install_root(CSMS_ROOT, TestCa().root_pem, datetime.now(UTC))
+    assert p.change_profile("2") == "Accepted"
+
+
+def test_an_expired_client_certificate_is_no_prerequisite(tmp_path: Path) -> None:
+    """A05.FR.04: "No valid ChargePointCertificate installed" -> Rejected."""
+    p, _, _ = profiles(tmp_path, 2)
+    ca = TestCa()
+    p._store.install_root(CSMS_ROOT, ca.root_pem, datetime.now(UTC))
+    key = p._store.new_pending_key()
+    csr = x509.load_pem_x509_csr(certs.build_csr(key, "CP-1", "ACME").encode())
+    leaf = ca.issue(csr.subject, csr.public_key(), client=True, expired=True)  # type: ignore[arg-type]
+    p._store.accept_client_chain(pem(leaf), leaf.not_valid_before_utc)  # valid back then
+    assert p._store.client_chain() is not None
+    assert p.change_profile("3") == "Rejected"
 
 
 def test_a_change_is_kept_only_after_it_connected(tmp_path: Path) -> None:
@@ -92,6 +139,13 @@ def test_a_change_that_cannot_connect_falls_back(tmp_path: Path) -> None:
     assert reports[0] == (events.FAILED_TO_AUTHENTICATE, "HTTP 401")
     assert reports[-1][0] == events.RECONFIGURATION and "back to" in reports[-1][1]
     assert p.fallback and "a-key-the-csms-refuses" not in p.fallback
+
+
+def test_a_new_key_under_profile_3_is_kept_at_once_and_logged(tmp_path: Path) -> None:
+    p, reports, reconnects = profiles(tmp_path, 3)
+    assert p.change_key("a-brand-new-key-123") == "Accepted"
+    assert p.active.authorization_key == "a-brand-new-key-123" and reconnects == []
+    assert reports == [(events.RECONFIGURATION, "AuthorizationKey changed")]  # A01.FR.11
 
 
 def test_the_key_never_shows_in_a_repr() -> None:
