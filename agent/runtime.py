@@ -60,6 +60,7 @@ class Runtime:
         self._deferred: list[fx.Send] | None = None
         self._lock_moves: dict[int, asyncio.Task[bool]] = {}
         self._close_wanted: dict[int, bool] = {}  # the core's last contactor command
+        self._offer_failed: set[int] = set()  # connectors whose pilot refused the last offer
         self._unsaved: list[fx.Effect] = []  # saves the store refused, for command()
         self.listeners: list[Callable[[ev.Event, list[fx.Effect]], None]] = []
         # Set by the composition root: read failures count towards PowerMeterFailure.
@@ -236,6 +237,10 @@ class Runtime:
         async with hw.offer_lock:
             if not self._close_wanted.get(cid):
                 return  # opened meanwhile
+            if cid in self._offer_failed:  # the EV may see any offer, or none: stay open
+                log.error("connector %s: not closing the contactor: the pilot did not take "
+                          "the last offered current", cid)
+                return
             if not hw.interlock.request(True):
                 log.info("connector %s: close refused by the interlock", cid)
 
@@ -246,6 +251,9 @@ class Runtime:
                 await hw.pilot.set_offered_current(amps)
             except DeviceError as error:
                 log.warning("connector %s: cannot set the offered current: %s", cid, error)
+                self._offer_failed.add(cid)
+            else:
+                self._offer_failed.discard(cid)
 
     async def _move_lock(self, cid: int, locked: bool) -> bool:
         """Drive the lock; the outcome goes to the core as LockMoved. Moves of one lock run

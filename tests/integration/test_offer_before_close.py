@@ -1,13 +1,17 @@
-"""Review: the contactor closes only once the pilot offers (DESIGN.md Safety; commit d25b3ee
+"""The contactor closes only once the pilot offers (DESIGN.md Safety; commit d25b3ee
 "Close a contactor only under an offer on the pilot"). The core orders its effects offer
 first, then close; this checks what the hardware sees, through the real runtime and drivers:
 the pilot's offer write must have completed before the contactor is commanded closed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
 from evsim.site import SimSite
+from hal.errors import DeviceError
 from tests.integration.conformance.helpers import booted, charging, status
 from tests.integration.conformance.test_smart_charging import install, profile
 from tests.integration.conftest import Bench, RunningAgent
@@ -68,3 +72,29 @@ async def test_a_resume_closes_the_contactor_after_the_offer_reached_the_pilot(
     await status(site, "Charging", within=15)
     await bench.until_relay(True, within=5)
     assert_offered_before_closing(seen)
+
+
+async def test_no_close_when_the_pilot_did_not_take_the_offer(
+    site: SimSite, bench: Bench, agent: RunningAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An offer the pilot refused (the board did not answer the write): the EV may see any
+    offer, or none, so the contactor stays open although the core asked for it."""
+    await booted(site)
+    pilot = agent.runtime.hardware[1].pilot
+    set_offer = pilot.set_offered_current
+
+    async def refused(amps: float) -> None:
+        if amps > 0:
+            raise DeviceError("the EVSE board did not answer the write")
+        await set_offer(amps)
+
+    pilot.set_offered_current = refused  # type: ignore[method-assign]
+    await charging(site, bench)
+    for _ in range(500):  # the runtime says why before it gives up the close
+        if any("not closing the contactor" in r.getMessage() for r in caplog.records):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the runtime never refused the close")
+    assert not await bench.relay_closed()
+    pilot.set_offered_current = set_offer  # type: ignore[method-assign]
