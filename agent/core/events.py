@@ -130,6 +130,16 @@ class LocalLimitSet:
 
 
 @dataclass(frozen=True)
+class LocalPhasesSet:
+    """A local client asks ``connector_id`` to charge on ``phases`` (1 or 3) through its
+    phase relay; None gives the choice back to the charger (docs/smart-charging.md)."""
+
+    connector_id: int
+    phases: int | None
+    source: str
+
+
+@dataclass(frozen=True)
 class ShutdownRequested:
     """SIGTERM or an ordered stop: open every contactor and end transactions by policy.
 
@@ -156,5 +166,6 @@ Event = (
     | LocalListNotSaved
     | StartRequested
     | LocalLimitSet
+    | LocalPhasesSet
     | ShutdownRequested
 )

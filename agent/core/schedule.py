@@ -89,11 +89,13 @@ class Electrical:
 
 @dataclass(frozen=True)
 class Limit:
-    """A limit in force: ``value`` in the unit asked, ``source`` the purpose that set it."""
+    """A limit in force: ``value`` in the unit asked, ``source`` the purpose that set it;
+    ``watts`` the period's own limit when its profile is in W (None for one in A)."""
 
     value: float
     source: str
     number_phases: int | None = None
+    watts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ def limit_at(profiles: Iterable[ChargingProfile], t: datetime, tx_start: datetim
         value = electrical.convert(period.limit, profile.schedule.unit, unit,
                                    period.number_phases)
         if found is None or value < found.value:
-            found = Limit(value, purpose, period.number_phases)
+            watts = period.limit if profile.schedule.unit == "W" else None
+            found = Limit(value, purpose, period.number_phases, watts)
     return found
 
 

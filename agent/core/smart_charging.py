@@ -32,6 +32,7 @@ from agent.core.schedule import (
     TX,
     ChargingProfile,
     Electrical,
+    Limit,
     anchored,
     composite,
     limit_at,
@@ -201,14 +202,18 @@ class SmartCharging:
         self._end_tx_profiles()
         self._bind_waiting()
         for connector in self._ctx.connectors.values():
-            amps, source = self._limit_now(connector)
+            found = limit_at(self._stack(connector), self._ctx.now.utc, _tx_start(connector),
+                             "A", _electrical(connector))
+            amps, source = self._limit_now(connector, found)
             connector.limit_amps, connector.limit_source = amps, source
+            # What agent/core/phases.py decides the phases from: the period's numberPhases,
+            # and the profile's limit in W when the profile in force is in W.
+            connector.limit_phases = found.number_phases if found is not None else None
+            connector.limit_watts = found.watts if found is not None else None
         self._arm()
 
-    def _limit_now(self, connector: Connector) -> tuple[float, str]:
+    def _limit_now(self, connector: Connector, found: Limit | None) -> tuple[float, str]:
         candidates = [(connector.max_current, "hardware")]
-        found = limit_at(self._stack(connector), self._ctx.now.utc, _tx_start(connector),
-                         "A", _electrical(connector))
         if found is not None:
             candidates.append((found.value, found.source))
         if connector.local_limit is not None:
