@@ -15,10 +15,10 @@ from agent.core import events as ev
 from agent.core.connector import (
     Connector,
     contactor_wanted,
-    paused,
     lock_wanted,
     offer_withdrawn,
     offered_current,
+    paused,
 )
 from agent.core.context import Context
 from agent.core.types import ErrorCode
