@@ -30,9 +30,10 @@ from agent.api.preauth import PreAuthorization
 from agent.api.server import AgentViews, Api, ApiServer, session_view
 from agent.api.service import SessionService
 from agent.api.webhooks import Webhooks
-from agent.config import Config
+from agent.config import Config, ConnectorConfig
 from agent.core import effects as fx
 from agent.core import events as ev
+from agent.core.context import PhaseSwitchSpec
 from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
@@ -81,18 +82,25 @@ def station_config(config: Config) -> StationConfig:
         serial_number=config.charger.serial_number,
         firmware_version=config.charger.firmware_version or __version__,
         connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None,
-                                       voltage=c.voltage, phases=c.phases)
+                                       voltage=c.voltage, phases=c.phases,
+                                       phase_switch=_phase_switch(c))
                          for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,
     )
 
 
+def _phase_switch(c: ConnectorConfig) -> PhaseSwitchSpec | None:
+    k = c.phase_switch
+    return None if k is None else PhaseSwitchSpec(k.default_phases, k.settle, k.min_interval)
+
+
 def settings_from(config: Config, store: Store | None = None) -> Settings:
     """The file's seeds, overridden by the values the CSMS set (kept in ``store``)."""
     seeds = {"WebSocketPingInterval": str(config.csms.ping_interval),
              **config.ocpp.configuration_keys()}
-    settings = Settings(core_keys(len(config.connectors)), seeds)
+    relay = any(c.phase_switch is not None for c in config.connectors)
+    settings = Settings(core_keys(len(config.connectors), relay), seeds)
     for name, value in (store.settings() if store is not None else {}).items():
         try:
             if settings.is_readonly(name):

@@ -46,6 +46,7 @@ __all__ = [
     "LogConfig",
     "MeterConfig",
     "OcppConfig",
+    "PhaseSwitchConfig",
     "PilotConfig",
     "RcdConfig",
     "ReaderConfig",
@@ -199,6 +200,17 @@ class LockConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PhaseSwitchConfig:
+    pin: int
+    active_high: bool
+    feedback_pin: int | None
+    feedback_active_high: bool
+    default_phases: int
+    settle: float
+    min_interval: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class RcdConfig:
     pin: int
     active_high: bool
@@ -225,6 +237,7 @@ class ConnectorConfig:
     meter: MeterConfig
     lock: LockConfig | None  # None: a fixed cable
     rcd: RcdConfig | None
+    phase_switch: PhaseSwitchConfig | None = None  # None: no 1<->3 phase relay
     evse_id: str | None = None
 
 
@@ -718,8 +731,26 @@ _RCD = Table("rcd", RcdConfig, optional=True, keys=(
     Key("active_high", bool, "true when a high level means tripped", default=True),
 ))
 
+_PHASE_SWITCH = Table("phase_switch", PhaseSwitchConfig, optional=True, keys=(
+    Key("pin", int, "GPIO of the relay that connects L2 and L3 (energized: three phases, "
+        "released: one); leave the table out without one. The charger switches only with "
+        "the EV paused and the contactor open (docs/smart-charging.md)",
+        span=(0, 27), unit=_BCM),
+    Key("active_high", bool, "true when a high level energizes the relay", default=True),
+    Key("feedback_pin", int, "GPIO reading the relay's auxiliary contact; unset = none",
+        default=None, span=(0, 27), unit=_BCM),
+    Key("feedback_active_high", bool, "true when a high level means L2 and L3 connected",
+        default=True),
+    Key("default_phases", int, "phases at start-up and when nothing asks for fewer",
+        default=3, choices=(1, 3)),
+    Key("settle", float, "pause between the relay moving and the EV being offered current "
+        "again", default=5.0, span=(1, 120), unit=_SECONDS),
+    Key("min_interval", float, "least time between the starts of two switches, to spare the "
+        "contactor and the EV", default=300.0, span=(10, 86400), unit=_SECONDS),
+))
+
 _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors",
-                   tables=(_CONTACTOR, _PILOT, _METER, _LOCK, _RCD), keys=(
+                   tables=(_CONTACTOR, _PILOT, _METER, _LOCK, _RCD, _PHASE_SWITCH), keys=(
     Key("id", int, "OCPP connector id; connectors are numbered 1..N in file order",
         span=(1, 8)),
     Key("max_current", int, "most current the connector may offer (cable, breaker)",
@@ -1168,13 +1199,14 @@ _PIN_KEYS: Final = {
     "contactor": ("pin", "feedback_pin"),
     "lock": ("pin", "unlock_pin", "feedback_pin"),
     "rcd": ("pin",),
+    "phase_switch": ("pin", "feedback_pin"),
     "indicator": ("led_pin", "red_pin", "green_pin", "blue_pin", "buzzer_pin"),
 }
 
 
 def _pin_uses(values: Values) -> list[tuple[str, Values, str]]:
     """``(path, table values, key)`` of every GPIO key, connectors first, then the station's."""
-    tables = _device_uses(values["connectors"], "contactor", "lock", "rcd")
+    tables = _device_uses(values["connectors"], "contactor", "lock", "rcd", "phase_switch")
     tables += [(name, values[name]) for name in ("rcd", "indicator")
                if isinstance(values.get(name), dict)]
     return [(path, table, key) for path, table in tables
@@ -1238,6 +1270,14 @@ def _check_thresholds(path: str, pilot: Values, problems: _Problems) -> None:
     if hysteresis is not None and not hysteresis < gap / 2:
         problems.add(f"{path}.hysteresis", f"{_show(hysteresis)} is too large; allowed below "
                      f"half the smallest threshold gap ({_number(gap / 2)} V)")
+
+
+def _check_phase_switches(connectors: list[Values], problems: _Problems) -> None:
+    """A phase relay switches L2 and L3: the connector must have them."""
+    for number, connector in enumerate(connectors, 1):
+        if isinstance(connector.get("phase_switch"), dict) and connector.get("phases") == 1:
+            problems.add(f"connector[{number}].phase_switch", "a phase switch needs a "
+                         "connector wired for 3 phases (phases = 3)")
 
 
 def _check_locks(connectors: list[Values], problems: _Problems) -> None:
@@ -1308,6 +1348,7 @@ def _check_across(values: Values, problems: _Problems) -> None:
     _check_pins(values, problems)
     _check_pilots(connectors, problems)
     _check_locks(connectors, problems)
+    _check_phase_switches(connectors, problems)
     _check_indicator(values.get("indicator"), problems)
     _check_modbus_addresses(connectors, problems)
     _check_serial_ports(values, problems)

@@ -27,7 +27,14 @@ from agent.persistence import MemoryPersistence, Persistence
 from agent.supervision import MeterHealth
 from hal.errors import DeviceError
 from hal.interlock import SafetyInterlock
-from hal.roles import ConnectorLock, ControlPilot, EnergyMeter, PilotState, TokenReader
+from hal.roles import (
+    ConnectorLock,
+    ControlPilot,
+    EnergyMeter,
+    PhaseSwitch,
+    PilotState,
+    TokenReader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ class ConnectorHardware:
     meter: EnergyMeter
     lock: ConnectorLock | None = None
     offer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    phase_switch: PhaseSwitch | None = None
 
 
 class Runtime:
@@ -153,6 +161,8 @@ class Runtime:
                     log.info("connector %s: close refused by the interlock", cid)
             case fx.SetOfferedCurrent(connector_id=cid, amps=amps):
                 self._spawn(self._set_offer(cid, amps))
+            case fx.SetPhases(connector_id=cid, phases=phases):
+                self._set_phases(cid, phases)
             case fx.SetLock(connector_id=cid, locked=locked):
                 task = asyncio.ensure_future(self._move_lock(cid, locked))
                 self._lock_moves[cid] = task
@@ -224,6 +234,18 @@ class Runtime:
     def _fire(self, name: str) -> None:
         self._timers.pop(name, None)
         self._handle(ev.TimerFired(name))
+
+    def _set_phases(self, cid: int, phases: int) -> None:
+        """The phase relay moves now (a GPIO write); the core asks only with the contactor
+        open and the EV paused."""
+        relay = self.hardware[cid].phase_switch
+        if relay is None:
+            log.error("connector %s: no phase switch to set to %s phases", cid, phases)
+            return
+        try:
+            relay.set_phases(phases)
+        except Exception as error:  # a released driver at shutdown
+            log.error("connector %s: cannot switch to %s phases: %s", cid, phases, error)
 
     async def _set_offer(self, cid: int, amps: float) -> None:
         hw = self.hardware[cid]
