@@ -116,6 +116,12 @@ class Runtime:
             # core goes back to the list it had.
             self._handle(ev.LocalListNotSaved())
             return msg.StatusResult("Failed")
+        if (isinstance(request, msg.CsmsSetChargingProfile)
+                and any(isinstance(e, fx.SaveChargingProfiles) for e in self._unsaved)):
+            # The profile would not survive a restart: the core takes it back and the CSMS
+            # hears Rejected (1.6 has no "Failed" for SetChargingProfile).
+            self._handle(ev.ChargingProfilesNotSaved())
+            return msg.StatusResult("Rejected")
         return replies[0]
 
     def send(self, ref: str, req: msg.OutboundReq) -> None:

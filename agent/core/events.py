@@ -111,6 +111,12 @@ class LocalListNotSaved:
 
 
 @dataclass(frozen=True)
+class ChargingProfilesNotSaved:
+    """The profiles after the SetChargingProfile just handled could not be stored: the
+    charger takes the profile back (it would not survive a restart) and answers Rejected."""
+
+
+@dataclass(frozen=True)
 class StartRequested:
     """A local client (the sessions API) asks to charge ``id_tag`` on ``connector_id``: the
     token is authorized as a card would be (the CSMS, the cache, the offline rules)."""
@@ -164,6 +170,7 @@ Event = (
     | CallFailed
     | CsmsCommand
     | LocalListNotSaved
+    | ChargingProfilesNotSaved
     | StartRequested
     | LocalLimitSet
     | LocalPhasesSet

@@ -59,6 +59,7 @@ class SmartCharging:
         self._tx_seen: dict[int, int | None] = {}  # connector -> tx_ref at the last reconcile
         # A remote start's TxProfile, by connector, until its transaction begins (or a deadline)
         self._waiting: dict[int, tuple[ChargingProfile, float]] = {}
+        self._before_set: dict[int, ChargingProfile] = {}  # what ChargingProfilesNotSaved restores
 
     def restore(self, profiles: list[ChargingProfile]) -> None:
         """The profiles kept across restarts; before the Started event."""
@@ -87,9 +88,16 @@ class SmartCharging:
                      profile.purpose, refusal)
             return msg.StatusResult("Rejected")
         kept[profile.profile_id] = profile
-        self._profiles = kept
+        self._before_set, self._profiles = self._profiles, kept
         self._save()
         return msg.StatusResult("Accepted")
+
+    def on_not_saved(self, event: ev.ChargingProfilesNotSaved) -> None:
+        """The store refused the profiles after a SetChargingProfile: the profile is taken
+        back (the runtime answers Rejected), so the charger never applies a profile that a
+        restart would lose while the CSMS believes it installed."""
+        self._profiles = self._before_set
+        self._version += 1
 
     def _refusal(self, profile: ChargingProfile) -> str | None:
         """Why the profile cannot be installed; None when it can."""

@@ -155,6 +155,7 @@ class Station:
             ev.CallFailed: self._on_call_failed,
             ev.CsmsCommand: self._on_command,
             ev.LocalListNotSaved: self.authorizer.on_list_not_saved,
+            ev.ChargingProfilesNotSaved: self.smart_charging.on_not_saved,
             ev.ShutdownRequested: self._on_shutdown,
             ev.StartRequested: self.authorizer.on_start_requested,
             ev.LocalLimitSet: self.smart_charging.on_local_limit,

@@ -341,3 +341,13 @@ def test_composite_of_the_charger() -> None:
     set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20), (30, 40)], connector=0))
     set_profile(h, profile(2, "TxDefaultProfile", [(0, 6)], connector=0))
     assert limits(composite(h, 60, cid=0)) == [(0, 20), (30, 32)]
+
+
+def test_a_profile_the_store_refused_is_taken_back() -> None:
+    h = charging()
+    assert set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)])) == "Accepted"
+    assert set_profile(h, profile(2, "TxDefaultProfile", [(0, 8)], stack=1)) == "Accepted"
+    assert h.station.connectors[1].limit_amps == 8
+    h.feed(ev.ChargingProfilesNotSaved())  # the runtime's word: the save failed
+    assert [p.profile_id for p in h.station.smart_charging.profiles] == [1]
+    assert h.station.connectors[1].limit_amps == 10
