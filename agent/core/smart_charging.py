@@ -36,6 +36,7 @@ from agent.core.schedule import (
     anchored,
     composite,
     limit_at,
+    min_charging_rate,
     next_change,
 )
 from agent.core.settings import Settings
@@ -152,8 +153,9 @@ class SmartCharging:
         ceiling = electrical.convert(amps, "A", unit, None)
         periods = composite(stack, start, request.duration, tx_start or start, unit,
                             electrical, ceiling)
+        rate = min_charging_rate(stack, start, tx_start or start, unit, electrical)
         return msg.CompositeScheduleResult("Accepted", cid, start, request.duration, unit,
-                                           periods)
+                                           periods, rate)
 
     def _composite_inputs(self, cid: int) -> tuple[list[ChargingProfile], datetime | None,
                                                    float, Electrical]:

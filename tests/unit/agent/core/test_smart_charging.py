@@ -351,3 +351,19 @@ def test_a_profile_the_store_refused_is_taken_back() -> None:
     h.feed(ev.ChargingProfilesNotSaved())  # the runtime's word: the save failed
     assert [p.profile_id for p in h.station.smart_charging.profiles] == [1]
     assert h.station.connectors[1].limit_amps == 10
+
+
+def test_min_charging_rate_is_carried_into_the_composite_and_not_acted_on() -> None:
+    h = charging()
+    schedule = ChargingSchedule("A", (SchedulePeriod(0, 10),), min_charging_rate=8.0)
+    set_profile(h, ChargingProfile(1, 1, 0, "TxDefaultProfile", "Absolute", schedule))
+    assert composite(h).min_charging_rate == 8.0
+    assert composite(h, unit="W").min_charging_rate == 8.0 * 230 * 3
+    h.advance(10)  # one offer change per 5 s
+    assert h.station.connectors[1].offered == 10  # the offer is the limit, as without it
+    low = ChargingSchedule("A", (SchedulePeriod(0, 7),), min_charging_rate=8.0)
+    set_profile(h, ChargingProfile(1, 1, 0, "TxDefaultProfile", "Absolute", low))
+    h.advance(10)
+    assert h.station.connectors[1].offered == 7  # below minChargingRate: still offered
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    assert composite(h).min_charging_rate is None
