@@ -141,7 +141,7 @@ START_BODY: dict[str, Any] = {
 PHASES_BODY: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["phases"],
     "properties": {
-        "phases": {"type": "integer", "enum": [1, 3]},
+        "phases": {"type": "integer", "minimum": 1, "maximum": 3},  # 1 or 3: local_limit
         "source": {"type": "string", "minLength": 1, "maxLength": 32},
     },
 }

@@ -10,17 +10,18 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
-from evsim.site import SimSite, SiteOptions
+from evsim.site import SimSite, SiteOptions, free_port
 from tests.integration.conformance.helpers import booted, charging, status
 from tests.integration.conformance.test_smart_charging import install, profile
 from tests.integration.conftest import Bench, RunningAgent
+from tests.integration.test_sessions_api import READ, Client, api_toml
 
 MIN_INTERVAL = 20  # s, the shortest the configuration allows is 10
 
 
 @pytest.fixture
 def site_options() -> SiteOptions:
-    return SiteOptions(sample_interval=1,
+    return SiteOptions(sample_interval=1, extra_toml=api_toml(free_port()),
                        phase_switch=f"settle = 2\nmin_interval = {MIN_INTERVAL}")
 
 
@@ -66,3 +67,23 @@ async def test_a_power_limit_for_one_phase_switches_and_a_higher_one_switches_ba
     assert site.csms.transactions[transaction_id].meter_stop is None
     statuses = [s for cid, s, _ in site.csms.statuses if cid == 1]
     assert statuses.count("SuspendedEVSE") >= 2  # paused for each switch
+
+
+async def test_a_local_request_through_the_api_switches_to_one_phase(
+    site: SimSite, bench: Bench, agent: RunningAgent
+) -> None:
+    api = Client(agent)
+    await booted(site)
+    transaction_id = await charging(site, bench)
+    await bench.until_connector(on_phases(3, 16), within=15, what="16 A on 3 phases")
+    code, _ = await api.call("PUT", "/api/v1/connectors/1/phases", body={"phases": 2})
+    assert code == 400
+    code, view = await api.call("PUT", "/api/v1/connectors/1/phases",
+                                body={"phases": 1, "source": "hems"})
+    assert code == 200 and view["phase_request"] == {"phases": 1, "source": "hems"}
+    assert view["phase_switching"] is True
+    await bench.until_connector(on_phases(1, 16), within=30, what="16 A on L1 only")
+    code, listed = await api.call("GET", "/api/v1/connectors", token=READ)
+    (one,) = listed["connectors"]
+    assert (one["phases"], one["phase_switching"], one["status"]) == (1, False, "Charging")
+    assert site.csms.transactions[transaction_id].meter_stop is None
