@@ -11,7 +11,7 @@ import pytest
 from ocpp.v16 import call
 
 from evsim.site import SimSite, SiteOptions, free_port
-from tests.integration.conformance.helpers import booted, charging, status
+from tests.integration.conformance.helpers import booted, charging, status, until
 from tests.integration.conformance.test_smart_charging import install, profile
 from tests.integration.conftest import Bench, RunningAgent
 from tests.integration.test_sessions_api import READ, Client, api_toml
@@ -52,6 +52,9 @@ async def test_a_power_limit_for_one_phase_switches_and_a_higher_one_switches_ba
     await status(site, "Charging", within=15)
     station = agent.runtime.station
     assert station.connectors[1].active_phases == 1
+    relay = agent.runtime.hardware[1].phase_switch
+    assert relay is not None
+    await until(lambda: relay.feedback_phases == 1)  # the world's auxiliary contact agrees
 
     # 11,000 W: three phases again (15.9 A each), once MIN_INTERVAL has passed.
     assert await install(site, 0, profile(1, "TxDefaultProfile", [(0, 11000)],
