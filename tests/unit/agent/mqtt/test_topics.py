@@ -125,3 +125,9 @@ def test_reconnect_backs_off_with_jitter_up_to_the_maximum() -> None:
     late = [backoff(30) for _ in range(50)]
     assert all(RECONNECT_MAX / 2 <= d <= RECONNECT_MAX for d in late)
     assert len(set(late)) > 1  # jittered
+
+
+def test_the_phases_connected_are_a_state_topic() -> None:
+    state = topics.connector_state(connector(phases=1), None, "x")
+    assert state["phases"] == "1"
+    assert "phases" not in topics.connector_state(connector(), None, "x")
