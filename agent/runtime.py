@@ -244,9 +244,13 @@ class Runtime:
     def _set_phases(self, cid: int, phases: int) -> None:
         """The phase relay moves now (a GPIO write); the core asks only with the contactor
         open and the EV paused."""
-        relay = self.hardware[cid].phase_switch
+        hw = self.hardware[cid]
+        relay = hw.phase_switch
         if relay is None:
             log.error("connector %s: no phase switch to set to %s phases", cid, phases)
+            return
+        if hw.interlock.contactor.commanded_closed:  # never under load, whatever asks
+            log.error("connector %s: phase switch refused: the contactor is closed", cid)
             return
         try:
             relay.set_phases(phases)
