@@ -286,9 +286,9 @@ class Agent:
                                 {cid: hw.interlock.contactor for cid, hw in devices.items()},
                                 {cid: hw.meter for cid, hw in devices.items()},
                                 self.runtime.meter_health,
-                                idle_meter_interval=config.supervision.idle_meter_interval,
-                                phase_relays={cid: hw.phase_switch for cid, hw in devices.items()
-                                              if hw.phase_switch is not None})
+                                idle_meter_interval=config.supervision.idle_meter_interval)
+        supervisor.watch_phase_relays({cid: hw.phase_switch for cid, hw in devices.items()
+                                       if hw.phase_switch is not None})
         self._spawn(supervisor.run(), "supervisor")
         self._status = await self._open_status_server()
         self.api = await self._open_api(self.sessions)

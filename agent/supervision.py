@@ -66,12 +66,11 @@ class Supervisor:
                  meters: dict[int, EnergyMeter], health: dict[int, MeterHealth],
                  interval: float = 0.25, idle_meter_interval: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
-                 retry_interval: float = 1.0,
-                 phase_relays: dict[int, PhaseSwitch] | None = None) -> None:
+                 retry_interval: float = 1.0) -> None:
         self._post = post
+        self._relays: dict[int, PhaseSwitch] = {}  # watch_phase_relays()
+        self._relay_checks: dict[int, ContactorSupervisor] = {}
         self._contactors = contactors
-        self._relays = phase_relays or {}
-        self._relay_checks = {cid: ContactorSupervisor() for cid in self._relays}
         self._meters = meters
         self._health = health
         self._interval = interval
@@ -102,6 +101,11 @@ class Supervisor:
             log.error("connector %s: contactor %s", cid, verdict or "agrees again")
             self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, verdict is not None,
                                       f"contactor {verdict}" if verdict else None))
+
+    def watch_phase_relays(self, relays: dict[int, PhaseSwitch]) -> None:
+        """Also supervise these 1<->3 phase relays' feedback (agent/core/phases.py)."""
+        self._relays = dict(relays)
+        self._relay_checks = {cid: ContactorSupervisor() for cid in relays}
 
     def check_phase_relays(self) -> None:
         """A phase relay whose auxiliary contact disagrees with the command for longer than

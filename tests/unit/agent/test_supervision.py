@@ -93,8 +93,8 @@ def test_a_phase_relay_that_disagrees_with_its_feedback_is_power_switch_failure(
     relay = GpioPhaseSwitch(4, feedback_pin=7, pin_factory=factory)
     posted: list[ev.Event] = []
     now = [0.0]
-    supervisor = Supervisor(posted.append, {}, {}, {}, clock=lambda: now[0],
-                            phase_relays={1: relay})
+    supervisor = Supervisor(posted.append, {}, {}, {}, clock=lambda: now[0])
+    supervisor.watch_phase_relays({1: relay})
     factory.pin(7).drive_high()  # told 3, connects 3
     supervisor.check_phase_relays()
     relay.set_phases(1)  # the relay sticks: its contact still says 3
