@@ -30,10 +30,9 @@ from agent.api.preauth import PreAuthorization
 from agent.api.server import AgentViews, Api, ApiServer, session_view
 from agent.api.service import SessionService
 from agent.api.webhooks import Webhooks
-from agent.config import Config, ConnectorConfig
+from agent.config import Config
 from agent.core import effects as fx
 from agent.core import events as ev
-from agent.core.context import PhaseSwitchSpec
 from agent.core.settings import SettingError, Settings, core_keys
 from agent.core.station import ConnectorConfig as CoreConnector
 from agent.core.station import IdSource, Station, StationConfig
@@ -83,16 +82,11 @@ def station_config(config: Config) -> StationConfig:
         firmware_version=config.charger.firmware_version or __version__,
         connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None,
                                        voltage=c.voltage, phases=c.phases,
-                                       phase_switch=_phase_switch(c))
+                                       phase_switch=c.phase_switch_spec)
                          for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,
     )
-
-
-def _phase_switch(c: ConnectorConfig) -> PhaseSwitchSpec | None:
-    k = c.phase_switch
-    return None if k is None else PhaseSwitchSpec(k.default_phases, k.settle, k.min_interval)
 
 
 def settings_from(config: Config, store: Store | None = None) -> Settings:
@@ -287,9 +281,9 @@ class Agent:
                                 {cid: hw.meter for cid, hw in devices.items()},
                                 self.runtime.meter_health,
                                 idle_meter_interval=config.supervision.idle_meter_interval)
+        self._spawn(supervisor.run(), "supervisor")
         supervisor.watch_phase_relays({cid: hw.phase_switch for cid, hw in devices.items()
                                        if hw.phase_switch is not None})
-        self._spawn(supervisor.run(), "supervisor")
         self._status = await self._open_status_server()
         self.api = await self._open_api(self.sessions)
         if hooks is not None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from agent.core.context import PhaseSwitchSpec
 from agent.core.settings import KeySpec, core_keys
 
 __all__ = [
@@ -209,6 +210,10 @@ class PhaseSwitchConfig:
     settle: float
     min_interval: float
 
+    def spec(self) -> PhaseSwitchSpec:
+        """What the core needs to know of the relay (agent/core/phases.py)."""
+        return PhaseSwitchSpec(self.default_phases, self.settle, self.min_interval)
+
 
 @dataclass(frozen=True, kw_only=True)
 class RcdConfig:
@@ -239,6 +244,11 @@ class ConnectorConfig:
     rcd: RcdConfig | None
     phase_switch: PhaseSwitchConfig | None = None  # None: no 1<->3 phase relay
     evse_id: str | None = None
+
+    @property
+    def phase_switch_spec(self) -> PhaseSwitchSpec | None:
+        """The phase relay as the core knows it (agent/core/phases.py), or None."""
+        return self.phase_switch.spec() if self.phase_switch is not None else None
 
 
 @dataclass(frozen=True, kw_only=True)

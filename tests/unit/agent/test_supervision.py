@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from gpiozero.pins.mock import MockFactory
-
 from agent.config import parse_config
 from agent.core import events as ev
 from agent.core.types import ErrorCode
 from agent.supervision import MeterHealth, Supervisor
 from hal.errors import MeterError
-from hal.phase_switch_gpio import GpioPhaseSwitch
 from hal.roles import MeterReading
 
 STEP = 0.25
@@ -87,24 +84,3 @@ def test_the_interval_is_a_configuration_key_with_a_short_default() -> None:
     text = base + "[supervision]\nidle_meter_interval = 15\n"
     assert parse_config(text).supervision.idle_meter_interval == 15.0
 
-
-def test_a_phase_relay_that_disagrees_with_its_feedback_is_power_switch_failure() -> None:
-    factory = MockFactory()
-    relay = GpioPhaseSwitch(4, feedback_pin=7, pin_factory=factory)
-    posted: list[ev.Event] = []
-    now = [0.0]
-    supervisor = Supervisor(posted.append, {}, {}, {}, clock=lambda: now[0])
-    supervisor.watch_phase_relays({1: relay})
-    factory.pin(7).drive_high()  # told 3, connects 3
-    supervisor.check_phase_relays()
-    relay.set_phases(1)  # the relay sticks: its contact still says 3
-    for step in range(4):
-        now[0] = step * 0.25
-        supervisor.check_phase_relays()
-    assert posted == [ev.DeviceFault(1, ErrorCode.POWER_SWITCH_FAILURE, True,
-                                     "phase relay connects 3 phases, told 1")]
-    factory.pin(7).drive_low()
-    supervisor.check_phase_relays()
-    assert posted[-1] == ev.DeviceFault(1, ErrorCode.POWER_SWITCH_FAILURE, False, None)
-    relay.close()
-    factory.reset()
