@@ -83,4 +83,3 @@ def test_the_interval_is_a_configuration_key_with_a_short_default() -> None:
     assert parse_config(base).supervision.idle_meter_interval == 5.0
     text = base + "[supervision]\nidle_meter_interval = 15\n"
     assert parse_config(text).supervision.idle_meter_interval == 15.0
-
