@@ -79,7 +79,8 @@ def station_config(config: Config) -> StationConfig:
         serial_number=config.charger.serial_number,
         firmware_version=config.charger.firmware_version or __version__,
         connectors=tuple(CoreConnector(c.id, float(c.max_current), has_lock=c.lock is not None,
-                                       voltage=c.voltage, phases=c.phases)
+                                       voltage=c.voltage, phases=c.phases,
+                                       phase_switch=c.phase_switch_spec)
                          for c in config.connectors),
         free_vend_id_tag=free,
         authorize_timeout=config.authorization.authorize_timeout,
@@ -90,7 +91,8 @@ def settings_from(config: Config, store: Store | None = None) -> Settings:
     """The file's seeds, overridden by the values the CSMS set (kept in ``store``)."""
     seeds = {"WebSocketPingInterval": str(config.csms.ping_interval),
              **config.ocpp.configuration_keys()}
-    settings = Settings(core_keys(len(config.connectors)), seeds)
+    relay = any(c.phase_switch is not None for c in config.connectors)
+    settings = Settings(core_keys(len(config.connectors), relay), seeds)
     for name, value in (store.settings() if store is not None else {}).items():
         try:
             if settings.is_readonly(name):
@@ -283,6 +285,8 @@ class Agent:
                                 idle_meter_interval=config.supervision.idle_meter_interval)
         self.runtime.listeners.append(supervisor.on_event)  # a close is checked at once
         self._spawn(supervisor.run(), "supervisor")
+        supervisor.watch_phase_relays({cid: hw.phase_switch for cid, hw in devices.items()
+                                       if hw.phase_switch is not None})
         self._status = await self._open_status_server()
         self.api = await self._open_api(self.sessions)
         if hooks is not None:

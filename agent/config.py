@@ -26,10 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from agent.core.settings import KeySpec, core_keys
+
+if TYPE_CHECKING:  # check-config runs on the standard library alone (the installer's check)
+    from agent.core.context import PhaseSwitchSpec
 
 __all__ = [
     "AuthorizationConfig",
@@ -46,6 +49,7 @@ __all__ = [
     "LogConfig",
     "MeterConfig",
     "OcppConfig",
+    "PhaseSwitchConfig",
     "PilotConfig",
     "RcdConfig",
     "ReaderConfig",
@@ -200,6 +204,23 @@ class LockConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PhaseSwitchConfig:
+    pin: int
+    active_high: bool
+    feedback_pin: int | None
+    feedback_active_high: bool
+    default_phases: int
+    settle: float
+    min_interval: float
+
+    def spec(self) -> PhaseSwitchSpec:
+        """What the core needs to know of the relay (agent/core/phases.py)."""
+        from agent.core.context import PhaseSwitchSpec
+
+        return PhaseSwitchSpec(self.default_phases, self.settle, self.min_interval)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RcdConfig:
     pin: int
     active_high: bool
@@ -232,7 +253,13 @@ class ConnectorConfig:
     meter: MeterConfig
     lock: LockConfig | None  # None: a fixed cable
     rcd: RcdConfig | None
+    phase_switch: PhaseSwitchConfig | None = None  # None: no 1<->3 phase relay
     evse_id: str | None = None
+
+    @property
+    def phase_switch_spec(self) -> PhaseSwitchSpec | None:
+        """The phase relay as the core knows it (agent/core/phases.py), or None."""
+        return self.phase_switch.spec() if self.phase_switch is not None else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -733,8 +760,26 @@ _TAMPER = Table("tamper", TamperConfig, optional=True, keys=(
         default=True),
 ))
 
+_PHASE_SWITCH = Table("phase_switch", PhaseSwitchConfig, optional=True, keys=(
+    Key("pin", int, "GPIO of the relay that connects L2 and L3 (energized: three phases, "
+        "released: one); leave the table out without one. The charger switches only with "
+        "the EV paused and the contactor open (docs/smart-charging.md)",
+        span=(0, 27), unit=_BCM),
+    Key("active_high", bool, "true when a high level energizes the relay", default=True),
+    Key("feedback_pin", int, "GPIO reading the relay's auxiliary contact; unset = none",
+        default=None, span=(0, 27), unit=_BCM),
+    Key("feedback_active_high", bool, "true when a high level means L2 and L3 connected",
+        default=True),
+    Key("default_phases", int, "phases at start-up and when nothing asks for fewer",
+        default=3, choices=(1, 3)),
+    Key("settle", float, "pause between the relay moving and the EV being offered current "
+        "again", default=5.0, span=(1, 120), unit=_SECONDS),
+    Key("min_interval", float, "least time between the starts of two switches, to spare the "
+        "contactor and the EV", default=300.0, span=(10, 86400), unit=_SECONDS),
+))
+
 _CONNECTOR = Table("connector", ConnectorConfig, count=(1, 8), attr="connectors",
-                   tables=(_CONTACTOR, _PILOT, _METER, _LOCK, _RCD), keys=(
+                   tables=(_CONTACTOR, _PILOT, _METER, _LOCK, _RCD, _PHASE_SWITCH), keys=(
     Key("id", int, "OCPP connector id; connectors are numbered 1..N in file order",
         span=(1, 8)),
     Key("max_current", int, "most current the connector may offer (cable, breaker)",
@@ -1184,13 +1229,14 @@ _PIN_KEYS: Final = {
     "lock": ("pin", "unlock_pin", "feedback_pin"),
     "rcd": ("pin",),
     "tamper": ("pin",),
+    "phase_switch": ("pin", "feedback_pin"),
     "indicator": ("led_pin", "red_pin", "green_pin", "blue_pin", "buzzer_pin"),
 }
 
 
 def _pin_uses(values: Values) -> list[tuple[str, Values, str]]:
     """``(path, table values, key)`` of every GPIO key, connectors first, then the station's."""
-    tables = _device_uses(values["connectors"], "contactor", "lock", "rcd")
+    tables = _device_uses(values["connectors"], "contactor", "lock", "rcd", "phase_switch")
     tables += [(name, values[name]) for name in ("rcd", "indicator", "tamper")
                if isinstance(values.get(name), dict)]
     return [(path, table, key) for path, table in tables
@@ -1254,6 +1300,14 @@ def _check_thresholds(path: str, pilot: Values, problems: _Problems) -> None:
     if hysteresis is not None and not hysteresis < gap / 2:
         problems.add(f"{path}.hysteresis", f"{_show(hysteresis)} is too large; allowed below "
                      f"half the smallest threshold gap ({_number(gap / 2)} V)")
+
+
+def _check_phase_switches(connectors: list[Values], problems: _Problems) -> None:
+    """A phase relay switches L2 and L3: the connector must have them."""
+    for number, connector in enumerate(connectors, 1):
+        if isinstance(connector.get("phase_switch"), dict) and connector.get("phases") == 1:
+            problems.add(f"connector[{number}].phase_switch", "a phase switch needs a "
+                         "connector wired for 3 phases (phases = 3)")
 
 
 def _check_locks(connectors: list[Values], problems: _Problems) -> None:
@@ -1324,6 +1378,7 @@ def _check_across(values: Values, problems: _Problems) -> None:
     _check_pins(values, problems)
     _check_pilots(connectors, problems)
     _check_locks(connectors, problems)
+    _check_phase_switches(connectors, problems)
     _check_indicator(values.get("indicator"), problems)
     _check_modbus_addresses(connectors, problems)
     _check_serial_ports(values, problems)

@@ -23,7 +23,14 @@ from agent.core.types import ErrorCode
 from agent.runtime import ConnectorHardware
 from hal.errors import DeviceError
 from hal.interlock import SafetyInterlock
-from hal.roles import ConnectorLock, ControlPilot, EnergyMeter, Indicator, TokenReader
+from hal.roles import (
+    ConnectorLock,
+    ControlPilot,
+    EnergyMeter,
+    Indicator,
+    PhaseSwitch,
+    TokenReader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +89,8 @@ class Hardware:
         interlock = SafetyInterlock(contactor)
         if c.rcd is not None:
             self._watch_rcd(c.rcd, c.id, [interlock])
-        return ConnectorHardware(interlock, self.pilot(c), self.meter(c), self.lock(c))
+        return ConnectorHardware(interlock, self.pilot(c), self.meter(c), self.lock(c),
+                                 phase_switch=self.phase_switch(c))
 
     def connectors(self) -> dict[int, ConnectorHardware]:
         built = {c.id: self.connector(c) for c in self._config.connectors}
@@ -147,6 +155,20 @@ class Hardware:
                                  timeout_s=k.timeout, pin_factory=self.pin_factory)
         self._closables.append(lock)
         return lock
+
+    def phase_switch(self, c: ConnectorConfig) -> PhaseSwitch | None:
+        """The connector's 1<->3 phase relay, or None; it starts in its default phases."""
+        if c.phase_switch is None:
+            return None
+        from hal.phase_switch_gpio import GpioPhaseSwitch
+
+        k = c.phase_switch
+        relay = GpioPhaseSwitch(k.pin, active_high=k.active_high,
+                                default_phases=k.default_phases, feedback_pin=k.feedback_pin,
+                                feedback_active_high=k.feedback_active_high,
+                                pin_factory=self.pin_factory)
+        self._closables.append(relay)
+        return relay
 
     def indicator(self) -> Indicator | None:
         """The LEDs/buzzer of ``[indicator]``, or None."""

@@ -43,15 +43,35 @@ def set_local_limit(runtime: Runtime, connector_id: int, amps: float | None,
     return limit_view(runtime.station, connector_id)
 
 
+def set_phases(runtime: Runtime, connector_id: int, phases: int | None,
+               source: str) -> dict[str, Any]:
+    """Ask the connector's phase relay for ``phases`` (1 or 3; None: the charger decides);
+    the switch follows its safety sequence (docs/smart-charging.md). Raises LimitError for
+    an unknown connector, one without a phase switch, or a bad value."""
+    check(connector_id, None, source, runtime.station)
+    if phases not in (1, 3, None):
+        raise LimitError(f"phases must be 1 or 3, got {phases}")
+    if not runtime.station.connectors[connector_id].phase_switch:
+        raise LimitError(f"connector {connector_id} has no phase switch")
+    runtime.deliver(ev.LocalPhasesSet(connector_id, phases, source))
+    return limit_view(runtime.station, connector_id)
+
+
 def limit_view(station: Station, connector_id: int) -> dict[str, Any]:
-    """What limits the connector now: the offer on the pilot, the limit and its source."""
+    """What limits the connector now: the offer on the pilot, the limit and its source, and
+    the phases its relay connects (``phase_switching`` while a switch is under way)."""
     connector = station.connectors[connector_id]
     local = connector.local_limit
+    request = connector.phase_request
     return {
         "offered_current": connector.offered,
         "limit_amps": connector.limit_amps,
         "limit_source": connector.limit_source,
         "local_limit": None if local is None else {"amps": local[0], "source": local[1]},
+        "phases": connector.active_phases,
+        "phase_switching": connector.switching_phases,
+        "phase_request": None if request is None else {"phases": request[0],
+                                                       "source": request[1]},
     }
 
 

@@ -27,7 +27,14 @@ from agent.persistence import MemoryPersistence, Persistence
 from agent.supervision import MeterHealth
 from hal.errors import DeviceError
 from hal.interlock import SafetyInterlock
-from hal.roles import ConnectorLock, ControlPilot, EnergyMeter, PilotState, TokenReader
+from hal.roles import (
+    ConnectorLock,
+    ControlPilot,
+    EnergyMeter,
+    PhaseSwitch,
+    PilotState,
+    TokenReader,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ class ConnectorHardware:
     meter: EnergyMeter
     lock: ConnectorLock | None = None
     offer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    phase_switch: PhaseSwitch | None = None
 
 
 class Runtime:
@@ -110,6 +118,12 @@ class Runtime:
             # core goes back to the list it had.
             self._handle(ev.LocalListNotSaved())
             return msg.StatusResult("Failed")
+        if (isinstance(request, msg.CsmsSetChargingProfile)
+                and any(isinstance(e, fx.SaveChargingProfiles) for e in self._unsaved)):
+            # The profile would not survive a restart: the core takes it back and the CSMS
+            # hears Rejected (1.6 has no "Failed" for SetChargingProfile).
+            self._handle(ev.ChargingProfilesNotSaved())
+            return msg.StatusResult("Rejected")
         return replies[0]
 
     def send(self, ref: str, req: msg.OutboundReq) -> None:
@@ -157,6 +171,8 @@ class Runtime:
                     self.hardware[cid].interlock.request(False)
             case fx.SetOfferedCurrent(connector_id=cid, amps=amps):
                 self._spawn(self._set_offer(cid, amps))
+            case fx.SetPhases(connector_id=cid, phases=phases):
+                self._set_phases(cid, phases)
             case fx.SetLock(connector_id=cid, locked=locked):
                 task = asyncio.ensure_future(self._move_lock(cid, locked))
                 self._lock_moves[cid] = task
@@ -243,6 +259,23 @@ class Runtime:
                 return
             if not hw.interlock.request(True):
                 log.info("connector %s: close refused by the interlock", cid)
+
+    def _set_phases(self, cid: int, phases: int) -> None:
+        """The phase relay moves now (a GPIO write); the core asks only with the contactor
+        open and the EV paused."""
+        hw = self.hardware[cid]
+        relay = hw.phase_switch
+        if relay is None:
+            log.error("connector %s: no phase switch to set to %s phases", cid, phases)
+            return
+        if hw.interlock.contactor.commanded_closed or self._close_wanted.get(cid):
+            # never under load, whatever asks (nor with a close on its way to the contactor)
+            log.error("connector %s: phase switch refused: the contactor is closed", cid)
+            return
+        try:
+            relay.set_phases(phases)
+        except Exception as error:  # a released driver at shutdown
+            log.error("connector %s: cannot switch to %s phases: %s", cid, phases, error)
 
     async def _set_offer(self, cid: int, amps: float) -> None:
         hw = self.hardware[cid]

@@ -752,10 +752,11 @@ class StorePersistence:
 
     A write that fails is logged as an error and the agent runs on with the value in memory:
     a setting, an availability or a cache entry is not worth stopping the charger for. The
-    local list is the exception: its StoreError is raised, so that the CSMS hears Failed
-    (TC_043_3) and the core keeps the list it had. Reads raise StoreError (they happen at
-    start, where a broken store stops the agent). Each write's outcome goes to ``on_write``
-    (the StoreError, or None), which the composition root points at
+    local list and the charging profiles are the exceptions: their StoreError is raised, so
+    that the CSMS hears Failed (TC_043_3) or Rejected and the core keeps what it had. Reads
+    raise StoreError (they happen at start, where a broken store stops the agent). Each
+    write's outcome goes to ``on_write`` (the StoreError, or None), which the composition
+    root points at
     :meth:`agent.outbox.Outbox.store_written`: a failing store is a fault, whoever writes first.
     """
 
@@ -799,8 +800,15 @@ class StorePersistence:
         return self.store.reservations()
 
     def save_charging_profiles(self, profiles: list[ChargingProfile]) -> None:
+        """Replace every kept profile. Raises StoreError (after reporting it to ``on_write``):
+        a SetChargingProfile whose profile would not survive a restart is Rejected."""
         records = [(p.profile_id, to_json(p)) for p in profiles]
-        self._try(lambda: self.store.replace_charging_profiles(records), "charging profiles")
+        try:
+            self.store.replace_charging_profiles(records)
+        except StoreError as error:
+            self.on_write(error)
+            raise
+        self.on_write(None)
 
     def load_charging_profiles(self) -> list[ChargingProfile]:
         return [from_json(body) for body in self.store.charging_profiles()]

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core.types import ErrorCode
-from hal.contactor_supervisor import ContactorSupervisor
+from hal.contactor_supervisor import WELDED, ContactorSupervisor
 from hal.errors import DeviceError
-from hal.roles import Contactor, EnergyMeter, MeterReading
+from hal.roles import Contactor, EnergyMeter, MeterReading, PhaseSwitch
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class Supervisor:
                  clock: Callable[[], float] = time.monotonic,
                  retry_interval: float = 1.0, idle_interval: float = 1.0) -> None:
         self._post = post
+        self._relays: dict[int, PhaseSwitch] = {}  # watch_phase_relays()
+        self._relay_checks: dict[int, ContactorSupervisor] = {}
         self._contactors = contactors
         self._meters = meters
         self._health = health
@@ -90,6 +92,7 @@ class Supervisor:
         next_meter_check = self._clock()
         while True:
             self.check_contactors()
+            self.check_phase_relays()
             if self._clock() >= next_meter_check:
                 await self.check_meters()
                 troubled = any(health.troubled for health in self._health.values())
@@ -120,6 +123,29 @@ class Supervisor:
             log.error("connector %s: contactor %s", cid, verdict or "agrees again")
             self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, verdict is not None,
                                       f"contactor {verdict}" if verdict else None))
+
+    def watch_phase_relays(self, relays: dict[int, PhaseSwitch]) -> None:
+        """Also supervise these 1<->3 phase relays' feedback (agent/core/phases.py)."""
+        self._relays = dict(relays)
+        self._relay_checks = {cid: ContactorSupervisor() for cid in relays}
+
+    def check_phase_relays(self) -> None:
+        """A phase relay whose auxiliary contact disagrees with the command for longer than
+        the settle time is PowerSwitchFailure: the connector is Faulted, its contactor stays
+        open, and the core moves the relay no more (agent/core/phases.py)."""
+        now = self._clock()
+        for cid, relay in self._relays.items():
+            feedback = relay.feedback_phases
+            verdict = self._relay_checks[cid].check(
+                relay.phases == 3, None if feedback is None else feedback == 3, now)
+            if verdict is False:
+                continue
+            info = None if verdict is None else (
+                "phase relay connects 3 phases, told 1" if verdict == WELDED
+                else "phase relay connects 1 phase, told 3")
+            log.error("connector %s: %s", cid, info or "phase relay agrees again")
+            self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, verdict is not None,
+                                      info))
 
     async def check_meters(self) -> None:
         for cid, meter in self._meters.items():

@@ -80,6 +80,26 @@ class Contactor(Protocol):
 
 
 @runtime_checkable
+class PhaseSwitch(Protocol):
+    """A relay that connects L2 and L3 of a connector (1<->3 phase switching). The caller
+    switches it only with the contactor open and the EV paused."""
+
+    def set_phases(self, phases: int) -> None:
+        """Connect 1 or 3 phases."""
+
+    @property
+    def phases(self) -> int:
+        """What the relay was last told."""
+
+    @property
+    def feedback_phases(self) -> int | None:
+        """What the auxiliary contact says, or None when no feedback input is wired."""
+
+    def close(self) -> None:
+        """Release the pins. Idempotent."""
+
+
+@runtime_checkable
 class ControlPilot(Protocol):
     """The control pilot of one connector: EV state in, offered current out."""
 

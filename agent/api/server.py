@@ -138,6 +138,14 @@ START_BODY: dict[str, Any] = {
 }
 
 
+PHASES_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["phases"],
+    "properties": {
+        "phases": {"type": "integer", "minimum": 1, "maximum": 3},  # 1 or 3: local_limit
+        "source": {"type": "string", "minLength": 1, "maxLength": 32},
+    },
+}
+
 LIMIT_BODY: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["amps"],
     "properties": {
@@ -419,12 +427,28 @@ class Api:
     async def resume(self, request: web.Request) -> web.Response:
         return self._limit(request, None, request.query.get("source", "api"))
 
+    async def set_phases(self, request: web.Request) -> web.Response:
+        body = await _json(request, PHASES_BODY)
+        phases = int(body["phases"])
+        return self._connector_change(request, lambda cid: self.service.set_phases(
+            cid, phases, body.get("source", "api")))
+
+    async def clear_phases(self, request: web.Request) -> web.Response:
+        source = request.query.get("source", "api")
+        return self._connector_change(request, lambda cid: self.service.set_phases(
+            cid, None, source))
+
     def _limit(self, request: web.Request, amps: float | None, source: str) -> web.Response:
+        return self._connector_change(request, lambda cid: self.service.set_local_limit(
+            cid, amps, source))
+
+    def _connector_change(self, request: web.Request,
+                          change: Callable[[int], dict[str, Any]]) -> web.Response:
         text = request.match_info["connector_id"]
         if not text.isdigit() or int(text) not in {c["id"] for c in self.service.connectors()}:
             return problem(404, "Connector not found")
         try:
-            view = self.service.set_local_limit(int(text), amps, source)
+            view = change(int(text))
         except LimitError as error:
             raise BadRequest(str(error)) from None
         return web.json_response({"id": int(text), **view})
@@ -472,6 +496,12 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/api/v1/connectors/{connector_id}/limit", "control", Api.set_limit,
           "Set the local current limit (0 pauses; source defaults to api)",
           (200, 400, 401, 403, 404), LIMIT_BODY),
+    Route("PUT", "/api/v1/connectors/{connector_id}/phases", "control", Api.set_phases,
+          "Ask for 1 or 3 phases through the connector's phase relay (the EV is paused "
+          "during the switch; 400 without a relay)", (200, 400, 401, 403, 404), PHASES_BODY),
+    Route("DELETE", "/api/v1/connectors/{connector_id}/phases", "control", Api.clear_phases,
+          "Leave the phases to the charger again", (200, 400, 401, 403, 404),
+          query=("source",)),
     Route("DELETE", "/api/v1/connectors/{connector_id}/limit", "control", Api.clear_limit,
           "Clear the local current limit", (200, 401, 403, 404), query=("source",)),
     Route("POST", "/api/v1/connectors/{connector_id}/pause", "control", Api.pause,

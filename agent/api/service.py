@@ -257,6 +257,15 @@ class SessionService:
                  "cleared" if amps is None else f"{amps:g} A", source)
         return view
 
+    def set_phases(self, connector_id: int, phases: int | None,
+                   source: str) -> dict[str, Any]:
+        """Ask for 1 or 3 phases (None: the charger decides); the connector's view after it.
+        Raises :class:`agent.local_limit.LimitError` for a bad request."""
+        view = local_limit.set_phases(self.runtime, connector_id, phases, source)
+        log.info("phases: connector %s %s by %s", connector_id,
+                 "left to the charger" if phases is None else phases, source)
+        return view
+
     def connectors(self) -> list[dict[str, Any]]:
         station = self.runtime.station
         return [local_limit.connector_view(station, cid) for cid in station.connectors]

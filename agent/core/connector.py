@@ -84,6 +84,16 @@ class Connector:
     limit_source: str = "hardware"
     local_limit: tuple[float, str] | None = None  # (amps, source) from a local client
     offered: float = 0.0  # what the pilot offers now (written by agent/core/outputs.py only)
+    # 1<->3 phase switching (agent/core/phases.py keeps these): a relay that connects L2/L3
+    # is configured; the phases it connects now; a switch under way (the EV is paused, the
+    # contactor stays open); a local client's request (phases, source); the composite
+    # schedule's numberPhases now and the limit in W when a profile in W sets the limit.
+    phase_switch: bool = False
+    active_phases: int = 3
+    switching_phases: bool = False
+    phase_request: tuple[int, str] | None = None
+    limit_phases: int | None = None
+    limit_watts: float | None = None
 
     @property
     def phase(self) -> Phase:
@@ -115,10 +125,16 @@ def limit_pauses(connector: Connector) -> bool:
     return connector.limit_amps is not None and connector.limit_amps < MIN_OFFER
 
 
+def paused(connector: Connector) -> bool:
+    """The charger offers "no charging" while the transaction goes on: a limit below 6 A, or
+    a switch between 1 and 3 phases under way (agent/core/phases.py)."""
+    return limit_pauses(connector) or connector.switching_phases
+
+
 def drawn_phases(connector: Connector) -> int | None:
     """The phases the EV draws on in the last meter sample (current above DRAWING A); 1 on
-    a connector wired for one phase; None when nothing tells."""
-    if connector.phases == 1:
+    a connector wired for one phase or switched to one; None when nothing tells."""
+    if connector.phases == 1 or connector.active_phases == 1:
         return 1
     reading = connector.last_reading
     if reading is None or reading.current_a is None:
@@ -130,10 +146,11 @@ def drawn_phases(connector: Connector) -> int | None:
 def contactor_wanted(connector: Connector) -> bool:
     """The contactor may be closed only for an open, energy-allowed transaction on an
     operative, fault-free connector whose EV asks for power (DESIGN.md, Safety), and, on a
-    socket, once its lock holds the plug; never while a limit pauses the charging."""
+    socket, once its lock holds the plug; never while a limit pauses the charging or the
+    phases are being switched."""
     tx = connector.transaction
     return (
-        not limit_pauses(connector)
+        not paused(connector)
         and (connector.lock_confirmed or not connector.has_lock)
         and connector.phase is Phase.TRANSACTION
         and tx is not None
@@ -154,14 +171,14 @@ def lock_wanted(connector: Connector) -> bool:
 
 
 def offer_withdrawn(connector: Connector) -> bool:
-    """The transaction goes on with the offer at "no charging" (energy not allowed, or a limit
-    below 6 A) while the EV still asks for power: the EV gets a grace period to stop drawing
-    before the contactor opens under load (IEC 61851-1 Table A.6 seq. 10.2)."""
+    """The transaction goes on with the offer at "no charging" (energy not allowed, a limit
+    below 6 A, a phase switch) while the EV still asks for power: the EV gets a grace period
+    to stop drawing before the contactor opens under load (IEC 61851-1 Table A.6 seq. 10.2)."""
     tx = connector.transaction
     return (
         connector.phase is Phase.TRANSACTION
         and tx is not None
-        and (not tx.energy_allowed or limit_pauses(connector))
+        and (not tx.energy_allowed or paused(connector))
         and tx.stopping is None
         and not connector.faulted
         and connector.pilot.wants_energy
@@ -171,10 +188,11 @@ def offer_withdrawn(connector: Connector) -> bool:
 def offered_current(connector: Connector) -> float:
     """What the pilot offers: during a live transaction the limit in force (the connector's
     maximum, a charging profile or a local limit, whichever is lowest), "no charging" (0)
-    below MIN_OFFER; outside a live transaction nothing."""
+    below MIN_OFFER or while the phases are switched; outside a live transaction nothing."""
     tx = connector.transaction
     live = (
-        connector.phase is Phase.TRANSACTION
+        not connector.switching_phases
+        and connector.phase is Phase.TRANSACTION
         and tx is not None
         and tx.energy_allowed
         and tx.stopping is None
@@ -194,7 +212,7 @@ def status_of(connector: Connector, contactor_closed: bool) -> ConnectorStatus:
         return ConnectorStatus.FAULTED
     phase = connector.phase
     if phase is Phase.TRANSACTION:
-        if limit_pauses(connector):
+        if paused(connector):
             return ConnectorStatus.SUSPENDED_EVSE  # the charger offers nothing: paused
         if connector.pilot.wants_energy:
             return ConnectorStatus.CHARGING if contactor_closed else ConnectorStatus.SUSPENDED_EVSE

@@ -26,6 +26,18 @@ class ConnectorConfig:
     has_lock: bool = False  # False: fixed cable (UnlockConnector is NotSupported)
     voltage: float = 230.0  # V per phase: turns a limit in W into A (P = U * I * phases)
     phases: int = 3  # phases wired to the connector (1 or 3)
+    phase_switch: PhaseSwitchSpec | None = None  # a 1<->3 phase relay, if one is wired
+
+
+@dataclass(frozen=True)
+class PhaseSwitchSpec:
+    """A relay that connects L2 and L3 (agent/core/phases.py). ``default`` is what the relay
+    is in at start-up; ``settle`` s pass between the relay moving and the offer returning;
+    no two switches of one connector start less than ``min_interval`` s apart."""
+
+    default: int = 3
+    settle: float = 5.0
+    min_interval: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,10 @@ class Context:
         self.config = config
         self.settings = settings
         self.connectors = {
-            c.connector_id: Connector(c.connector_id, c.max_current, has_lock=c.has_lock,
-                                      voltage=c.voltage, phases=c.phases)
+            c.connector_id: Connector(
+                c.connector_id, c.max_current, has_lock=c.has_lock, voltage=c.voltage,
+                phases=c.phases, phase_switch=c.phase_switch is not None,
+                active_phases=c.phase_switch.default if c.phase_switch else c.phases)
             for c in config.connectors
         }
         self.registration = RegistrationState()

@@ -22,6 +22,15 @@ class SetOfferedCurrent:
 
 
 @dataclass(frozen=True)
+class SetPhases:
+    """Switch the connector's phase relay to ``phases`` (1: L1 only, 3: L1-L3). The core emits
+    it only with the contactor open and the offer at "no charging" (agent/core/phases.py)."""
+
+    connector_id: int
+    phases: int
+
+
+@dataclass(frozen=True)
 class SetLock:
     """Drive the connector lock (``locked`` or open); the outcome comes back as LockMoved.
 
@@ -165,6 +174,7 @@ class AuthorizationDecided:
 Effect = (
     SetContactor
     | SetOfferedCurrent
+    | SetPhases
     | SetLock
     | ReadMeter
     | SaveSetting

@@ -111,6 +111,12 @@ class LocalListNotSaved:
 
 
 @dataclass(frozen=True)
+class ChargingProfilesNotSaved:
+    """The profiles after the SetChargingProfile just handled could not be stored: the
+    charger takes the profile back (it would not survive a restart) and answers Rejected."""
+
+
+@dataclass(frozen=True)
 class StartRequested:
     """A local client (the sessions API) asks to charge ``id_tag`` on ``connector_id``: the
     token is authorized as a card would be (the CSMS, the cache, the offline rules)."""
@@ -126,6 +132,16 @@ class LocalLimitSet:
 
     connector_id: int
     amps: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class LocalPhasesSet:
+    """A local client asks ``connector_id`` to charge on ``phases`` (1 or 3) through its
+    phase relay; None gives the choice back to the charger (docs/smart-charging.md)."""
+
+    connector_id: int
+    phases: int | None
     source: str
 
 
@@ -154,7 +170,9 @@ Event = (
     | CallFailed
     | CsmsCommand
     | LocalListNotSaved
+    | ChargingProfilesNotSaved
     | StartRequested
     | LocalLimitSet
+    | LocalPhasesSet
     | ShutdownRequested
 )

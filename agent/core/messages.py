@@ -323,6 +323,7 @@ class CompositeScheduleResult:
     duration: int = 0
     unit: str = "A"
     periods: tuple[CompositePeriod, ...] = ()
+    min_charging_rate: float | None = None  # of the profile in force at the start
 
 
 @dataclass(frozen=True)

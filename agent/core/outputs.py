@@ -15,10 +15,10 @@ from agent.core import events as ev
 from agent.core.connector import (
     Connector,
     contactor_wanted,
-    limit_pauses,
     lock_wanted,
     offer_withdrawn,
     offered_current,
+    paused,
 )
 from agent.core.context import Context
 from agent.core.types import ErrorCode
@@ -109,7 +109,7 @@ class Outputs:
 
     def _spaced(self, cid: int, connector: Connector) -> None:
         tx = connector.transaction
-        binding = self._offer.get(cid, 0.0) > 0 or limit_pauses(connector)
+        binding = self._offer.get(cid, 0.0) > 0 or paused(connector)
         if tx is None or not binding:
             self._offer_changed.pop(cid, None)
         else:

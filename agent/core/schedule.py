@@ -89,11 +89,13 @@ class Electrical:
 
 @dataclass(frozen=True)
 class Limit:
-    """A limit in force: ``value`` in the unit asked, ``source`` the purpose that set it."""
+    """A limit in force: ``value`` in the unit asked, ``source`` the purpose that set it;
+    ``watts`` the period's own limit when its profile is in W (None for one in A)."""
 
     value: float
     source: str
     number_phases: int | None = None
+    watts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,8 +179,33 @@ def limit_at(profiles: Iterable[ChargingProfile], t: datetime, tx_start: datetim
         value = electrical.convert(period.limit, profile.schedule.unit, unit,
                                    period.number_phases)
         if found is None or value < found.value:
-            found = Limit(value, purpose, period.number_phases)
+            watts = period.limit if profile.schedule.unit == "W" else None
+            found = Limit(value, purpose, period.number_phases, watts)
     return found
+
+
+def min_charging_rate(profiles: Iterable[ChargingProfile], t: datetime,
+                      tx_start: datetime | None, unit: str, electrical: Electrical
+                      ) -> float | None:
+    """The minChargingRate of the profile in force at ``t`` (the transaction's purpose first,
+    then the ChargePointMaxProfile), in ``unit``; None when it gives none.
+
+    OCPP 1.6 section 7.13 (ChargingSchedule.minChargingRate): "Minimum charging rate supported
+    by the EV. [...] This parameter is intended to be used by a local smart charging algorithm
+    to optimize the power allocation for in the case a charging process is inefficient at lower
+    charging rates." It asks nothing of a single connector's offer; the charger reports it back
+    in the composite schedule (GetCompositeSchedule.conf carries a ChargingSchedule)."""
+    stack = list(profiles)
+    tx_purpose = TX if any(p.purpose == TX for p in stack) else TX_DEFAULT
+    for purpose in (tx_purpose, CHARGE_POINT_MAX):
+        winner = _winner(stack, purpose, t, tx_start)
+        if winner is None:
+            continue
+        profile, period = winner
+        rate = profile.schedule.min_charging_rate
+        if rate is not None:
+            return electrical.convert(rate, profile.schedule.unit, unit, period.number_phases)
+    return None
 
 
 def _boundaries(profile: ChargingProfile, lo: datetime, hi: datetime,

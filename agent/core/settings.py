@@ -88,8 +88,9 @@ def render(value: Value) -> str:
     return str(value)
 
 
-def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
-    """Every key the charger reports, with its seed default."""
+def core_keys(number_of_connectors: int, phase_switch: bool = False) -> tuple[KeySpec, ...]:
+    """Every key the charger reports, with its seed default. ``phase_switch``: a connector
+    has a 1<->3 phase relay (ConnectorSwitch3to1PhaseSupported)."""
     measurands = MEASURANDS
     return (
         KeySpec("AllowOfflineTxForUnknownId", bool, False),
@@ -102,7 +103,7 @@ def core_keys(number_of_connectors: int) -> tuple[KeySpec, ...]:
         KeySpec("ClockAlignedDataInterval", int, 0, minimum=0, maximum=86400, unit="s"),
         KeySpec("ConnectionTimeOut", int, 60, minimum=1, maximum=3600, unit="s"),
         KeySpec("ConnectorPhaseRotation", str, "NotApplicable"),
-        KeySpec("ConnectorSwitch3to1PhaseSupported", bool, False, readonly=True),
+        KeySpec("ConnectorSwitch3to1PhaseSupported", bool, phase_switch, readonly=True),
         KeySpec("GetConfigurationMaxKeys", int, 64, readonly=True),
         KeySpec("HeartbeatInterval", int, 300, minimum=0, maximum=86400, unit="s"),
         KeySpec("LocalAuthListEnabled", bool, True),

@@ -32,9 +32,11 @@ from agent.core.schedule import (
     TX,
     ChargingProfile,
     Electrical,
+    Limit,
     anchored,
     composite,
     limit_at,
+    min_charging_rate,
     next_change,
 )
 from agent.core.settings import Settings
@@ -58,6 +60,7 @@ class SmartCharging:
         self._tx_seen: dict[int, int | None] = {}  # connector -> tx_ref at the last reconcile
         # A remote start's TxProfile, by connector, until its transaction begins (or a deadline)
         self._waiting: dict[int, tuple[ChargingProfile, float]] = {}
+        self._before_set: dict[int, ChargingProfile] = {}  # what ChargingProfilesNotSaved restores
 
     def restore(self, profiles: list[ChargingProfile]) -> None:
         """The profiles kept across restarts; before the Started event."""
@@ -86,9 +89,16 @@ class SmartCharging:
                      profile.purpose, refusal)
             return msg.StatusResult("Rejected")
         kept[profile.profile_id] = profile
-        self._profiles = kept
+        self._before_set, self._profiles = self._profiles, kept
         self._save()
         return msg.StatusResult("Accepted")
+
+    def on_not_saved(self, event: ev.ChargingProfilesNotSaved) -> None:
+        """The store refused the profiles after a SetChargingProfile: the profile is taken
+        back (the runtime answers Rejected), so the charger never applies a profile that a
+        restart would lose while the CSMS believes it installed."""
+        self._profiles = self._before_set
+        self._version += 1
 
     def _refusal(self, profile: ChargingProfile) -> str | None:
         """Why the profile cannot be installed; None when it can."""
@@ -143,8 +153,9 @@ class SmartCharging:
         ceiling = electrical.convert(amps, "A", unit, None)
         periods = composite(stack, start, request.duration, tx_start or start, unit,
                             electrical, ceiling)
+        rate = min_charging_rate(stack, start, tx_start or start, unit, electrical)
         return msg.CompositeScheduleResult("Accepted", cid, start, request.duration, unit,
-                                           periods)
+                                           periods, rate)
 
     def _composite_inputs(self, cid: int) -> tuple[list[ChargingProfile], datetime | None,
                                                    float, Electrical]:
@@ -201,14 +212,18 @@ class SmartCharging:
         self._end_tx_profiles()
         self._bind_waiting()
         for connector in self._ctx.connectors.values():
-            amps, source = self._limit_now(connector)
+            found = limit_at(self._stack(connector), self._ctx.now.utc, _tx_start(connector),
+                             "A", _electrical(connector))
+            amps, source = self._limit_now(connector, found)
             connector.limit_amps, connector.limit_source = amps, source
+            # What agent/core/phases.py decides the phases from: the period's numberPhases,
+            # and the profile's limit in W when the profile in force is in W.
+            connector.limit_phases = found.number_phases if found is not None else None
+            connector.limit_watts = found.watts if found is not None else None
         self._arm()
 
-    def _limit_now(self, connector: Connector) -> tuple[float, str]:
+    def _limit_now(self, connector: Connector, found: Limit | None) -> tuple[float, str]:
         candidates = [(connector.max_current, "hardware")]
-        found = limit_at(self._stack(connector), self._ctx.now.utc, _tx_start(connector),
-                         "A", _electrical(connector))
         if found is not None:
             candidates.append((found.value, found.source))
         if connector.local_limit is not None:

@@ -35,6 +35,7 @@ from agent.core.context import (
 from agent.core.faults import Faults
 from agent.core.metering import Metering
 from agent.core.outputs import Outputs
+from agent.core.phases import PhaseSwitching
 from agent.core.pilot import Pilot
 from agent.core.registration import Registration
 from agent.core.remote import RemoteControl
@@ -63,6 +64,7 @@ class Station:
         self.availability = Availability(ctx)
         self.reservations = Reservations(ctx)
         self.smart_charging = SmartCharging(ctx)
+        self.phase_switching = PhaseSwitching(ctx, self.outputs.contactor_closed)
         self.transactions = Transactions(ctx, self.availability, self._remember,
                                          self.reservations.used)
         self.authorizer = Authorizer(ctx, self.transactions, self.availability,
@@ -130,7 +132,9 @@ class Station:
         self._ctx.begin(now)
         self._events[type(event)](event)
         self.smart_charging.reconcile()
+        self.phase_switching.reconcile()
         self.outputs.reconcile()
+        self.phase_switching.after_outputs()
         self.status_report.reconcile()
         return self._ctx.effects()
 
@@ -151,9 +155,11 @@ class Station:
             ev.CallFailed: self._on_call_failed,
             ev.CsmsCommand: self._on_command,
             ev.LocalListNotSaved: self.authorizer.on_list_not_saved,
+            ev.ChargingProfilesNotSaved: self.smart_charging.on_not_saved,
             ev.ShutdownRequested: self._on_shutdown,
             ev.StartRequested: self.authorizer.on_start_requested,
             ev.LocalLimitSet: self.smart_charging.on_local_limit,
+            ev.LocalPhasesSet: self.phase_switching.on_local_request,
         }
 
     def _on_started(self, event: ev.Started) -> None:
@@ -186,6 +192,8 @@ class Station:
             "reservation": self.reservations.on_expiry_timer,
             "schedule": self.smart_charging.on_schedule_timer,
             "offer": self.outputs.on_offer_timer,
+            "phases": self.phase_switching.on_step_timer,
+            "phase_wait": self.phase_switching.on_wait_timer,
         }
 
     def _on_timer(self, event: ev.TimerFired) -> None:

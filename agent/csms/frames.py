@@ -9,11 +9,12 @@ names: :data:`agent.csms.v16_frames.V16` (OCPP-J 1.6 section 4.2.3) and
 
 from __future__ import annotations
 
+import decimal
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import get_validator
@@ -83,14 +84,24 @@ def _check_call(unique_id: str, message: list[Any], codes: ErrorCodes) -> None:
     validator = _validator(message[2], codes.version)
     if validator is None:
         return  # unknown action: answered NotImplemented by the adapter
-    error = _first_error(validator, message[3])
+    payload = message[3]
+    if (codes.version, message[2]) in _DECIMAL_CALLS:
+        # The library loads these schemas with decimals (their multipleOf 0.1 fails on binary
+        # floats) and caches them so: the payload must be decimals too, or a limit such as
+        # 7.5 raises a TypeError in the check (ocpp.messages.validate_payload does the same).
+        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
+    error = _first_error(validator, payload)
     if error is not None:
         raise FrameError(unique_id, _code_for(error, codes), error.message)
 
 
+_DECIMAL_CALLS: Final = {("1.6", "SetChargingProfile"), ("1.6", "RemoteStartTransaction")}
+
+
 def _validator(action: str, version: str) -> Any:
+    parse_float = decimal.Decimal if (version, action) in _DECIMAL_CALLS else float
     try:
-        return get_validator(CALL, action, version)
+        return get_validator(CALL, action, version, parse_float)
     except (OSError, ValueError):
         return None
 

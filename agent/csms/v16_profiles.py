@@ -28,9 +28,10 @@ def profile_from_ocpp(raw: dict[str, Any], connector_id: int) -> ChargingProfile
     periods = tuple(
         SchedulePeriod(int(p["start_period"]), float(p["limit"]), p.get("number_phases"))
         for p in sched["charging_schedule_period"])
+    rate = sched.get("min_charging_rate")  # the library parses decimals as Decimal
     schedule = ChargingSchedule(sched["charging_rate_unit"], periods, sched.get("duration"),
                                 parse_timestamp(sched.get("start_schedule")),
-                                sched.get("min_charging_rate"))
+                                None if rate is None else float(rate))
     return ChargingProfile(
         profile_id=int(raw["charging_profile_id"]), connector_id=connector_id,
         stack_level=int(raw["stack_level"]), purpose=raw["charging_profile_purpose"],
@@ -54,15 +55,18 @@ def composite_to_ocpp(result: msg.CompositeScheduleResult) -> dict[str, Any]:
             entry["number_phases"] = period.number_phases
         periods.append(entry)
     assert result.start is not None
+    schedule: dict[str, Any] = {
+        "duration": result.duration,
+        "start_schedule": timestamp(result.start),
+        "charging_rate_unit": result.unit,
+        "charging_schedule_period": periods,
+    }
+    if result.min_charging_rate is not None:  # 1.6 section 7.13, optional
+        schedule["min_charging_rate"] = _limit(result.min_charging_rate)
     return {
         "connector_id": result.connector_id,
         "schedule_start": timestamp(result.start),
-        "charging_schedule": {
-            "duration": result.duration,
-            "start_schedule": timestamp(result.start),
-            "charging_rate_unit": result.unit,
-            "charging_schedule_period": periods,
-        },
+        "charging_schedule": schedule,
     }
 
 

@@ -71,6 +71,7 @@ def connector_entities(max_current: float) -> list[Entity]:
         _sensor("pilot_state", "Pilot state", "enum", None, None, options=list(PILOT_STATES),
                 diagnostic=True),
         _sensor("limit_source", "Limit source", None, None, None, diagnostic=True),
+        _sensor("phases", "Phases", None, None, None, diagnostic=True),
         _sensor("errors", "Errors", None, None, None, diagnostic=True),
         _sensor("token", "Token", None, None, None, diagnostic=True),
         Entity("binary_sensor", "vehicle_connected", "Vehicle connected",

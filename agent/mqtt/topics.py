@@ -82,6 +82,8 @@ def connector_state(connector: dict[str, Any], session: Session | None,
         state["charging_enabled"] = OFF if limit is not None and float(limit) == 0 else ON
     if "limit_source" in connector:
         state["limit_source"] = str(connector.get("limit_source") or "none")
+    if connector.get("phases") is not None:  # what the phase relay connects (or the wiring)
+        state["phases"] = str(int(connector["phases"]))
     return state
 
 

@@ -70,6 +70,12 @@ class PowerPath:
     energy_wh: float = 0.0
     offered_a: float = 0.0
     contactor_closed: bool = False
+    connected_phases: int = 3  # 1 while a phase relay disconnects L2 and L3
+
+    @property
+    def phases(self) -> int:
+        """The phases the EV draws on: its own, on those the supply connects."""
+        return min(self.ev.phases, self.connected_phases)
 
     @property
     def current_a(self) -> float:
@@ -79,13 +85,14 @@ class PowerPath:
     @property
     def power_w(self) -> float:
         """Total active power flowing now (phases x 230 V x I, unity power factor)."""
-        return self.ev.phases * NOMINAL_VOLTAGE_V * self.current_a
+        return self.phases * NOMINAL_VOLTAGE_V * self.current_a
 
     @property
     def phase_currents_a(self) -> tuple[float, float, float]:
-        """(L1, L2, L3) currents; a single-phase EV loads L1 only."""
+        """(L1, L2, L3) currents; a single-phase EV, or any EV with L2 and L3 switched off,
+        loads L1 only."""
         current = self.current_a
-        if self.ev.phases >= 3:
+        if self.phases >= 3:
             return (current, current, current)
         return (current, 0.0, 0.0)
 

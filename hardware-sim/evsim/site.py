@@ -48,6 +48,9 @@ def free_port() -> int:
     raise RuntimeError(f"no free loopback port in {_PORT_RANGE}")
 
 
+PHASE_PINS = (4, 7)  # BCM (relay, feedback) of connector 1's phase relay, when asked for
+
+
 @dataclass
 class SiteOptions:
     connectors: int = 1
@@ -70,6 +73,9 @@ class SiteOptions:
     tamper: bool = False  # an enclosure tamper switch on TAMPER_PIN, in the world and the agent
     ocpp_version: str = "1.6"  # or "2.0.1": the site's CSMS speaks it, the agent is told to
     extra_toml: str = ""  # more tables at the end, e.g. "[update]\nreleases = ..." or [api]
+    # A 1<->3 phase relay on connector 1 (world and agent: pin 4, feedback 7); the string is
+    # more lines for the agent's [connector.phase_switch], e.g. "min_interval = 20". None: none.
+    phase_switch: str | None = None
 
 
 class SimSite:
@@ -84,7 +90,8 @@ class SimSite:
         self._stack = contextlib.AsyncExitStack()
 
     def _world_config(self) -> WorldConfig:
-        connectors = [ConnectorConfig.for_id(i) for i in range(1, self.options.connectors + 1)]
+        connectors = [ConnectorConfig.for_id(i, **self._phase_pins(i))
+                      for i in range(1, self.options.connectors + 1)]
         return WorldConfig(
             site=CHARGER_ID,
             bench=Address("127.0.0.1", 0),
@@ -95,6 +102,11 @@ class SimSite:
             connectors=connectors,
             tamper_pin=TAMPER_PIN if self.options.tamper else None,
         )
+
+    def _phase_pins(self, connector_id: int) -> dict[str, int]:
+        if self.options.phase_switch is None or connector_id != 1:
+            return {}
+        return {"phase_pin": PHASE_PINS[0], "phase_feedback_pin": PHASE_PINS[1]}
 
     @property
     def csms(self) -> Csms:
@@ -197,6 +209,11 @@ ocpp_frames = {'true' if o.ocpp_frames else 'false'}
             parts.append(f"[connector.lock]\npin = {c.lock_pin}\nunlock_pin = {c.unlock_pin}\n"
                          f"{feedback}active_high = {_toml_bool(c.lock_active_high)}\n"
                          f"feedback_active_high = {_toml_bool(c.lock_feedback_active_high)}\n")
+        if self.options.phase_switch is not None and c.phase_pin is not None:
+            feedback = ("" if c.phase_feedback_pin is None
+                        else f"feedback_pin = {c.phase_feedback_pin}\n")
+            parts.append(f"[connector.phase_switch]\npin = {c.phase_pin}\n{feedback}"
+                         f"{self.options.phase_switch}\n")
         if self.options.rcd and c.rcd_pin is not None:
             parts.append(f"[connector.rcd]\npin = {c.rcd_pin}\n"
                          f"active_high = {_toml_bool(c.rcd_active_high)}\n")

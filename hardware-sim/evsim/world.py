@@ -116,6 +116,10 @@ class _Site:
     board: EvseBoardEmulator
     meter: MeterEmulator
     lock: LockModel | None = None
+    # The 1<->3 phase relay (config.phase_pin): True while it connects L2 and L3. Moves of it
+    # while current flows are counted: a charger must never switch phases under load.
+    phase_relay: bool = False
+    switched_under_load: int = 0
     rcd_tripped: bool = False
     meter_implausible: bool = False
     pilot_faults: set[str] = field(default_factory=set)
@@ -148,6 +152,8 @@ class World:
         self._enclosure_open = False
         self._relays = {s.config.relay_pin: s for s in self._sites.values()}
         self._lock_outputs = _lock_outputs(self._sites.values())
+        self._phase_relays = {s.config.phase_pin: s for s in self._sites.values()
+                              if s.config.phase_pin is not None}
         self._driven: set[int] = set()  # optional inputs, driven once they first went high
         self._outputs: dict[int, float | None] = {}
         self._listeners: list[InputListener] = []
@@ -257,6 +263,9 @@ class World:
             lock = self._lock_outputs.get(pin)
             if lock is not None:
                 lock[0].drive(lock[1], level)
+            phase_site = self._phase_relays.get(pin)
+            if phase_site is not None:
+                _drive_phase_relay(phase_site, level)
 
     def input_levels(self) -> dict[int, bool]:
         """The level the world drives on every input pin it knows (the feedback contacts)."""
@@ -420,6 +429,11 @@ class World:
             for s in self._sites.values()
             if s.config.feedback_pin is not None
         }
+        for s in self._sites.values():
+            if s.config.phase_feedback_pin is not None:
+                connected = s.path.connected_phases == 3
+                levels[s.config.phase_feedback_pin] = (
+                    connected == s.config.phase_feedback_active_high)
         tamper_pin, tamper_high = self._tamper
         optional = list(_optional_inputs(self._sites.values()))
         if tamper_pin is not None:
@@ -458,11 +472,24 @@ class World:
         world_state.restore(self._state_file, {cid: s.path for cid, s in self._sites.items()})
 
 
+def _drive_phase_relay(site: _Site, level: float | None) -> None:
+    """The phase relay's pin moved: L2 and L3 are connected while its coil is energized (a
+    released pin de-energizes it, like the contactor's)."""
+    energized = level is not None and (level >= 0.5) == site.config.phase_active_high
+    if energized != site.phase_relay and site.path.current_a > 0:
+        site.switched_under_load += 1
+        logger.warning("connector %s: phase relay switched under load", site.config.id)
+    site.phase_relay = energized
+    site.path.connected_phases = 3 if energized else 1
+
+
 def _build_site(config: ConnectorConfig) -> _Site:
     ev = Ev(max_current_a=config.ev_max_current, phases=config.phases)
+    wired = config.phases if config.phase_pin is None else 1  # the relay starts released
     return _Site(
         config=config,
-        path=PowerPath(ev, energy_wh=config.initial_energy_kwh * 1000.0),
+        path=PowerPath(ev, energy_wh=config.initial_energy_kwh * 1000.0,
+                       connected_phases=wired),
         contactor=ContactorModel(
             active_high=config.relay_active_high, fault=config.contactor_fault
         ),
@@ -571,6 +598,11 @@ def _connector_json(site: _Site) -> JsonObject:
             "fault": contactor.fault,
         },
         "offered_current_a": site.board.configured_current,
+        "phases_connected": path.connected_phases,
+        "phase_switch": None if site.config.phase_pin is None else {
+            "relay_energized": site.phase_relay,
+            "switched_under_load": site.switched_under_load,
+        },
         "lock": None if site.lock is None else {
             "locked": site.lock.locked,
             "motor": "lock" if site.lock.lock_on else "unlock" if site.lock.unlock_on else None,

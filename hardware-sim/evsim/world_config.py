@@ -56,7 +56,7 @@ DEFAULT_PINS: dict[int, tuple[int, int]] = {1: (17, 27), 2: (22, 23), 3: (24, 25
 DEFAULT_RCD_PINS: dict[int, int] = {1: 26}
 DEFAULT_LOCK_PINS: dict[int, tuple[int, int, int]] = {1: (20, 21, 16)}
 _PIN_FIELDS = ("relay_pin", "feedback_pin", "rcd_pin", "lock_pin", "unlock_pin",
-               "lock_feedback_pin")
+               "lock_feedback_pin", "phase_pin", "phase_feedback_pin")
 
 
 DEFAULT_SITE = "SIM-0001"  # examples/sim.toml's charger.id
@@ -96,6 +96,10 @@ class ConnectorConfig:
     ``rcd_active_high`` while tripped. ``lock_pin``/``unlock_pin`` are the charger's lock motor
     outputs and ``lock_feedback_pin`` reads ``lock_feedback_active_high`` while locked. None
     means not wired (a fixed cable has no lock).
+
+    ``phase_pin`` drives a 1<->3 phase relay that connects L2 and L3 while energized
+    (``phase_active_high``); without it all ``phases`` are always connected.
+    ``phase_feedback_pin`` reads ``phase_feedback_active_high`` while L2/L3 are connected.
     """
 
     id: int
@@ -117,6 +121,10 @@ class ConnectorConfig:
     lock_feedback_pin: int | None = None
     lock_active_high: bool = True
     lock_feedback_active_high: bool = True
+    phase_pin: int | None = None
+    phase_active_high: bool = True
+    phase_feedback_pin: int | None = None
+    phase_feedback_active_high: bool = True
 
     @property
     def has_lock(self) -> bool:
@@ -161,6 +169,10 @@ class ConnectorConfig:
             raise WorldConfigError(f"connector {self.id}: lock_pin and unlock_pin go together")
         if self.lock_feedback_pin is not None and not self.has_lock:
             raise WorldConfigError(f"connector {self.id}: lock_feedback_pin needs lock_pin")
+        if self.phase_feedback_pin is not None and self.phase_pin is None:
+            raise WorldConfigError(f"connector {self.id}: phase_feedback_pin needs phase_pin")
+        if self.phase_pin is not None and self.phases != 3:
+            raise WorldConfigError(f"connector {self.id}: phase_pin needs phases = 3")
         if self.phases not in (1, 3):
             raise WorldConfigError(f"connector {self.id}: phases must be 1 or 3")
         if self.contactor_fault is not None and self.contactor_fault not in CONTACTOR_FAULTS:

@@ -100,3 +100,24 @@ async def test_a_store_failing_while_idle_lets_no_session_charge(
     # begun was abandoned, and the faulted connector asked for no other.
     assert site.csms.calls("StartTransaction") == []
     assert len(site.csms.calls("Authorize")) == 1
+
+
+async def test_a_charging_profile_the_store_cannot_keep_is_rejected(
+    site: SimSite, agent: RunningAgent
+) -> None:
+    await booted(site)
+    schedule = {"charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 8}]}
+    raw = {"charging_profile_id": 7, "stack_level": 0,
+           "charging_profile_purpose": "TxDefaultProfile", "charging_profile_kind": "Relative",
+           "charging_schedule": schedule}
+    disk = fill_disk(agent)
+    refused = await site.csms.call(call.SetChargingProfile(connector_id=1,
+                                                           cs_charging_profiles=raw))
+    assert refused.status == "Rejected" and disk.refused > 0
+    assert agent.runtime.station.smart_charging.profiles == ()  # taken back
+    disk.full = False
+    accepted = await site.csms.call(call.SetChargingProfile(connector_id=1,
+                                                            cs_charging_profiles=raw))
+    assert accepted.status == "Accepted"
+    assert [p.profile_id for p in agent.runtime.station.smart_charging.profiles] == [7]

@@ -215,3 +215,17 @@ async def test_profiles_survive_a_kill_9_of_the_agent(site: SimSite, bench: Benc
         await process.stop()
         print(process.tail())
     assert site.csms.violations == []
+
+
+async def test_min_charging_rate_is_reported_in_the_composite(site: SimSite,
+                                                               agent: RunningAgent) -> None:
+    """1.6 section 7.13: minChargingRate is for a smart charging algorithm; the charger keeps
+    it and reports it back in GetCompositeSchedule.conf (validated by the strict CSMS)."""
+    await booted(site)
+    raw = profile(1, "TxDefaultProfile", [(0, 10)], duration=300)
+    raw["charging_schedule"]["min_charging_rate"] = 7.5
+    assert await install(site, 1, raw) == "Accepted"
+    schedule = (await composite(site, 300)).charging_schedule
+    assert schedule["min_charging_rate"] == 7.5
+    assert "min_charging_rate" not in (await composite(site, 300, connector_id=0)
+                                       ).charging_schedule

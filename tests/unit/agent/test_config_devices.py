@@ -103,3 +103,25 @@ def test_pn532_is_a_reader_driver() -> None:
     assert (config.reader.driver, config.reader.byte_order) == ("pn532", "reversed")
     assert problems('[reader]\ndriver = "pn532"\nport = "/dev/serial0"\nbyte_order = "le"\n') == [
         "reader.byte_order: 'le' is not allowed; choose one of: as-read, reversed"]
+
+
+def test_a_phase_switch_table_with_its_defaults() -> None:
+    (c,) = parse_config(BASE + "[connector.phase_switch]\npin = 4\n").connectors
+    k = c.phase_switch
+    assert k is not None and (k.pin, k.active_high, k.feedback_pin) == (4, True, None)
+    assert (k.default_phases, k.settle, k.min_interval) == (3, 5.0, 300.0)
+    assert parse_config(BASE).connectors[0].phase_switch is None
+
+
+def test_a_phase_switch_is_validated() -> None:
+    assert problems("[connector.phase_switch]\npin = 17\nfeedback_pin = 27\n"
+                    "default_phases = 2\nmin_interval = 1\n") == [
+        "connector[1].phase_switch.default_phases: 2 is not allowed; choose one of: 1, 3",
+        "connector[1].phase_switch.min_interval: 1 is out of range; allowed 10..86400 (seconds)",
+        "connector[1].phase_switch.pin: GPIO17 is already used by connector[1].contactor.pin; "
+        "each GPIO pin may have one job only",
+    ]
+    one_phase = BASE.replace("id = 1\n", "id = 1\nphases = 1\n")
+    assert problems("[connector.phase_switch]\npin = 4\n", one_phase) == [
+        "connector[1].phase_switch: a phase switch needs a connector wired for 3 phases "
+        "(phases = 3)"]

@@ -12,6 +12,7 @@ from typing import Any
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
+from agent.core.context import PhaseSwitchSpec
 from agent.core.settings import Settings, core_keys
 from agent.core.station import ConnectorConfig, IdSource, Station, StationConfig
 from agent.core.types import AuthorizationInfo, AuthStatus, Now, RegistrationStatus
@@ -21,16 +22,18 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class CoreHarness:
-    def __init__(self, connectors: int = 1, free_vend: str | None = None, **seed: Any) -> None:
+    def __init__(self, connectors: int = 1, free_vend: str | None = None,
+                 phase_switch: PhaseSwitchSpec | None = None, **seed: Any) -> None:
         refs = itertools.count(1)
         txs = itertools.count(100)
         config = StationConfig(
             vendor="Test",
             model="Core",
-            connectors=tuple(ConnectorConfig(i, 16.0) for i in range(1, connectors + 1)),
+            connectors=tuple(ConnectorConfig(i, 16.0, phase_switch=phase_switch)
+                             for i in range(1, connectors + 1)),
             free_vend_id_tag=free_vend,
         )
-        self.settings = Settings(core_keys(connectors), seed)
+        self.settings = Settings(core_keys(connectors, phase_switch is not None), seed)
         self.station = Station(
             config, self.settings, IdSource(lambda: f"m{next(refs)}", lambda: next(txs))
         )

@@ -341,3 +341,29 @@ def test_composite_of_the_charger() -> None:
     set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20), (30, 40)], connector=0))
     set_profile(h, profile(2, "TxDefaultProfile", [(0, 6)], connector=0))
     assert limits(composite(h, 60, cid=0)) == [(0, 20), (30, 32)]
+
+
+def test_a_profile_the_store_refused_is_taken_back() -> None:
+    h = charging()
+    assert set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)])) == "Accepted"
+    assert set_profile(h, profile(2, "TxDefaultProfile", [(0, 8)], stack=1)) == "Accepted"
+    assert h.station.connectors[1].limit_amps == 8
+    h.feed(ev.ChargingProfilesNotSaved())  # the runtime's word: the save failed
+    assert [p.profile_id for p in h.station.smart_charging.profiles] == [1]
+    assert h.station.connectors[1].limit_amps == 10
+
+
+def test_min_charging_rate_is_carried_into_the_composite_and_not_acted_on() -> None:
+    h = charging()
+    schedule = ChargingSchedule("A", (SchedulePeriod(0, 10),), min_charging_rate=8.0)
+    set_profile(h, ChargingProfile(1, 1, 0, "TxDefaultProfile", "Absolute", schedule))
+    assert composite(h).min_charging_rate == 8.0
+    assert composite(h, unit="W").min_charging_rate == 8.0 * 230 * 3
+    h.advance(10)  # one offer change per 5 s
+    assert h.station.connectors[1].offered == 10  # the offer is the limit, as without it
+    low = ChargingSchedule("A", (SchedulePeriod(0, 7),), min_charging_rate=8.0)
+    set_profile(h, ChargingProfile(1, 1, 0, "TxDefaultProfile", "Absolute", low))
+    h.advance(10)
+    assert h.station.connectors[1].offered == 7  # below minChargingRate: still offered
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
+    assert composite(h).min_charging_rate is None

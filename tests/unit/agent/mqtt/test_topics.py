@@ -127,10 +127,16 @@ def test_reconnect_backs_off_with_jitter_up_to_the_maximum() -> None:
     assert len(set(late)) > 1  # jittered
 
 
-def test_review_junk_topics_and_payloads_are_bad_commands() -> None:
+def test_junk_topics_and_payloads_are_bad_commands() -> None:
     """A digit int() cannot read (``²``) and a JSON payload nested past the recursion limit
     are BadCommand (answered or logged), not an exception escaping the command's task."""
     with pytest.raises(topics.BadCommand):
         topics.parse_command(PREFIX, f"{PREFIX}/connector/²/start/set", b"x", MAX)
     with pytest.raises(topics.BadCommand):
         topics.parse_command(PREFIX, f"{PREFIX}/connector/1/start/set", b"[" * 5000, MAX)
+
+
+def test_the_phases_connected_are_a_state_topic() -> None:
+    state = topics.connector_state(connector(phases=1), None, "x")
+    assert state["phases"] == "1"
+    assert "phases" not in topics.connector_state(connector(), None, "x")

@@ -1,5 +1,5 @@
-"""Review findings on the smart-charging merge: each test states what DESIGN.md (Safety) or
-OCPP 1.6 requires and fails on main at 6e9d4e6."""
+"""Edges of smart charging found in review: each test states what DESIGN.md (Safety) or
+OCPP 1.6 requires (each failed before its fix, at 6e9d4e6)."""
 
 from __future__ import annotations
 

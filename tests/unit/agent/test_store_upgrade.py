@@ -1,4 +1,4 @@
-"""Review: a schema-4 database (before smart charging) upgrades to schema 5 in place."""
+"""A schema-4 database (before smart charging) upgrades to schema 5 in place."""
 
 from __future__ import annotations
 
