@@ -175,10 +175,18 @@ def offer_withdrawn(connector: Connector) -> bool:
     below 6 A, a phase switch) while the EV still asks for power: the EV gets a grace period
     to stop drawing before the contactor opens under load (IEC 61851-1 Table A.6 seq. 10.2)."""
     tx = connector.transaction
+    return ev_may_hold_on(connector) and tx is not None and (
+        not tx.energy_allowed or paused(connector))
+
+
+def ev_may_hold_on(connector: Connector) -> bool:
+    """A live transaction whose EV still asks for power: the only case in which a contactor
+    may stay closed under an offer of "no charging" (for the grace); never at a stop, a
+    fault or a pilot that left C/D."""
+    tx = connector.transaction
     return (
         connector.phase is Phase.TRANSACTION
         and tx is not None
-        and (not tx.energy_allowed or paused(connector))
         and tx.stopping is None
         and not connector.faulted
         and connector.pilot.wants_energy

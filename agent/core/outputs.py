@@ -15,6 +15,7 @@ from agent.core import events as ev
 from agent.core.connector import (
     Connector,
     contactor_wanted,
+    ev_may_hold_on,
     lock_wanted,
     offer_withdrawn,
     offered_current,
@@ -124,8 +125,12 @@ class Outputs:
         stays in C, the contactor stays closed for the EV to stop drawing, and is forced
         open after OFFER_STOP_GRACE s (timer ``offer_stop``). True while it may stay closed."""
         grace = self._offer_stop
+        # The grace runs from the moment the pilot stopped offering until it offers again: a
+        # resume still held by OFFER_SPACING does not end it (the EV sees no offer yet), so a
+        # pause in that window keeps the first stop's deadline instead of a fresh 6 s.
+        silent = self._offer.get(cid, 0.0) == 0 and ev_may_hold_on(connector)
         holding = (self._contactor.get(cid, False) and not self._ctx.shutting_down
-                   and offer_withdrawn(connector))
+                   and (offer_withdrawn(connector) or silent))
         if not holding:
             if grace.pop(cid, None) is False:
                 self._ctx.emit(fx.CancelTimer(f"offer_stop:{cid}"))
