@@ -42,6 +42,11 @@ from agent.core.settings import Settings
 log = logging.getLogger(__name__)
 
 UNITS = {"Current": "A", "Power": "W"}  # ChargingScheduleAllowedChargingRateUnit items
+# GetCompositeSchedule.req gives ``duration`` only as "Time in seconds. length of requested
+# schedule" (OCPP 1.6, an integer without bound); the answer's ChargingSchedule carries its
+# own ``duration``, so the charger computes at most this much and reports what it computed.
+COMPOSITE_MAX_SECONDS = 7 * 86400
+COMPOSITE_MAX_PERIODS = 1000  # periods in one answer; the duration ends where they stop
 
 
 def _whole_seconds(moment: datetime) -> datetime:
@@ -141,10 +146,13 @@ class SmartCharging:
         start = _whole_seconds(self._ctx.now.utc)
         stack, tx_start, amps, electrical = self._composite_inputs(cid)
         ceiling = electrical.convert(amps, "A", unit, None)
-        periods = composite(stack, start, request.duration, tx_start or start, unit,
-                            electrical, ceiling)
-        return msg.CompositeScheduleResult("Accepted", cid, start, request.duration, unit,
-                                           periods)
+        duration = max(0, min(request.duration, COMPOSITE_MAX_SECONDS))
+        periods = composite(stack, start, duration, tx_start or start, unit, electrical,
+                            ceiling)
+        if len(periods) > COMPOSITE_MAX_PERIODS:
+            duration = periods[COMPOSITE_MAX_PERIODS].start_period
+            periods = periods[:COMPOSITE_MAX_PERIODS]
+        return msg.CompositeScheduleResult("Accepted", cid, start, duration, unit, periods)
 
     def _composite_inputs(self, cid: int) -> tuple[list[ChargingProfile], datetime | None,
                                                    float, Electrical]:

@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
+from agent.core import smart_charging
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
 from agent.core.types import AuthorizationInfo, AuthStatus
 from hal.roles import MeterReading
@@ -22,10 +25,11 @@ TAG = "AAAA0001"
 def profile(pid: int, purpose: str, periods: list[tuple[int, float]], *, connector: int = 1,
             stack: int = 0, unit: str = "A", duration: int | None = None,
             tx: int | None = None, start: datetime | None = None,
-            kind: str = "Absolute") -> ChargingProfile:
+            kind: str = "Absolute", recurrency: str | None = None) -> ChargingProfile:
     schedule = ChargingSchedule(unit, tuple(SchedulePeriod(s, lim) for s, lim in periods),
                                 duration, start)
-    return ChargingProfile(pid, connector, stack, purpose, kind, schedule, transaction_id=tx)
+    return ChargingProfile(pid, connector, stack, purpose, kind, schedule, recurrency,
+                           transaction_id=tx)
 
 
 def set_profile(h: CoreHarness, p: ChargingProfile) -> str:
@@ -341,3 +345,25 @@ def test_composite_of_the_charger() -> None:
     set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20), (30, 40)], connector=0))
     set_profile(h, profile(2, "TxDefaultProfile", [(0, 6)], connector=0))
     assert limits(composite(h, 60, cid=0)) == [(0, 20), (30, 32)]
+
+
+def test_a_huge_composite_duration_is_capped() -> None:
+    """A duration of 10**12 s overflowed a datetime; 2**31-1 s of a Recurring profile took
+    seconds: the charger computes at most 7 days and says so in the answer's duration."""
+    h = charging()
+    assert set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (3600, 8)],
+                                  kind="Recurring", recurrency="Daily", start=EPOCH)) == "Accepted"
+    for asked in (10**12, 2**31 - 1):
+        result = composite(h, asked)
+        assert result.status == "Accepted" and result.duration == 7 * 86400
+        assert len(result.periods) == 14  # two a day for 7 days
+    assert composite(h, 400).duration == 400
+
+
+def test_a_composite_with_too_many_periods_ends_where_they_stop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (100, 8), (200, 10), (300, 8)]))
+    monkeypatch.setattr(smart_charging, "COMPOSITE_MAX_PERIODS", 2)
+    result = composite(h, 400)
+    assert limits(result) == [(0, 10), (100, 8)] and result.duration == 200
