@@ -208,8 +208,9 @@ class SmartCharging:
     def reconcile(self) -> None:
         self._end_tx_profiles()
         self._bind_waiting()
-        for connector in self._ctx.connectors.values():
-            amps, source = self._limit_now(connector)
+        # All computed before any is set: a fault keeps every previous limit (Station).
+        found = [(c, self._limit_now(c)) for c in self._ctx.connectors.values()]
+        for connector, (amps, source) in found:
             connector.limit_amps, connector.limit_source = amps, source
         self._arm()
 

@@ -367,3 +367,26 @@ def test_a_composite_with_too_many_periods_ends_where_they_stop(
     monkeypatch.setattr(smart_charging, "COMPOSITE_MAX_PERIODS", 2)
     result = composite(h, 400)
     assert limits(result) == [(0, 10), (100, 8)] and result.duration == 200
+
+
+def test_a_fault_in_the_limit_keeps_the_contactor_decision_and_the_reply(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A profile whose arithmetic raises: the reply, the contactor and the status still go
+    out, the previous limit stays, the fault is logged once."""
+    h = charging()
+    real = smart_charging.limit_at
+
+    def broken(profiles: Any, *args: Any) -> Any:
+        if any(p.profile_id == 66 for p in profiles):
+            raise ArithmeticError("a profile the arithmetic cannot take")
+        return real(profiles, *args)
+
+    monkeypatch.setattr(smart_charging, "limit_at", broken)
+    assert set_profile(h, profile(66, "TxDefaultProfile", [(0, 8)])) == "Accepted"
+    assert h.station.connectors[1].limit_amps == 16  # the previous limit
+    h.pilot("B")  # the EV stops drawing: the contactor opens all the same
+    assert not h.contactor(1) and h.statuses(1)[-1] == "SuspendedEV"
+    h.pilot("A")
+    assert h.sent(msg.TransactionEnded)
+    faults = [r for r in caplog.records if "limit computation failed" in r.getMessage()]
+    assert len(faults) == 1 and faults[0].exc_info is not None
