@@ -47,6 +47,10 @@ UNITS = {"Current": "A", "Power": "W"}  # ChargingScheduleAllowedChargingRateUni
 # own ``duration``, so the charger computes at most this much and reports what it computed.
 COMPOSITE_MAX_SECONDS = 7 * 86400
 COMPOSITE_MAX_PERIODS = 1000  # periods in one answer; the duration ends where they stop
+# The schedule timer runs on the monotonic clock, its boundary is wall-clock time: a Pi
+# without a real-time clock steps its wall clock after boot (NTP). At most an hour between
+# two looks, so a step shifts a boundary by an hour at most.
+SCHEDULE_TIMER_MAX = 3600.0
 
 
 def _whole_seconds(moment: datetime) -> datetime:
@@ -279,7 +283,7 @@ class SmartCharging:
             self._ctx.emit(fx.CancelTimer("schedule"))
         else:
             delay = (upcoming - now) / timedelta(seconds=1)
-            self._ctx.emit(fx.StartTimer("schedule", max(0.0, delay)))
+            self._ctx.emit(fx.StartTimer("schedule", min(max(0.0, delay), SCHEDULE_TIMER_MAX)))
 
     def on_schedule_timer(self, arg: str) -> None:
         """A profile boundary: the reconcile after this event applies it and re-arms."""

@@ -390,3 +390,17 @@ def test_a_fault_in_the_limit_keeps_the_contactor_decision_and_the_reply(
     assert h.sent(msg.TransactionEnded)
     faults = [r for r in caplog.records if "limit computation failed" in r.getMessage()]
     assert len(faults) == 1 and faults[0].exc_info is not None
+
+
+def test_the_schedule_timer_looks_again_every_hour() -> None:
+    """The timer runs on the monotonic clock: after a step of the wall clock (NTP on a Pi
+    without RTC) a boundary is applied within the hour, not an hour late."""
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (3 * 3600, 8)], start=EPOCH))
+    assert h.timers["schedule"] == 3600
+    h.advance(5)
+    assert offers(h)[-1] == 10
+    h.wall_step = 3600.0  # the wall clock jumps an hour ahead
+    h.advance(3600 * 2 - 5)  # wall clock 3 h: the boundary
+    assert offers(h)[-1] == 8
+    assert "schedule" not in h.timers
