@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.connector import Connector, drawn_phases
+from agent.core.connector import Connector, Transaction, drawn_phases
 from agent.core.context import Context
 from agent.core.schedule import (
     CHARGE_POINT_MAX,
@@ -38,6 +39,7 @@ from agent.core.schedule import (
     next_change,
 )
 from agent.core.settings import Settings
+from agent.core.types import TxTrigger
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class SmartCharging:
         self._version = 0  # counts changes of the installed profiles
         self._tx_seen: dict[int, int | None] = {}  # connector -> tx_ref at the last reconcile
         # A remote start's TxProfile, by connector, until its transaction begins (or a deadline)
-        self._waiting: dict[int, tuple[ChargingProfile, float]] = {}
+        self._waiting: dict[int, _Waiting] = {}
 
     def restore(self, profiles: list[ChargingProfile]) -> None:
         """The profiles kept across restarts; before the Started event."""
@@ -176,29 +178,45 @@ class SmartCharging:
         """RemoteStartTransaction may carry only a TxProfile (TC_060) within the keys."""
         return profile is None or (profile.purpose == TX and self._beyond_limits(profile) is None)
 
-    def install_for_remote_start(self, connector_id: int, profile: ChargingProfile) -> None:
+    def install_for_remote_start(self, connector_id: int, profile: ChargingProfile,
+                                 id_tag: str, remote_start_id: int | None = None) -> None:
         """The remote start's TxProfile waits for the transaction about to begin on the
-        connector (it has no transactionId yet) and is installed for it when it begins; a
-        start that does not happen within ConnectionTimeOut (plus the authorization's
-        answer) drops it, so it never applies to someone else's later transaction."""
+        connector (it has no transactionId yet) and is installed for that transaction only:
+        the remote start's id_tag, started remotely. It is dropped as soon as the remote start
+        is no longer on its way (its authorization refused, the plug-in timed out, another
+        transaction began there), and at the latest after ConnectionTimeOut plus the
+        authorization's answer, so it never applies to someone else's transaction."""
         profile = ChargingProfile(profile.profile_id, connector_id, profile.stack_level, TX,
                                   profile.kind, profile.schedule, profile.recurrency,
                                   profile.valid_from, profile.valid_to, None)
         wait = self._ctx.settings.int("ConnectionTimeOut") + self._ctx.config.authorize_timeout
-        self._waiting[connector_id] = (profile, self._ctx.now.mono + wait)
+        self._waiting[connector_id] = _Waiting(profile, self._ctx.now.mono + wait, id_tag,
+                                               remote_start_id)
 
     def _bind_waiting(self) -> None:
-        for cid, (profile, deadline) in list(self._waiting.items()):
+        for cid, waiting in list(self._waiting.items()):
             connector = self._ctx.connectors[cid]
-            if connector.transaction is not None:
+            tx = connector.transaction
+            if tx is not None and waiting.started(tx):
                 del self._waiting[cid]
-                installed = anchored(profile, _whole_seconds(self._ctx.now.utc))
+                installed = anchored(waiting.profile, _whole_seconds(self._ctx.now.utc))
                 kept = {pid: p for pid, p in self._profiles.items()
                         if not _replaces(installed, p)}
                 self._profiles = {**kept, installed.profile_id: installed}
                 self._save()
-            elif self._ctx.now.mono > deadline:
+            elif (tx is not None or self._ctx.now.mono > waiting.deadline
+                  or not self._on_its_way(connector, waiting)):
                 del self._waiting[cid]
+
+    def _on_its_way(self, connector: Connector, waiting: _Waiting) -> bool:
+        """The remote start still may begin: its authorization is asked, or it was granted
+        and waits for the plug-in."""
+        auth = connector.authorization
+        if auth is not None and auth.remote and auth.id_tag == waiting.id_tag:
+            return True
+        return any(p.kind == "authorize" and p.purpose == "remote"
+                   and p.connector_id == connector.connector_id and p.id_tag == waiting.id_tag
+                   for p in self._ctx.calls_in_flight())
 
     # --- the local limit ---------------------------------------------------------------
 
@@ -293,6 +311,21 @@ class SmartCharging:
     def _save(self) -> None:
         self._version += 1
         self._ctx.emit(fx.SaveChargingProfiles(self.profiles))
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A remote start's TxProfile before its transaction begins."""
+
+    profile: ChargingProfile
+    deadline: float  # monotonic
+    id_tag: str
+    remote_start_id: int | None
+
+    def started(self, tx: Transaction) -> bool:
+        """``tx`` is this remote start's transaction."""
+        return (tx.trigger is TxTrigger.REMOTE_START and tx.id_tag == self.id_tag
+                and tx.remote_start_id == self.remote_start_id)
 
 
 def _ceiling_amps(connector: Connector) -> float:

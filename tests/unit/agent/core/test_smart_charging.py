@@ -282,7 +282,10 @@ def test_profiles_survive_a_restart() -> None:
     assert limits(composite(again, 60)) == [(0, 10)]
 
 
-def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
+@pytest.mark.parametrize("later", [120, 5])  # past ConnectionTimeOut; well within it
+def test_a_remote_start_profile_never_reaches_a_later_transaction(later: int) -> None:
+    """A remote start whose tag the CSMS refused: another card's transaction does not
+    inherit its TxProfile, even within ConnectionTimeOut."""
     h = CoreHarness()  # AuthorizeRemoteTxRequests: the CSMS refuses the tag
     h.boot()
     accepted = reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=profile(
@@ -290,7 +293,7 @@ def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
     assert accepted.status.value == "Accepted"  # type: ignore[union-attr]
     h.answer(h.last(msg.AuthorizationRequest), msg.AuthorizationResult(
         AuthorizationInfo(AuthStatus.INVALID)))
-    h.advance(120)  # past ConnectionTimeOut
+    h.advance(later)
     h.pilot("B")
     h.card("BBBB0002")
     h.accept_authorize()
@@ -404,3 +407,17 @@ def test_the_schedule_timer_looks_again_every_hour() -> None:
     h.advance(3600 * 2 - 5)  # wall clock 3 h: the boundary
     assert offers(h)[-1] == 8
     assert "schedule" not in h.timers
+
+
+def test_a_remote_start_profile_waits_for_its_authorization_and_plug_in() -> None:
+    h = CoreHarness()
+    h.boot()
+    reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=profile(2, "TxProfile", [(0, 7)])))
+    h.advance(1)
+    h.accept_authorize()  # granted: it waits for the plug-in
+    h.advance(10)
+    h.pilot("B")
+    h.accept_start(transaction_id=4)
+    h.pilot("C")
+    assert offers(h)[-1] == 7
+    assert [p.transaction_id for p in h.station.smart_charging.profiles] == [None]
