@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.connector import Connector, Transaction, drawn_phases
+from agent.core.connector import MIN_OFFER, Connector, Transaction, drawn_phases
 from agent.core.context import Context
 from agent.core.schedule import (
     CHARGE_POINT_MAX,
@@ -232,7 +232,11 @@ class SmartCharging:
         self._bind_waiting()
         # All computed before any is set: a fault keeps every previous limit (Station).
         found = [(c, self._limit_now(c)) for c in self._ctx.connectors.values()]
+        shares = self._station_shares()
         for connector, (amps, source) in found:
+            share = shares.get(connector.connector_id)
+            if share is not None and share < amps:
+                amps, source = share, CHARGE_POINT_MAX
             connector.limit_amps, connector.limit_source = amps, source
         self._arm()
 
@@ -246,6 +250,30 @@ class SmartCharging:
             amps, who = connector.local_limit
             candidates.append((amps, f"local:{who}"))
         return min(candidates, key=lambda c: c[0])
+
+    def _station_shares(self) -> dict[int, float]:
+        """Each running transaction's share (A) of the ChargePointMaxProfile in force, which
+        limits "the power or current to be shared by all connectors of the Charge Point"
+        (OCPP 1.6 section 3.13.1): equal shares (of the power, for a limit in W), and never a
+        share below 6 A to more transactions than fit: those that began last get 0 (they
+        pause, SuspendedEVSE) until a share of 6 A is free for them."""
+        station = [p for p in self._profiles.values() if p.purpose == CHARGE_POINT_MAX]
+        running = sorted((c for c in self._ctx.connectors.values()
+                          if c.transaction is not None and c.transaction.stopping is None),
+                         key=lambda c: (_started_mono(c), c.connector_id))
+        if not station or len(running) < 2:
+            return {}  # one transaction has the whole limit (the connector's own stack)
+        whole: list[float] = []  # the station's limit in each connector's amps
+        for connector in running:
+            found = limit_at(station, self._ctx.now.utc, _tx_start(connector), "A",
+                             _electrical(connector))
+            if found is None:
+                return {}
+            whole.append(found.value)
+        fit = next((k for k in range(len(running), 0, -1)
+                    if all(amps / k >= MIN_OFFER for amps in whole[:k])), len(running))
+        return {c.connector_id: (amps / fit if i < fit else 0.0)
+                for i, (c, amps) in enumerate(zip(running, whole, strict=True))}
 
     def _stack(self, connector: Connector) -> list[ChargingProfile]:
         """The profiles that apply to the connector: the charger's and its own; TxProfiles
@@ -326,6 +354,11 @@ class _Waiting:
         """``tx`` is this remote start's transaction."""
         return (tx.trigger is TxTrigger.REMOTE_START and tx.id_tag == self.id_tag
                 and tx.remote_start_id == self.remote_start_id)
+
+
+def _started_mono(connector: Connector) -> float:
+    tx = connector.transaction
+    return tx.started_mono if tx is not None else 0.0
 
 
 def _ceiling_amps(connector: Connector) -> float:

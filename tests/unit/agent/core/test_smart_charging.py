@@ -421,3 +421,36 @@ def test_a_remote_start_profile_waits_for_its_authorization_and_plug_in() -> Non
     h.pilot("C")
     assert offers(h)[-1] == 7
     assert [p.transaction_id for p in h.station.smart_charging.profiles] == [None]
+
+
+def test_the_charge_point_max_profile_is_shared_by_the_connectors() -> None:
+    """OCPP 1.6 3.13.1: the ChargePointMaxProfile limits the current shared by all
+    connectors: equal shares, never below 6 A to more than fit (the later ones pause)."""
+    h = CoreHarness(connectors=2)
+    h.boot()
+    one, two = h.station.connectors[1], h.station.connectors[2]
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20)], connector=0))
+    h.pilot("B", 1)
+    h.card(TAG)
+    h.accept_authorize()
+    h.accept_start(transaction_id=1)
+    h.pilot("C", 1)
+    assert (one.limit_amps, two.limit_amps) == (16, 16)  # alone: the connector's hardware
+    h.advance(10)
+    h.pilot("B", 2)
+    h.card("BBBB0002")
+    h.accept_authorize()
+    h.accept_start(transaction_id=2)
+    h.pilot("C", 2)
+    assert (one.limit_amps, two.limit_amps) == (10, 10)
+    assert one.limit_source == two.limit_source == "ChargePointMaxProfile"
+    set_profile(h, profile(2, "TxDefaultProfile", [(0, 8)], connector=1))
+    assert (one.limit_amps, two.limit_amps) == (8, 10)  # the connector's own limit too
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 10)], connector=0))
+    assert (one.limit_amps, two.limit_amps) == (8, 0)  # 5 A each would not charge
+    h.advance(5)
+    assert h.statuses(2)[-1] == "SuspendedEVSE" and h.statuses(1)[-1] == "Charging"
+    assert limits(composite(h, 60, cid=0)) == [(0, 10)]  # the charger's own limit
+    h.pilot("B", 1)
+    h.pilot("A", 1)  # the first transaction ends: the second has the whole limit
+    assert two.limit_amps == 10
