@@ -372,19 +372,24 @@ def test_a_composite_with_too_many_periods_ends_where_they_stop(
     assert limits(result) == [(0, 10), (100, 8)] and result.duration == 200
 
 
+def break_on_profile(monkeypatch: pytest.MonkeyPatch, profile_id: int) -> None:
+    """The limit arithmetic raises for any stack holding the profile ``profile_id``."""
+    real = smart_charging.limit_at
+
+    def broken(profiles: Any, *args: Any) -> Any:
+        if any(p.profile_id == profile_id for p in profiles):
+            raise ArithmeticError("a profile the arithmetic cannot take")
+        return real(profiles, *args)
+
+    monkeypatch.setattr(smart_charging, "limit_at", broken)
+
+
 def test_a_fault_in_the_limit_keeps_the_contactor_decision_and_the_reply(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A profile whose arithmetic raises: the reply, the contactor and the status still go
     out, the previous limit stays, the fault is logged once."""
     h = charging()
-    real = smart_charging.limit_at
-
-    def broken(profiles: Any, *args: Any) -> Any:
-        if any(p.profile_id == 66 for p in profiles):
-            raise ArithmeticError("a profile the arithmetic cannot take")
-        return real(profiles, *args)
-
-    monkeypatch.setattr(smart_charging, "limit_at", broken)
+    break_on_profile(monkeypatch, 66)
     assert set_profile(h, profile(66, "TxDefaultProfile", [(0, 8)])) == "Accepted"
     assert h.station.connectors[1].limit_amps == 16  # the previous limit
     h.pilot("B")  # the EV stops drawing: the contactor opens all the same
@@ -454,3 +459,17 @@ def test_the_charge_point_max_profile_is_shared_by_the_connectors() -> None:
     h.pilot("B", 1)
     h.pilot("A", 1)  # the first transaction ends: the second has the whole limit
     assert two.limit_amps == 10
+
+
+def test_a_fault_on_one_connector_keeps_every_previous_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = CoreHarness(connectors=2)
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)], connector=1))
+    break_on_profile(monkeypatch, 66)
+    set_profile(h, profile(66, "TxDefaultProfile", [(0, 8)], connector=2))
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 12)], connector=1))
+    assert [c.limit_amps for c in h.station.connectors.values()] == [10, 16]
+    monkeypatch.undo()
+    h.feed(ev.LinkUp())
+    assert [c.limit_amps for c in h.station.connectors.values()] == [12, 8]
