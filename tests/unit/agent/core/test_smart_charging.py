@@ -428,6 +428,14 @@ def test_a_remote_start_profile_waits_for_its_authorization_and_plug_in() -> Non
     assert [p.transaction_id for p in h.station.smart_charging.profiles] == [None]
 
 
+def start_on(h: CoreHarness, connector_id: int, id_tag: str) -> None:
+    h.pilot("B", connector_id)
+    h.card(id_tag)
+    h.accept_authorize()
+    h.accept_start(transaction_id=connector_id)
+    h.pilot("C", connector_id)
+
+
 def test_the_charge_point_max_profile_is_shared_by_the_connectors() -> None:
     """OCPP 1.6 3.13.1: the ChargePointMaxProfile limits the current shared by all
     connectors: equal shares, never below 6 A to more than fit (the later ones pause)."""
@@ -435,18 +443,10 @@ def test_the_charge_point_max_profile_is_shared_by_the_connectors() -> None:
     h.boot()
     one, two = h.station.connectors[1], h.station.connectors[2]
     set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20)], connector=0))
-    h.pilot("B", 1)
-    h.card(TAG)
-    h.accept_authorize()
-    h.accept_start(transaction_id=1)
-    h.pilot("C", 1)
+    start_on(h, 1, TAG)
     assert (one.limit_amps, two.limit_amps) == (16, 16)  # alone: the connector's hardware
     h.advance(10)
-    h.pilot("B", 2)
-    h.card("BBBB0002")
-    h.accept_authorize()
-    h.accept_start(transaction_id=2)
-    h.pilot("C", 2)
+    start_on(h, 2, "BBBB0002")
     assert (one.limit_amps, two.limit_amps) == (10, 10)
     assert one.limit_source == two.limit_source == "ChargePointMaxProfile"
     set_profile(h, profile(2, "TxDefaultProfile", [(0, 8)], connector=1))
@@ -473,3 +473,15 @@ def test_a_fault_on_one_connector_keeps_every_previous_limit(
     monkeypatch.undo()
     h.feed(ev.LinkUp())
     assert [c.limit_amps for c in h.station.connectors.values()] == [12, 8]
+
+
+def test_a_station_limit_in_watts_is_shared_as_power() -> None:
+    h = CoreHarness(connectors=2)
+    h.station.connectors[2].phases = 1
+    h.boot()
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 2 * 230 * 3 * 8)], unit="W",
+                           connector=0))
+    start_on(h, 1, TAG)
+    start_on(h, 2, "BBBB0002")
+    # 5520 W each: 8 A on three phases, 16 A (the hardware's maximum) on one
+    assert [c.limit_amps for c in h.station.connectors.values()] == [8, 16]
