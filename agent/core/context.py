@@ -133,6 +133,10 @@ class Context:
         self.emit(fx.Send(ref, req))
         return ref
 
+    def calls_in_flight(self) -> list[Pending]:
+        """What each call still awaiting its answer is for."""
+        return list(self._pending.values())
+
     def answered(self, ref: str) -> Pending | None:
         """What the call ``ref`` was for; None for an answer already handled (or unknown)."""
         return self._pending.pop(ref, None)

@@ -45,7 +45,8 @@ class RemoteControl:
                 or not self._smart_charging.accepts_remote(profile)):
             return msg.CommandResult(RequestStatus.REJECTED)  # TC_060: only a TxProfile
         if profile is not None:
-            self._smart_charging.install_for_remote_start(connector.connector_id, profile)
+            self._smart_charging.install_for_remote_start(
+                connector.connector_id, profile, request.id_tag, request.remote_start_id)
         if self._ctx.settings.bool("AuthorizeRemoteTxRequests"):
             self._authorizer.request(request.id_tag, "remote", connector.connector_id,
                                      request.remote_start_id)

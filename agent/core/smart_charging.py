@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
-from agent.core.connector import Connector, drawn_phases
+from agent.core.connector import MIN_OFFER, Connector, Transaction, drawn_phases
 from agent.core.context import Context
 from agent.core.schedule import (
     CHARGE_POINT_MAX,
@@ -40,10 +41,20 @@ from agent.core.schedule import (
     next_change,
 )
 from agent.core.settings import Settings
+from agent.core.types import TxTrigger
 
 log = logging.getLogger(__name__)
 
 UNITS = {"Current": "A", "Power": "W"}  # ChargingScheduleAllowedChargingRateUnit items
+# GetCompositeSchedule.req gives ``duration`` only as "Time in seconds. length of requested
+# schedule" (OCPP 1.6, an integer without bound); the answer's ChargingSchedule carries its
+# own ``duration``, so the charger computes at most this much and reports what it computed.
+COMPOSITE_MAX_SECONDS = 7 * 86400
+COMPOSITE_MAX_PERIODS = 1000  # periods in one answer; the duration ends where they stop
+# The schedule timer runs on the monotonic clock, its boundary is wall-clock time: a Pi
+# without a real-time clock steps its wall clock after boot (NTP). At most an hour between
+# two looks, so a step shifts a boundary by an hour at most.
+SCHEDULE_TIMER_MAX = 3600.0
 
 
 def _whole_seconds(moment: datetime) -> datetime:
@@ -59,7 +70,7 @@ class SmartCharging:
         self._version = 0  # counts changes of the installed profiles
         self._tx_seen: dict[int, int | None] = {}  # connector -> tx_ref at the last reconcile
         # A remote start's TxProfile, by connector, until its transaction begins (or a deadline)
-        self._waiting: dict[int, tuple[ChargingProfile, float]] = {}
+        self._waiting: dict[int, _Waiting] = {}
         self._before_set: dict[int, ChargingProfile] = {}  # what ChargingProfilesNotSaved restores
 
     def restore(self, profiles: list[ChargingProfile]) -> None:
@@ -151,11 +162,15 @@ class SmartCharging:
         start = _whole_seconds(self._ctx.now.utc)
         stack, tx_start, amps, electrical = self._composite_inputs(cid)
         ceiling = electrical.convert(amps, "A", unit, None)
-        periods = composite(stack, start, request.duration, tx_start or start, unit,
-                            electrical, ceiling)
+        duration = max(0, min(request.duration, COMPOSITE_MAX_SECONDS))
+        periods = composite(stack, start, duration, tx_start or start, unit, electrical,
+                            ceiling)
+        if len(periods) > COMPOSITE_MAX_PERIODS:
+            duration = periods[COMPOSITE_MAX_PERIODS].start_period
+            periods = periods[:COMPOSITE_MAX_PERIODS]
         rate = min_charging_rate(stack, start, tx_start or start, unit, electrical)
-        return msg.CompositeScheduleResult("Accepted", cid, start, request.duration, unit,
-                                           periods, rate)
+        return msg.CompositeScheduleResult("Accepted", cid, start, duration, unit, periods,
+                                           rate)
 
     def _composite_inputs(self, cid: int) -> tuple[list[ChargingProfile], datetime | None,
                                                    float, Electrical]:
@@ -175,29 +190,45 @@ class SmartCharging:
         """RemoteStartTransaction may carry only a TxProfile (TC_060) within the keys."""
         return profile is None or (profile.purpose == TX and self._beyond_limits(profile) is None)
 
-    def install_for_remote_start(self, connector_id: int, profile: ChargingProfile) -> None:
+    def install_for_remote_start(self, connector_id: int, profile: ChargingProfile,
+                                 id_tag: str, remote_start_id: int | None = None) -> None:
         """The remote start's TxProfile waits for the transaction about to begin on the
-        connector (it has no transactionId yet) and is installed for it when it begins; a
-        start that does not happen within ConnectionTimeOut (plus the authorization's
-        answer) drops it, so it never applies to someone else's later transaction."""
+        connector (it has no transactionId yet) and is installed for that transaction only:
+        the remote start's id_tag, started remotely. It is dropped as soon as the remote start
+        is no longer on its way (its authorization refused, the plug-in timed out, another
+        transaction began there), and at the latest after ConnectionTimeOut plus the
+        authorization's answer, so it never applies to someone else's transaction."""
         profile = ChargingProfile(profile.profile_id, connector_id, profile.stack_level, TX,
                                   profile.kind, profile.schedule, profile.recurrency,
                                   profile.valid_from, profile.valid_to, None)
         wait = self._ctx.settings.int("ConnectionTimeOut") + self._ctx.config.authorize_timeout
-        self._waiting[connector_id] = (profile, self._ctx.now.mono + wait)
+        self._waiting[connector_id] = _Waiting(profile, self._ctx.now.mono + wait, id_tag,
+                                               remote_start_id)
 
     def _bind_waiting(self) -> None:
-        for cid, (profile, deadline) in list(self._waiting.items()):
+        for cid, waiting in list(self._waiting.items()):
             connector = self._ctx.connectors[cid]
-            if connector.transaction is not None:
+            tx = connector.transaction
+            if tx is not None and waiting.started(tx):
                 del self._waiting[cid]
-                installed = anchored(profile, _whole_seconds(self._ctx.now.utc))
+                installed = anchored(waiting.profile, _whole_seconds(self._ctx.now.utc))
                 kept = {pid: p for pid, p in self._profiles.items()
                         if not _replaces(installed, p)}
                 self._profiles = {**kept, installed.profile_id: installed}
                 self._save()
-            elif self._ctx.now.mono > deadline:
+            elif (tx is not None or self._ctx.now.mono > waiting.deadline
+                  or not self._on_its_way(connector, waiting)):
                 del self._waiting[cid]
+
+    def _on_its_way(self, connector: Connector, waiting: _Waiting) -> bool:
+        """The remote start still may begin: its authorization is asked, or it was granted
+        and waits for the plug-in."""
+        auth = connector.authorization
+        if auth is not None and auth.remote and auth.id_tag == waiting.id_tag:
+            return True
+        return any(p.kind == "authorize" and p.purpose == "remote"
+                   and p.connector_id == connector.connector_id and p.id_tag == waiting.id_tag
+                   for p in self._ctx.calls_in_flight())
 
     # --- the local limit ---------------------------------------------------------------
 
@@ -211,10 +242,16 @@ class SmartCharging:
     def reconcile(self) -> None:
         self._end_tx_profiles()
         self._bind_waiting()
-        for connector in self._ctx.connectors.values():
-            found = limit_at(self._stack(connector), self._ctx.now.utc, _tx_start(connector),
-                             "A", _electrical(connector))
-            amps, source = self._limit_now(connector, found)
+        # All computed before any is set: a fault keeps every previous limit (Station).
+        computed: list[tuple[Connector, Limit | None]] = [
+            (c, limit_at(self._stack(c), self._ctx.now.utc, _tx_start(c), "A", _electrical(c)))
+            for c in self._ctx.connectors.values()]
+        limits = [self._limit_now(c, found) for c, found in computed]
+        shares = self._station_shares()
+        for (connector, found), (amps, source) in zip(computed, limits, strict=True):
+            share = shares.get(connector.connector_id)
+            if share is not None and share < amps:
+                amps, source = share, CHARGE_POINT_MAX
             connector.limit_amps, connector.limit_source = amps, source
             # What agent/core/phases.py decides the phases from: the period's numberPhases,
             # and the profile's limit in W when the profile in force is in W.
@@ -230,6 +267,30 @@ class SmartCharging:
             amps, who = connector.local_limit
             candidates.append((amps, f"local:{who}"))
         return min(candidates, key=lambda c: c[0])
+
+    def _station_shares(self) -> dict[int, float]:
+        """Each running transaction's share (A) of the ChargePointMaxProfile in force, which
+        limits "the power or current to be shared by all connectors of the Charge Point"
+        (OCPP 1.6 section 3.13.1): equal shares (of the power, for a limit in W), and never a
+        share below 6 A to more transactions than fit: those that began last get 0 (they
+        pause, SuspendedEVSE) until a share of 6 A is free for them."""
+        station = [p for p in self._profiles.values() if p.purpose == CHARGE_POINT_MAX]
+        running = sorted((c for c in self._ctx.connectors.values()
+                          if c.transaction is not None and c.transaction.stopping is None),
+                         key=lambda c: (_started_mono(c), c.connector_id))
+        if not station or len(running) < 2:
+            return {}  # one transaction has the whole limit (the connector's own stack)
+        whole: list[float] = []  # the station's limit in each connector's amps
+        for connector in running:
+            found = limit_at(station, self._ctx.now.utc, _tx_start(connector), "A",
+                             _electrical(connector))
+            if found is None:
+                return {}
+            whole.append(found.value)
+        fit = next((k for k in range(len(running), 0, -1)
+                    if all(amps / k >= MIN_OFFER for amps in whole[:k])), len(running))
+        return {c.connector_id: (amps / fit if i < fit else 0.0)
+                for i, (c, amps) in enumerate(zip(running, whole, strict=True))}
 
     def _stack(self, connector: Connector) -> list[ChargingProfile]:
         """The profiles that apply to the connector: the charger's and its own; TxProfiles
@@ -285,7 +346,7 @@ class SmartCharging:
             self._ctx.emit(fx.CancelTimer("schedule"))
         else:
             delay = (upcoming - now) / timedelta(seconds=1)
-            self._ctx.emit(fx.StartTimer("schedule", max(0.0, delay)))
+            self._ctx.emit(fx.StartTimer("schedule", min(max(0.0, delay), SCHEDULE_TIMER_MAX)))
 
     def on_schedule_timer(self, arg: str) -> None:
         """A profile boundary: the reconcile after this event applies it and re-arms."""
@@ -295,6 +356,26 @@ class SmartCharging:
     def _save(self) -> None:
         self._version += 1
         self._ctx.emit(fx.SaveChargingProfiles(self.profiles))
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A remote start's TxProfile before its transaction begins."""
+
+    profile: ChargingProfile
+    deadline: float  # monotonic
+    id_tag: str
+    remote_start_id: int | None
+
+    def started(self, tx: Transaction) -> bool:
+        """``tx`` is this remote start's transaction."""
+        return (tx.trigger is TxTrigger.REMOTE_START and tx.id_tag == self.id_tag
+                and tx.remote_start_id == self.remote_start_id)
+
+
+def _started_mono(connector: Connector) -> float:
+    tx = connector.transaction
+    return tx.started_mono if tx is not None else 0.0
 
 
 def _ceiling_amps(connector: Connector) -> float:

@@ -14,6 +14,7 @@ open a contactor or report a status, because none does either.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,8 @@ from agent.core.smart_charging import SmartCharging
 from agent.core.status import StatusReport
 from agent.core.transactions import Transactions
 from agent.core.types import AuthorizationInfo, ConnectorStatus, Now, Reservation
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ConnectorConfig", "IdSource", "Station", "StationConfig"]
 
@@ -84,6 +87,7 @@ class Station:
         self._timers = self._timer_routes()
         self._commands = self._command_routes()
         self._answered, self._failed = self._answer_routes()
+        self._limit_fault: str | None = None  # the last fault of the limit computation
 
     # --- what the rest of the agent reads --------------------------------------------------
 
@@ -131,12 +135,26 @@ class Station:
         """Apply one event; return the effects, to be applied in order."""
         self._ctx.begin(now)
         self._events[type(event)](event)
-        self.smart_charging.reconcile()
+        self._reconcile_limits()
         self.phase_switching.reconcile()
         self.outputs.reconcile()
         self.phase_switching.after_outputs()
         self.status_report.reconcile()
         return self._ctx.effects()
+
+    def _reconcile_limits(self) -> None:
+        """A fault in the limit computation must not cost the event its other effects (the
+        contactor decision, the status, the reply): the previous limits stay in force and
+        the fault is logged once, until a reconcile succeeds again."""
+        try:
+            self.smart_charging.reconcile()
+        except Exception as exc:  # any fault: the rest of the event goes on
+            fault = f"{type(exc).__name__}: {exc}"
+            if fault != self._limit_fault:
+                log.exception("the limit computation failed; the previous limits stay")
+            self._limit_fault = fault
+        else:
+            self._limit_fault = None
 
     def _event_routes(self) -> dict[type[Any], Callable[[Any], None]]:
         registrar = self.registrar

@@ -60,7 +60,7 @@ from agent.csms.adapter import (
 from agent.csms.errors import CallRejected
 from agent.csms.frames import StrictSession
 from agent.csms.v16_frames import V16
-from agent.csms.v16_profiles import SmartChargingCalls, profile_from_ocpp
+from agent.csms.v16_profiles import BadProfile, SmartChargingCalls, profile_from_ocpp
 
 SUBPROTOCOL = "ocpp1.6"
 _V16_ACTIONS = frozenset(action.value for action in Action)
@@ -223,8 +223,12 @@ class ChargePoint16(StrictSession, SmartChargingCalls, _OcppChargePoint):  # typ
     @on(Action.remote_start_transaction)
     def _on_remote_start(self, id_tag: str, connector_id: int | None = None,
                          charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
-        profile = (profile_from_ocpp(charging_profile, connector_id or 0)
-                   if charging_profile else None)
+        try:
+            profile = (profile_from_ocpp(charging_profile, connector_id or 0)
+                       if charging_profile else None)
+        except BadProfile as error:
+            log.info("remote start refused: %s", error)
+            return call_result.RemoteStartTransaction(RemoteStartStopStatus.rejected)
         response = self._commands(msg.CsmsRemoteStart(id_tag, connector_id,
                                                       charging_profile=profile))
         assert isinstance(response, msg.CommandResult)

@@ -6,7 +6,9 @@ The ``ocpp`` library hands payloads over with snake_case keys (``charging_profil
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from ocpp.v16 import call_result
@@ -21,23 +23,43 @@ from agent.core import messages as msg
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
 from agent.csms.adapter import CommandHandler, on, parse_timestamp, timestamp
 
+log = logging.getLogger(__name__)
+
+
+class BadProfile(ValueError):
+    """A profile the schema lets through but the charger cannot read: answered Rejected."""
+
+
+def _moment(text: str | None, field: str) -> datetime | None:
+    """A validFrom, validTo or startSchedule: absent is None, anything else must be a
+    date-time (the 1.6 schema's format, which the library does not check): a value that is
+    not one is refused, never taken as absent (a profile then in force at the wrong time)."""
+    if text is None:
+        return None
+    moment = parse_timestamp(text)
+    if moment is None:
+        raise BadProfile(f"{field} is not a date-time: {text!r}")
+    return moment
+
 
 def profile_from_ocpp(raw: dict[str, Any], connector_id: int) -> ChargingProfile:
-    """The core's profile for a ``csChargingProfiles`` (or RemoteStart ``chargingProfile``)."""
+    """The core's profile for a ``csChargingProfiles`` (or RemoteStart ``chargingProfile``);
+    raises :class:`BadProfile` for a timestamp that is not a date-time."""
     sched = raw["charging_schedule"]
     periods = tuple(
         SchedulePeriod(int(p["start_period"]), float(p["limit"]), p.get("number_phases"))
         for p in sched["charging_schedule_period"])
     rate = sched.get("min_charging_rate")  # the library parses decimals as Decimal
     schedule = ChargingSchedule(sched["charging_rate_unit"], periods, sched.get("duration"),
-                                parse_timestamp(sched.get("start_schedule")),
+                                _moment(sched.get("start_schedule"), "startSchedule"),
                                 None if rate is None else float(rate))
     return ChargingProfile(
         profile_id=int(raw["charging_profile_id"]), connector_id=connector_id,
         stack_level=int(raw["stack_level"]), purpose=raw["charging_profile_purpose"],
         kind=raw["charging_profile_kind"], schedule=schedule,
-        recurrency=raw.get("recurrency_kind"), valid_from=parse_timestamp(raw.get("valid_from")),
-        valid_to=parse_timestamp(raw.get("valid_to")), transaction_id=raw.get("transaction_id"))
+        recurrency=raw.get("recurrency_kind"),
+        valid_from=_moment(raw.get("valid_from"), "validFrom"),
+        valid_to=_moment(raw.get("valid_to"), "validTo"), transaction_id=raw.get("transaction_id"))
 
 
 def _limit(value: float) -> float:
@@ -80,7 +102,11 @@ class SmartChargingCalls:
     @on(Action.set_charging_profile)
     def _on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any],
                                  **_: Any) -> Any:
-        profile = profile_from_ocpp(cs_charging_profiles, connector_id)
+        try:
+            profile = profile_from_ocpp(cs_charging_profiles, connector_id)
+        except BadProfile as error:
+            log.info("charging profile refused: %s", error)
+            return call_result.SetChargingProfile(ChargingProfileStatus.rejected)
         status = self._status(msg.CsmsSetChargingProfile(profile))
         return call_result.SetChargingProfile(ChargingProfileStatus(status))
 

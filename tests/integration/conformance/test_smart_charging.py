@@ -229,3 +229,23 @@ async def test_min_charging_rate_is_reported_in_the_composite(site: SimSite,
     assert schedule["min_charging_rate"] == 7.5
     assert "min_charging_rate" not in (await composite(site, 300, connector_id=0)
                                        ).charging_schedule
+
+
+async def test_a_timestamp_that_is_not_a_date_time_is_refused(site: SimSite, bench: Bench,
+                                                              agent: RunningAgent) -> None:
+    """The 1.6 schema types validFrom, validTo and startSchedule as date-time; the library
+    does not check formats, so the charger refuses such a profile (Rejected) instead of
+    taking the timestamp as absent (a 0 A profile then in force at once)."""
+    await booted(site)
+    for field in ("valid_from", "valid_to", "start_schedule"):
+        raw = profile(1, "TxDefaultProfile", [(0, 0)])
+        target = raw["charging_schedule"] if field == "start_schedule" else raw
+        target[field] = "next tuesday"
+        assert await install(site, 1, raw) == "Rejected", field
+    assert periods(await composite(site, 60)) == [(0, 16)]  # nothing was installed
+    raw = profile(2, "TxProfile", [(0, 0)], kind="Relative")
+    raw["valid_to"] = "2026-13-45T99:00:00Z"
+    result = await site.csms.call(call.RemoteStartTransaction(
+        id_tag=VALID, connector_id=1, charging_profile=raw))
+    assert result.status == "Rejected"
+    assert await install(site, 1, profile(3, "TxDefaultProfile", [(0, 8)])) == "Accepted"

@@ -38,6 +38,7 @@ class CoreHarness:
             config, self.settings, IdSource(lambda: f"m{next(refs)}", lambda: next(txs))
         )
         self.mono = 0.0
+        self.wall_step = 0.0  # seconds the wall clock was stepped (NTP after boot)
         self.effects: list[fx.Effect] = []
         self.timers: dict[str, float] = {}
         self.energy_wh = {i: 1000.0 for i in range(1, connectors + 1)}
@@ -47,7 +48,7 @@ class CoreHarness:
 
     @property
     def now(self) -> Now:
-        return Now(self.mono, EPOCH + timedelta(seconds=self.mono))
+        return Now(self.mono, EPOCH + timedelta(seconds=self.mono + self.wall_step))
 
     def feed(self, event: ev.Event) -> list[fx.Effect]:
         out = self.station.handle(event, self.now)

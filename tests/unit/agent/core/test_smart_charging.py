@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
+from agent.core import smart_charging
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
 from agent.core.types import AuthorizationInfo, AuthStatus
 from hal.roles import MeterReading
@@ -22,10 +25,11 @@ TAG = "AAAA0001"
 def profile(pid: int, purpose: str, periods: list[tuple[int, float]], *, connector: int = 1,
             stack: int = 0, unit: str = "A", duration: int | None = None,
             tx: int | None = None, start: datetime | None = None,
-            kind: str = "Absolute") -> ChargingProfile:
+            kind: str = "Absolute", recurrency: str | None = None) -> ChargingProfile:
     schedule = ChargingSchedule(unit, tuple(SchedulePeriod(s, lim) for s, lim in periods),
                                 duration, start)
-    return ChargingProfile(pid, connector, stack, purpose, kind, schedule, transaction_id=tx)
+    return ChargingProfile(pid, connector, stack, purpose, kind, schedule, recurrency,
+                           transaction_id=tx)
 
 
 def set_profile(h: CoreHarness, p: ChargingProfile) -> str:
@@ -278,7 +282,10 @@ def test_profiles_survive_a_restart() -> None:
     assert limits(composite(again, 60)) == [(0, 10)]
 
 
-def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
+@pytest.mark.parametrize("later", [120, 5])  # past ConnectionTimeOut; well within it
+def test_a_remote_start_profile_never_reaches_a_later_transaction(later: int) -> None:
+    """A remote start whose tag the CSMS refused: another card's transaction does not
+    inherit its TxProfile, even within ConnectionTimeOut."""
     h = CoreHarness()  # AuthorizeRemoteTxRequests: the CSMS refuses the tag
     h.boot()
     accepted = reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=profile(
@@ -286,7 +293,7 @@ def test_a_remote_start_profile_never_reaches_a_later_transaction() -> None:
     assert accepted.status.value == "Accepted"  # type: ignore[union-attr]
     h.answer(h.last(msg.AuthorizationRequest), msg.AuthorizationResult(
         AuthorizationInfo(AuthStatus.INVALID)))
-    h.advance(120)  # past ConnectionTimeOut
+    h.advance(later)
     h.pilot("B")
     h.card("BBBB0002")
     h.accept_authorize()
@@ -367,3 +374,140 @@ def test_min_charging_rate_is_carried_into_the_composite_and_not_acted_on() -> N
     assert h.station.connectors[1].offered == 7  # below minChargingRate: still offered
     set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)]))
     assert composite(h).min_charging_rate is None
+
+
+def test_a_huge_composite_duration_is_capped() -> None:
+    """A duration of 10**12 s overflowed a datetime; 2**31-1 s of a Recurring profile took
+    seconds: the charger computes at most 7 days and says so in the answer's duration."""
+    h = charging()
+    assert set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (3600, 8)],
+                                  kind="Recurring", recurrency="Daily", start=EPOCH)) == "Accepted"
+    for asked in (10**12, 2**31 - 1):
+        result = composite(h, asked)
+        assert result.status == "Accepted" and result.duration == 7 * 86400
+        assert len(result.periods) == 14  # two a day for 7 days
+    assert composite(h, 400).duration == 400
+
+
+def test_a_composite_with_too_many_periods_ends_where_they_stop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (100, 8), (200, 10), (300, 8)]))
+    monkeypatch.setattr(smart_charging, "COMPOSITE_MAX_PERIODS", 2)
+    result = composite(h, 400)
+    assert limits(result) == [(0, 10), (100, 8)] and result.duration == 200
+
+
+def break_on_profile(monkeypatch: pytest.MonkeyPatch, profile_id: int) -> None:
+    """The limit arithmetic raises for any stack holding the profile ``profile_id``."""
+    real = smart_charging.limit_at
+
+    def broken(profiles: Any, *args: Any) -> Any:
+        if any(p.profile_id == profile_id for p in profiles):
+            raise ArithmeticError("a profile the arithmetic cannot take")
+        return real(profiles, *args)
+
+    monkeypatch.setattr(smart_charging, "limit_at", broken)
+
+
+def test_a_fault_in_the_limit_keeps_the_contactor_decision_and_the_reply(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A profile whose arithmetic raises: the reply, the contactor and the status still go
+    out, the previous limit stays, the fault is logged once."""
+    h = charging()
+    break_on_profile(monkeypatch, 66)
+    assert set_profile(h, profile(66, "TxDefaultProfile", [(0, 8)])) == "Accepted"
+    assert h.station.connectors[1].limit_amps == 16  # the previous limit
+    h.pilot("B")  # the EV stops drawing: the contactor opens all the same
+    assert not h.contactor(1) and h.statuses(1)[-1] == "SuspendedEV"
+    h.pilot("A")
+    assert h.sent(msg.TransactionEnded)
+    faults = [r for r in caplog.records if "limit computation failed" in r.getMessage()]
+    assert len(faults) == 1 and faults[0].exc_info is not None
+
+
+def test_the_schedule_timer_looks_again_every_hour() -> None:
+    """The timer runs on the monotonic clock: after a step of the wall clock (NTP on a Pi
+    without RTC) a boundary is applied within the hour, not an hour late."""
+    h = charging()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10), (3 * 3600, 8)], start=EPOCH))
+    assert h.timers["schedule"] == 3600
+    h.advance(5)
+    assert offers(h)[-1] == 10
+    h.wall_step = 3600.0  # the wall clock jumps an hour ahead
+    h.advance(3600 * 2 - 5)  # wall clock 3 h: the boundary
+    assert offers(h)[-1] == 8
+    assert "schedule" not in h.timers
+
+
+def test_a_remote_start_profile_waits_for_its_authorization_and_plug_in() -> None:
+    h = CoreHarness()
+    h.boot()
+    reply(h, msg.CsmsRemoteStart(TAG, 1, charging_profile=profile(2, "TxProfile", [(0, 7)])))
+    h.advance(1)
+    h.accept_authorize()  # granted: it waits for the plug-in
+    h.advance(10)
+    h.pilot("B")
+    h.accept_start(transaction_id=4)
+    h.pilot("C")
+    assert offers(h)[-1] == 7
+    assert [p.transaction_id for p in h.station.smart_charging.profiles] == [None]
+
+
+def start_on(h: CoreHarness, connector_id: int, id_tag: str) -> None:
+    h.pilot("B", connector_id)
+    h.card(id_tag)
+    h.accept_authorize()
+    h.accept_start(transaction_id=connector_id)
+    h.pilot("C", connector_id)
+
+
+def test_the_charge_point_max_profile_is_shared_by_the_connectors() -> None:
+    """OCPP 1.6 3.13.1: the ChargePointMaxProfile limits the current shared by all
+    connectors: equal shares, never below 6 A to more than fit (the later ones pause)."""
+    h = CoreHarness(connectors=2)
+    h.boot()
+    one, two = h.station.connectors[1], h.station.connectors[2]
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 20)], connector=0))
+    start_on(h, 1, TAG)
+    assert (one.limit_amps, two.limit_amps) == (16, 16)  # alone: the connector's hardware
+    h.advance(10)
+    start_on(h, 2, "BBBB0002")
+    assert (one.limit_amps, two.limit_amps) == (10, 10)
+    assert one.limit_source == two.limit_source == "ChargePointMaxProfile"
+    set_profile(h, profile(2, "TxDefaultProfile", [(0, 8)], connector=1))
+    assert (one.limit_amps, two.limit_amps) == (8, 10)  # the connector's own limit too
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 10)], connector=0))
+    assert (one.limit_amps, two.limit_amps) == (8, 0)  # 5 A each would not charge
+    h.advance(5)
+    assert h.statuses(2)[-1] == "SuspendedEVSE" and h.statuses(1)[-1] == "Charging"
+    assert limits(composite(h, 60, cid=0)) == [(0, 10)]  # the charger's own limit
+    h.pilot("B", 1)
+    h.pilot("A", 1)  # the first transaction ends: the second has the whole limit
+    assert two.limit_amps == 10
+
+
+def test_a_fault_on_one_connector_keeps_every_previous_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    h = CoreHarness(connectors=2)
+    h.boot()
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 10)], connector=1))
+    break_on_profile(monkeypatch, 66)
+    set_profile(h, profile(66, "TxDefaultProfile", [(0, 8)], connector=2))
+    set_profile(h, profile(1, "TxDefaultProfile", [(0, 12)], connector=1))
+    assert [c.limit_amps for c in h.station.connectors.values()] == [10, 16]
+    monkeypatch.undo()
+    h.feed(ev.LinkUp())
+    assert [c.limit_amps for c in h.station.connectors.values()] == [12, 8]
+
+
+def test_a_station_limit_in_watts_is_shared_as_power() -> None:
+    h = CoreHarness(connectors=2)
+    h.station.connectors[2].phases = 1
+    h.boot()
+    set_profile(h, profile(1, "ChargePointMaxProfile", [(0, 2 * 230 * 3 * 8)], unit="W",
+                           connector=0))
+    start_on(h, 1, TAG)
+    start_on(h, 2, "BBBB0002")
+    # 5520 W each: 8 A on three phases, 16 A (the hardware's maximum) on one
+    assert [c.limit_amps for c in h.station.connectors.values()] == [8, 16]
