@@ -152,7 +152,17 @@ class Timer:
     delay: float | None
 
 
-Effect = Saved | Timer
+@dataclass(frozen=True)
+class Withdraw:
+    """Ask the core to release the token it holds for ``id_tag`` on ``connector_id`` for a
+    FAILED API start that a new start replaces (:class:`agent.core.events.StartWithdrawn`);
+    before the new start is handed to the core."""
+
+    connector_id: int
+    id_tag: str
+
+
+Effect = Saved | Timer | Withdraw
 
 
 @dataclass
@@ -193,6 +203,18 @@ class Sessions:
                 return session
         return None
 
+    def replaceable(self, connector_id: int, held_id_tag: str | None,
+                    now: datetime) -> Session | None:
+        """The FAILED API start whose token (``held_id_tag``, None when the connector holds
+        none) the core still holds on ``connector_id`` for the plug-in: a new start may take
+        its place ("after 2 minutes in WAITING_TO_START consider it failed and allow a new
+        start"; "the user must not be blocked from starting again", sessions-api.md §2).
+        :meth:`requested` then has the core release that token."""
+        session, window_end = self._lapsed.get(connector_id, (None, now))
+        if session is None or held_id_tag is None or now > window_end:
+            return None
+        return session if session.id_tag.lower() == held_id_tag.lower() else None
+
     def start_blocked(self, connector_id: int, now: datetime) -> bool:
         """A start on ``connector_id`` was accepted less than 60 s ago."""
         last = self._last_start.get(connector_id)
@@ -205,7 +227,6 @@ class Sessions:
         evse_id = self.evse_ids.get(connector_id, "")  # "" for a card before a connector
         session = Session(session_id, mode, connector_id, evse_id, id_tag,
                           Status.CREATED, now, now)
-        self._lapsed.pop(connector_id, None)  # a new start replaces the core's token there
         self.sessions[session_id] = session
         self._save(session)
         return session
@@ -216,7 +237,12 @@ class Sessions:
         return self._take()
 
     def requested(self, session: Session, now: datetime) -> list[Effect]:
-        """The start was handed to the core (ev.StartRequested): wait for it."""
+        """The start is handed to the core (ev.StartRequested): wait for it. A FAILED start
+        whose token the core still holds on the connector is replaced: a :class:`Withdraw`
+        comes first, and that session stays FAILED (it can no longer resume)."""
+        replaced, _ = self._lapsed.pop(session.connector_id, (None, now))
+        if replaced is not None:
+            self._effects.append(Withdraw(session.connector_id, replaced.id_tag))
         self._to(session, Status.WAITING_TO_START, now)
         self._effects.append(Timer(f"wait:{session.id}", WAIT_TO_START_SECONDS))
         return self._take()
