@@ -20,7 +20,10 @@ despite a communication problem", and "the most recent update of the session is 
 (§2). Here that is an API start FAILED after its 2 minutes in WAITING_TO_START while the core
 still held its token (ConnectionTimeOut may be longer than 2 minutes): if the EV is plugged in
 within that window, the same record moves on to STARTED instead of a second session being
-made (:func:`resumable`, :meth:`Sessions.observe`).
+made (:func:`resumable`, :meth:`Sessions.observe`). Unless a new start on that connector
+came first: "after 2 minutes in WAITING_TO_START consider it failed and allow a new start"
+(§2), so the new start replaces it (:meth:`Sessions.replaceable`, a :class:`Withdraw` has the
+core release the old token) and the FAILED record stays FAILED.
 """
 
 from __future__ import annotations
