@@ -242,8 +242,11 @@ class Sessions:
     def requested(self, session: Session, now: datetime) -> list[Effect]:
         """The start is handed to the core (ev.StartRequested): wait for it. A FAILED start
         whose token the core still holds on the connector is replaced: a :class:`Withdraw`
-        comes first, and that session stays FAILED (it can no longer resume)."""
-        replaced, _ = self._lapsed.pop(session.connector_id, (None, now))
+        comes first; once the core released the token (ev.StartWithdrawn, :meth:`observe`)
+        that session stays FAILED for good. Should the EV be plugged in before the core
+        released it, that FAILED start resumes after all and the new one finds the
+        connector busy."""
+        replaced, _ = self._lapsed.get(session.connector_id, (None, now))
         if replaced is not None:
             self._effects.append(Withdraw(session.connector_id, replaced.id_tag))
         self._to(session, Status.WAITING_TO_START, now)
@@ -298,6 +301,8 @@ class Sessions:
                 self._on_answer(ref, conf, now)
             case ev.TimerFired(name=name) if name.startswith("connection:"):
                 self._on_plug_timeout(int(name.partition(":")[2]), now)
+            case ev.StartWithdrawn(id_tag=id_tag, connector_id=connector_id):
+                self._withdrawn(connector_id, id_tag)
         return self._take()
 
     def _waiting(self, connector_id: int, id_tag: str | None = None) -> Session | None:
@@ -375,6 +380,13 @@ class Sessions:
                 self._effects.append(Saved(dataclasses.replace(session), start=True))
             elif ref == session.stop_ref and session.status is Status.STOPPED:
                 self._to(session, Status.COMPLETE, now, "SESSION_COMPLETE")
+
+    def _withdrawn(self, connector_id: int, id_tag: str) -> None:
+        """The core released the token of the FAILED start kept aside on the connector (a
+        new start replaces it): that start can no longer resume."""
+        session, _ = self._lapsed.get(connector_id, (None, None))
+        if session is not None and session.id_tag.lower() == id_tag.lower():
+            del self._lapsed[connector_id]
 
     def _on_plug_timeout(self, connector_id: int, now: datetime) -> None:
         """ConnectionTimeOut: the core dropped the authorization, no EV was plugged in."""

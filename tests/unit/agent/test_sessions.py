@@ -301,6 +301,8 @@ def test_a_new_start_replaces_a_failed_start_whose_token_the_core_still_holds() 
     assert [e if isinstance(e, Withdraw) else e.session.status
             for e in out if not isinstance(e, Timer)] == [
         Status.CREATED, Withdraw(1, "TAG"), Status.WAITING_TO_START]  # released first
+    sessions.observe(ev.StartWithdrawn("TAG", 1), [fx.CancelTimer("connection:1")], waited,
+                     "x")  # the core released it
     assert sessions.replaceable(1, "TAG", waited) is None
     plug_in(sessions, waited + timedelta(seconds=5), "OTHER")
     assert (failed.status, new.status) == (Status.FAILED, Status.STARTED)
@@ -317,3 +319,18 @@ def test_a_start_refused_before_the_core_leaves_the_failed_one_resumable() -> No
     assert not any(isinstance(e, Withdraw) for e in sessions.fail(refused, "payment", waited))
     plug_in(sessions, waited + timedelta(seconds=5))
     assert (failed.status, refused.status) == (Status.STARTED, Status.FAILED)
+
+
+def test_a_plug_in_before_the_core_released_the_token_resumes_the_failed_start() -> None:
+    """The EV came first: the core began the FAILED start's transaction before it saw the
+    withdrawal, so that session resumes and the new one does not take its transaction."""
+    sessions = Sessions({1: "E*1"})
+    failed = waiting_with_token(sessions)
+    waited = T0 + timedelta(seconds=WAIT_TO_START_SECONDS)
+    sessions.timer_fired("wait:a", waited)
+    new = sessions.create("b", 1, "OTHER", waited)
+    assert Withdraw(1, "TAG") in sessions.requested(new, waited)
+    plug_in(sessions, waited + timedelta(seconds=1))  # the transaction is the held token's
+    sessions.observe(ev.StartWithdrawn("TAG", 1), [], waited, "x")  # nothing left to release
+    assert (failed.status, failed.tx_ref, new.status) == (
+        Status.STARTED, 7, Status.WAITING_TO_START)
