@@ -20,7 +20,10 @@ despite a communication problem", and "the most recent update of the session is 
 (§2). Here that is an API start FAILED after its 2 minutes in WAITING_TO_START while the core
 still held its token (ConnectionTimeOut may be longer than 2 minutes): if the EV is plugged in
 within that window, the same record moves on to STARTED instead of a second session being
-made (:func:`resumable`, :meth:`Sessions.observe`).
+made (:func:`resumable`, :meth:`Sessions.observe`). Unless a new start on that connector
+came first: "after 2 minutes in WAITING_TO_START consider it failed and allow a new start"
+(§2), so the new start replaces it (:meth:`Sessions.replaceable`, a :class:`Withdraw` has the
+core release the old token) and the FAILED record stays FAILED.
 """
 
 from __future__ import annotations
@@ -152,7 +155,17 @@ class Timer:
     delay: float | None
 
 
-Effect = Saved | Timer
+@dataclass(frozen=True)
+class Withdraw:
+    """Ask the core to release the token it holds for ``id_tag`` on ``connector_id`` for a
+    FAILED API start that a new start replaces (:class:`agent.core.events.StartWithdrawn`);
+    before the new start is handed to the core."""
+
+    connector_id: int
+    id_tag: str
+
+
+Effect = Saved | Timer | Withdraw
 
 
 @dataclass
@@ -193,6 +206,18 @@ class Sessions:
                 return session
         return None
 
+    def replaceable(self, connector_id: int, held_id_tag: str | None,
+                    now: datetime) -> Session | None:
+        """The FAILED API start whose token (``held_id_tag``, None when the connector holds
+        none) the core still holds on ``connector_id`` for the plug-in: a new start may take
+        its place ("after 2 minutes in WAITING_TO_START consider it failed and allow a new
+        start"; "the user must not be blocked from starting again", sessions-api.md §2).
+        :meth:`requested` then has the core release that token."""
+        session, window_end = self._lapsed.get(connector_id, (None, now))
+        if session is None or held_id_tag is None or now > window_end:
+            return None
+        return session if session.id_tag.lower() == held_id_tag.lower() else None
+
     def start_blocked(self, connector_id: int, now: datetime) -> bool:
         """A start on ``connector_id`` was accepted less than 60 s ago."""
         last = self._last_start.get(connector_id)
@@ -205,7 +230,6 @@ class Sessions:
         evse_id = self.evse_ids.get(connector_id, "")  # "" for a card before a connector
         session = Session(session_id, mode, connector_id, evse_id, id_tag,
                           Status.CREATED, now, now)
-        self._lapsed.pop(connector_id, None)  # a new start replaces the core's token there
         self.sessions[session_id] = session
         self._save(session)
         return session
@@ -216,7 +240,15 @@ class Sessions:
         return self._take()
 
     def requested(self, session: Session, now: datetime) -> list[Effect]:
-        """The start was handed to the core (ev.StartRequested): wait for it."""
+        """The start is handed to the core (ev.StartRequested): wait for it. A FAILED start
+        whose token the core still holds on the connector is replaced: a :class:`Withdraw`
+        comes first; once the core released the token (ev.StartWithdrawn, :meth:`observe`)
+        that session stays FAILED for good. Should the EV be plugged in before the core
+        released it, that FAILED start resumes after all and the new one finds the
+        connector busy."""
+        replaced, _ = self._lapsed.get(session.connector_id, (None, now))
+        if replaced is not None:
+            self._effects.append(Withdraw(session.connector_id, replaced.id_tag))
         self._to(session, Status.WAITING_TO_START, now)
         self._effects.append(Timer(f"wait:{session.id}", WAIT_TO_START_SECONDS))
         return self._take()
@@ -269,6 +301,8 @@ class Sessions:
                 self._on_answer(ref, conf, now)
             case ev.TimerFired(name=name) if name.startswith("connection:"):
                 self._on_plug_timeout(int(name.partition(":")[2]), now)
+            case ev.StartWithdrawn(id_tag=id_tag, connector_id=connector_id):
+                self._withdrawn(connector_id, id_tag)
         return self._take()
 
     def _waiting(self, connector_id: int, id_tag: str | None = None) -> Session | None:
@@ -346,6 +380,13 @@ class Sessions:
                 self._effects.append(Saved(dataclasses.replace(session), start=True))
             elif ref == session.stop_ref and session.status is Status.STOPPED:
                 self._to(session, Status.COMPLETE, now, "SESSION_COMPLETE")
+
+    def _withdrawn(self, connector_id: int, id_tag: str) -> None:
+        """The core released the token of the FAILED start kept aside on the connector (a
+        new start replaces it): that start can no longer resume."""
+        session, _ = self._lapsed.get(connector_id, (None, None))
+        if session is not None and session.id_tag.lower() == id_tag.lower():
+            del self._lapsed[connector_id]
 
     def _on_plug_timeout(self, connector_id: int, now: datetime) -> None:
         """ConnectionTimeOut: the core dropped the authorization, no EV was plugged in."""

@@ -26,9 +26,21 @@ from agent.core import effects as fx
 from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core.authorization import local_decision
+from agent.core.connector import Connector
+from agent.core.lifecycle import Phase
 from agent.core.types import ConnectorStatus, ErrorCode, RegistrationStatus, RequestStatus
 from agent.runtime import Runtime
-from agent.sessions import Effect, Saved, Session, Sessions, Status, Timer, from_record, to_record
+from agent.sessions import (
+    Effect,
+    Saved,
+    Session,
+    Sessions,
+    Status,
+    Timer,
+    Withdraw,
+    from_record,
+    to_record,
+)
 from agent.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -177,7 +189,8 @@ class SessionService:
                 connector.faults) <= NOT_ANSWERING:
             return StartError(424, "station_availability_issue", _FAILURES["not_answering"][2])
         if (status in (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE)
-                or not connector.free or self.sessions.on_connector(connector_id)):
+                or not self._takes_a_start(connector, now)
+                or self.sessions.on_connector(connector_id)):
             return StartError(409, "station_availability_issue", "Connector you were trying "
                               f"to start charging is out of order ({status.value})")
         if station.registration.status is not RegistrationStatus.ACCEPTED and local_decision(
@@ -185,6 +198,16 @@ class SessionService:
                 local_list=station.authorizer.local_list) is None:
             return StartError(424, "station_availability_issue", _FAILURES["offline_unknown"][2])
         return None
+
+    def _takes_a_start(self, connector: Connector, now: datetime) -> bool:
+        """Free, or holding only the token of a FAILED API start that a new start replaces
+        (:meth:`agent.sessions.Sessions.replaceable`; the core then releases it)."""
+        if connector.free:
+            return True
+        held = connector.authorization if connector.phase is Phase.AUTHORIZED else None
+        return (connector.operative and not connector.faulted
+                and self.sessions.replaceable(connector.connector_id,
+                                              held.id_tag if held else None, now) is not None)
 
     async def start(self, connector_id: int, id_tag: str) -> tuple[Session, StartError | None]:
         """Create the session, ask the core, wait for the token's decision. The session is
@@ -292,6 +315,9 @@ class SessionService:
         for effect in effects:
             if isinstance(effect, Timer):
                 self._timer(effect)
+                continue
+            if isinstance(effect, Withdraw):
+                self.runtime.post(ev.StartWithdrawn(effect.id_tag, effect.connector_id))
                 continue
             session = effect.session
             with self.store.write():  # the record and its webhooks in one commit

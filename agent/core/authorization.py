@@ -190,6 +190,22 @@ class Authorizer:
         """The sessions API asks for a start: authorized like a card for that connector."""
         self.request(event.id_tag, "api", event.connector_id)
 
+    def on_start_withdrawn(self, event: ev.StartWithdrawn) -> None:
+        """The sessions API gives up its start: the token held for ``event.id_tag`` on the
+        connector, waiting for the plug, is dropped as ConnectionTimeOut would drop it, so
+        the connector is free for the start that replaces it (sessions-api.md §2: "after 2
+        minutes in WAITING_TO_START consider it failed and allow a new start"). Only that
+        token, and only while it waits: a transaction that began is that start's, and
+        stays."""
+        connector = self._ctx.connectors.get(event.connector_id)
+        if connector is None or connector.phase is not Phase.AUTHORIZED:
+            return
+        held = connector.authorization
+        if held is None or held.id_tag.lower() != event.id_tag.lower():  # CiString
+            return
+        self._ctx.emit(fx.CancelTimer(f"connection:{connector.connector_id}"))
+        self._release(connector)
+
     def request(self, id_tag: str, purpose: str, connector_id: int,
                 remote_start_id: int | None = None) -> None:
         """Decide locally where the rules allow, else ask the CSMS."""
@@ -330,7 +346,10 @@ class Authorizer:
         if int(arg) == 0:
             self._floating = None
             return
-        connector = self._ctx.connectors[int(arg)]
+        self._release(self._ctx.connectors[int(arg)])
+
+    def _release(self, connector: Connector) -> None:
+        """The token waiting on ``connector`` for the plug is dropped: back to idle."""
         if connector.lifecycle.fire("expire"):
             connector.authorization = None
             self._availability.apply_pending(connector)

@@ -126,6 +126,17 @@ class StartRequested:
 
 
 @dataclass(frozen=True)
+class StartWithdrawn:
+    """A local client gives up the start it asked for ``id_tag`` on ``connector_id`` (the
+    sessions API: that start FAILED and a new one takes its place). The token the charger
+    still holds there, waiting for the plug, is released; a transaction that has begun is
+    not touched."""
+
+    id_tag: str
+    connector_id: int
+
+
+@dataclass(frozen=True)
 class LocalLimitSet:
     """A local client (API, CLI, MQTT, dashboard) limits ``connector_id`` to ``amps``: None
     clears its limit, 0 pauses charging (the transaction goes on). ``source`` names who."""
@@ -172,6 +183,7 @@ Event = (
     | LocalListNotSaved
     | ChargingProfilesNotSaved
     | StartRequested
+    | StartWithdrawn
     | LocalLimitSet
     | LocalPhasesSet
     | ShutdownRequested

@@ -176,6 +176,7 @@ class Station:
             ev.ChargingProfilesNotSaved: self.smart_charging.on_not_saved,
             ev.ShutdownRequested: self._on_shutdown,
             ev.StartRequested: self.authorizer.on_start_requested,
+            ev.StartWithdrawn: self.authorizer.on_start_withdrawn,
             ev.LocalLimitSet: self.smart_charging.on_local_limit,
             ev.LocalPhasesSet: self.phase_switching.on_local_request,
         }

@@ -27,6 +27,7 @@ from .conftest import Bench, RunningAgent
 CONTROL = "control-token-0123456789"
 READ = "read-token-0123456789abc"
 TAG = "0A1B2C3D"
+OTHER_TAG = "0E0F1A2B"
 EVSE = "DE*EVA*E0001*1"
 ROOT = Path(__file__).resolve().parents[2]
 REASON = {"Invalid": "unknown_card", "Blocked": "blocked"}
@@ -364,6 +365,36 @@ async def test_a_start_that_failed_waiting_and_then_charges_stays_one_session(
         (session_id, "SESSION_FAILED", 1), (session_id, "SESSION_STARTED", 2)]
     (tx,) = site.csms.transactions.values()
     assert (await client.until(session_id, "STARTED"))["transactionId"] == tx.transaction_id
+
+
+async def test_a_new_start_replaces_a_failed_start_the_charger_still_holds(
+        site: SimSite, bench: Bench, agent: RunningAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ConnectionTimeOut (600 s) outlasts the 2 minutes of WAITING_TO_START (here 1 s): the
+    charger still holds the failed start's token, yet a new start is allowed ("after 2
+    minutes in WAITING_TO_START consider it failed and allow a new start", sessions-api.md
+    §2, once the 60 s block, here 0.5 s, is over). The charger releases the old token; the
+    plug-in charges the new one and the old session stays FAILED."""
+    monkeypatch.setattr(session_rules, "WAIT_TO_START_SECONDS", 1.0)
+    monkeypatch.setattr(session_rules, "START_BLOCK_SECONDS", 0.5)
+    client = Client(agent)
+    await online(site)
+    changed = await site.csms.call(call.ChangeConfiguration(key="ConnectionTimeOut",
+                                                            value="600"))
+    assert changed.status == "Accepted"
+    status, first = await client.start()
+    assert status == 201 and first["sessionStatus"] == "WAITING_TO_START", first
+    assert (await client.until(first["sessionId"], "FAILED"))["failure"] == "start_timeout"
+    await site.csms.wait_for(lambda: site.csms.last_status(1) == "Preparing")  # still held
+    status, second = await client.start(OTHER_TAG)
+    assert status == 201 and second["sessionStatus"] == "WAITING_TO_START", second
+    await bench("plug", 1)
+    await bench("ev_state", 1, "C")
+    await bench.until_relay(True)
+    started = await client.until(second["sessionId"], "STARTED")
+    (tx,) = site.csms.transactions.values()
+    assert (tx.id_tag, started["transactionId"]) == (OTHER_TAG, tx.transaction_id)
+    assert (await client.session(first["sessionId"]))["sessionStatus"] == "FAILED"
 
 
 async def evse_agent_log(state_dir: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:

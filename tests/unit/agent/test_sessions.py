@@ -28,6 +28,7 @@ from agent.sessions import (
     Sessions,
     Status,
     Timer,
+    Withdraw,
     from_record,
     may_follow,
     to_record,
@@ -282,3 +283,54 @@ def test_a_failed_start_is_not_resumed_outside_its_window(what: str) -> None:
     expected = "b" if what == "new_start" else "new"
     assert [s.id for s in sessions.sessions.values() if s.status is Status.STARTED] == [
         expected]
+
+
+def test_a_new_start_replaces_a_failed_start_whose_token_the_core_still_holds() -> None:
+    """sessions-api.md §2: after 2 minutes in WAITING_TO_START "consider it failed and allow a
+    new start"; the core releases the old token first and the old session stays FAILED."""
+    sessions = Sessions({1: "E*1"})
+    failed = waiting_with_token(sessions)  # ConnectionTimeOut 180 s
+    waited = T0 + timedelta(seconds=WAIT_TO_START_SECONDS)
+    sessions.timer_fired("wait:a", waited)
+    assert sessions.replaceable(1, "tag", waited) is failed  # idTags compared without case
+    assert sessions.replaceable(1, "OTHER", waited) is None  # the core holds another token
+    assert sessions.replaceable(1, None, waited) is None  # ... or none
+    assert sessions.replaceable(1, "TAG", T0 + timedelta(seconds=181)) is None
+    new = sessions.create("b", 1, "OTHER", waited)
+    out = sessions.requested(new, waited)
+    assert [e if isinstance(e, Withdraw) else e.session.status
+            for e in out if not isinstance(e, Timer)] == [
+        Status.CREATED, Withdraw(1, "TAG"), Status.WAITING_TO_START]  # released first
+    sessions.observe(ev.StartWithdrawn("TAG", 1), [fx.CancelTimer("connection:1")], waited,
+                     "x")  # the core released it
+    assert sessions.replaceable(1, "TAG", waited) is None
+    plug_in(sessions, waited + timedelta(seconds=5), "OTHER")
+    assert (failed.status, new.status) == (Status.FAILED, Status.STARTED)
+
+
+def test_a_start_refused_before_the_core_leaves_the_failed_one_resumable() -> None:
+    """Only a start handed to the core replaces the token it holds; a refused one (409, a
+    pre-authorization hook's answer) does not, and the plug-in still resumes the first."""
+    sessions = Sessions({1: "E*1"})
+    failed = waiting_with_token(sessions)
+    waited = T0 + timedelta(seconds=WAIT_TO_START_SECONDS)
+    sessions.timer_fired("wait:a", waited)
+    refused = sessions.create("b", 1, "OTHER", waited)
+    assert not any(isinstance(e, Withdraw) for e in sessions.fail(refused, "payment", waited))
+    plug_in(sessions, waited + timedelta(seconds=5))
+    assert (failed.status, refused.status) == (Status.STARTED, Status.FAILED)
+
+
+def test_a_plug_in_before_the_core_released_the_token_resumes_the_failed_start() -> None:
+    """The EV came first: the core began the FAILED start's transaction before it saw the
+    withdrawal, so that session resumes and the new one does not take its transaction."""
+    sessions = Sessions({1: "E*1"})
+    failed = waiting_with_token(sessions)
+    waited = T0 + timedelta(seconds=WAIT_TO_START_SECONDS)
+    sessions.timer_fired("wait:a", waited)
+    new = sessions.create("b", 1, "OTHER", waited)
+    assert Withdraw(1, "TAG") in sessions.requested(new, waited)
+    plug_in(sessions, waited + timedelta(seconds=1))  # the transaction is the held token's
+    sessions.observe(ev.StartWithdrawn("TAG", 1), [], waited, "x")  # nothing left to release
+    assert (failed.status, failed.tx_ref, new.status) == (
+        Status.STARTED, 7, Status.WAITING_TO_START)

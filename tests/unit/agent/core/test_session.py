@@ -160,3 +160,55 @@ def test_a_started_transaction_stays_preparing_while_the_ev_answers_the_offer() 
     assert h.statuses(1)[-1] == "SuspendedEV", "an EV that never answers is SuspendedEV"
     h.pilot("C")
     assert h.statuses(1)[-1] == "Charging"
+
+
+# --- a start the sessions API gives up (ev.StartWithdrawn) --------------------------------
+
+
+def api_start_waiting(h: CoreHarness, tag: str = "API00001") -> None:
+    """An API start accepted before the plug: the charger holds the token for connector 1."""
+    h.feed(ev.StartRequested(tag, 1))
+    h.accept_authorize()
+    assert h.statuses(1)[-1] == "Preparing"
+    assert "connection:1" in h.timers
+
+
+def test_a_withdrawn_start_frees_the_connector_for_the_next_one() -> None:
+    h = CoreHarness(ConnectionTimeOut=600)
+    h.boot()
+    api_start_waiting(h, "API00001")
+    h.feed(ev.StartWithdrawn("api00001", 1))  # idTag compared without case
+    assert "connection:1" not in h.timers
+    assert h.statuses(1)[-1] == "Available"
+    h.feed(ev.StartRequested("API00002", 1))
+    h.accept_authorize()
+    h.pilot("B")
+    (started,) = h.sent(msg.TransactionStarted)
+    assert isinstance(started.req, msg.TransactionStarted)
+    assert (started.req.connector_id, started.req.id_tag) == (1, "API00002")
+
+
+def test_withdrawing_another_token_keeps_the_one_held() -> None:
+    h = CoreHarness(ConnectionTimeOut=600)
+    h.boot()
+    api_start_waiting(h, "API00001")
+    h.feed(ev.StartWithdrawn("API00002", 1))
+    assert "connection:1" in h.timers
+    h.pilot("B")
+    started = h.last(msg.TransactionStarted).req
+    assert isinstance(started, msg.TransactionStarted) and started.id_tag == "API00001"
+
+
+def test_withdrawing_a_start_whose_transaction_began_leaves_it_charging() -> None:
+    h = CoreHarness(ConnectionTimeOut=600)
+    h.boot()
+    api_start_waiting(h, "API00001")
+    h.pilot("B")
+    h.accept_start(transaction_id=9)
+    h.pilot("C")
+    assert h.contactor()
+    h.feed(ev.StartWithdrawn("API00001", 1))
+    assert h.contactor()
+    assert not h.sent(msg.TransactionEnded)
+    assert h.statuses(1)[-1] == "Charging"
+    assert h.station.connectors[1].transaction is not None
