@@ -86,6 +86,9 @@ class Supervisor:
         self._retry_interval = retry_interval
         self._clock = clock
         self._checks = {cid: ContactorSupervisor() for cid in contactors}
+        # What disagrees on each connector: "contactor" and/or "phase relay" -> the info. Both
+        # report as one PowerSwitchFailure, so one agreeing again must not clear the other.
+        self._switch_faults: dict[int, dict[str, str]] = {}
         self._woken = asyncio.Event()
 
     async def run(self) -> None:
@@ -121,8 +124,7 @@ class Supervisor:
             if verdict is False:
                 continue
             log.error("connector %s: contactor %s", cid, verdict or "agrees again")
-            self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, verdict is not None,
-                                      f"contactor {verdict}" if verdict else None))
+            self._power_switch(cid, "contactor", f"contactor {verdict}" if verdict else None)
 
     def watch_phase_relays(self, relays: dict[int, PhaseSwitch]) -> None:
         """Also supervise these 1<->3 phase relays' feedback (agent/core/phases.py)."""
@@ -144,8 +146,19 @@ class Supervisor:
                 "phase relay connects 3 phases, told 1" if verdict == WELDED
                 else "phase relay connects 1 phase, told 3")
             log.error("connector %s: %s", cid, info or "phase relay agrees again")
-            self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, verdict is not None,
-                                      info))
+            self._power_switch(cid, "phase relay", info)
+
+    def _power_switch(self, cid: int, source: str, info: str | None) -> None:
+        """Report the connector's PowerSwitchFailure as what all its switches say together:
+        active while any disagrees (a welded contactor stays a fault when the phase relay
+        agrees again), cleared only when none does."""
+        faults = self._switch_faults.setdefault(cid, {})
+        if info is None:
+            faults.pop(source, None)
+        else:
+            faults[source] = info
+        self._post(ev.DeviceFault(cid, ErrorCode.POWER_SWITCH_FAILURE, bool(faults),
+                                  "; ".join(faults.values()) or None))
 
     async def check_meters(self) -> None:
         for cid, meter in self._meters.items():

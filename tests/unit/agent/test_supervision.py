@@ -142,3 +142,35 @@ async def test_a_close_commanded_by_the_core_is_checked_at_once_not_after_the_id
     task.cancel()
     assert [(p.error_code, p.active, p.info) for p in posted if isinstance(p, ev.DeviceFault)] \
         == [(ErrorCode.POWER_SWITCH_FAILURE, True, "contactor stuck_open")]
+
+
+class PhaseRelay:
+    """A phase relay told ``phases`` whose auxiliary contact reports ``feedback_phases``."""
+
+    def __init__(self) -> None:
+        self.phases = 3
+        self.feedback_phases: int | None = 3
+
+
+def test_a_phase_relay_agreeing_again_does_not_clear_a_welded_contactor() -> None:
+    """The contactor and the phase relay both report PowerSwitchFailure on one connector: the
+    fault stays while either disagrees (a welded contactor must keep blocking sessions)."""
+    posted: list[ev.Event] = []
+    contactor, relay, now = Contactor(feedback=True), PhaseRelay(), [0.0]  # welded
+    supervisor = Supervisor(posted.append, {1: contactor}, {}, {}, clock=lambda: now[0])
+    supervisor.watch_phase_relays({1: relay})  # type: ignore[dict-item]
+    relay.feedback_phases = 1  # told 3, connects 1
+    for moment in (0.0, 0.6):
+        now[0] = moment
+        supervisor.check_contactors()
+        supervisor.check_phase_relays()
+    relay.feedback_phases = 3  # the relay agrees again; the contactor is still welded
+    now[0] = 1.2
+    supervisor.check_phase_relays()
+    faults = [e for e in posted if isinstance(e, ev.DeviceFault)]
+    assert faults and all(f.error_code == ErrorCode.POWER_SWITCH_FAILURE for f in faults)
+    assert faults[-1].active and "contactor" in (faults[-1].info or "")
+    contactor.feedback_closed = False  # the weld freed: now nothing disagrees
+    now[0] = 1.8
+    supervisor.check_contactors()
+    assert posted[-1] == ev.DeviceFault(1, ErrorCode.POWER_SWITCH_FAILURE, False, None)
