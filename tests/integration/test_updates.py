@@ -190,20 +190,34 @@ async def test_a_release_that_crashes_on_start_is_rolled_back(kit: Kit) -> None:
 
 
 async def test_the_restart_waits_for_the_transaction_to_end(kit: Kit, bench: Bench) -> None:
+    """While the update waits, the connector charging goes on (it stays Charging, the
+    charger does not turn Unavailable); once its transaction ends it is Unavailable until the
+    restart, so no new session delays the update (white paper L01.FR.07/L01.FR.19)."""
+    csms = kit.site.csms
     await charging(kit.site, bench, VALID)
+    seen = len(csms.statuses)
     await kit.update(kit.http.url(f"evse-agent-{NEW}.tar.gz"))
     assert await kit.statuses(3) == ["Downloading", "Downloaded", "Installing"]
     await asyncio.sleep(1.5)
     assert kit.service.starts == 1 and await bench.relay_closed(), "still charging"
-    result = await kit.site.csms.call(
+    assert csms.statuses[seen:] == [], "the charging connector and the charger keep theirs"
+    result = await csms.call(
         call.TriggerMessage(requested_message="FirmwareStatusNotification"))
     assert result.status == "Accepted"
     assert await kit.statuses(4) == ["Downloading", "Downloaded", "Installing", "Installing"]
+    boots = len(csms.calls("BootNotification"))
     await bench("unplug", 1)
     assert (await kit.statuses(5))[-1] == "Installed"
     await kit.running(NEW)
-    (tx,) = kit.site.csms.transactions.values()
+    (tx,) = csms.transactions.values()
     assert tx.meter_stop is not None and tx.reason == "EVDisconnected"
+    # Between the stop and the restart: Unavailable (connector 1, then the whole charger);
+    # after the restart: Available again (the hold is not kept).
+    after = [(cid, st) for cid, st, _ in csms.statuses[seen:]]
+    held = after[:after.index((0, "Available"))]  # until the new release registers
+    assert [st for cid, st in held if cid == 1] == ["Finishing", "Unavailable"], after
+    assert [st for cid, st in held if cid == 0] == ["Unavailable"], after
+    assert after[-1] == (1, "Available") and len(csms.calls("BootNotification")) > boots
 
 
 # --- kill -9 at every step ---------------------------------------------------------------
