@@ -205,7 +205,7 @@ class SessionService:
         if connector.free:
             return True
         held = connector.authorization if connector.phase is Phase.AUTHORIZED else None
-        return (connector.operative and not connector.faulted
+        return (connector.in_service and not connector.faulted
                 and self.sessions.replaceable(connector.connector_id,
                                               held.id_tag if held else None, now) is not None)
 

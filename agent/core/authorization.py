@@ -328,7 +328,7 @@ class Authorizer:
     def claim(self, connector: Connector) -> Authorization | None:
         """A token presented before this plug-in, or the free-vend tag, if any applies."""
         ctx = self._ctx
-        if not (connector.operative and not connector.faulted and not ctx.shutting_down):
+        if not (connector.in_service and not connector.faulted and not ctx.shutting_down):
             return None
         auth = self._floating
         if auth is None and ctx.config.free_vend_id_tag is not None:

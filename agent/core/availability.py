@@ -2,6 +2,11 @@
 
 A connector made inoperative during a transaction becomes so when the transaction ends
 (ChangeAvailability answers Scheduled; OCPP 1.6 TC_013..016, TC_034).
+
+Apart from it, the maintenance hold: while an update waits for the running transactions to
+end, every connector not in use is Unavailable (OCPP 1.6 security white paper L01.FR.07 and
+L01.FR.19). It is a separate fact (:attr:`Connector.maintenance_hold`), never saved, so
+clearing it gives back exactly the availability the CSMS chose.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ class Availability:
         if connector.lifecycle.fire("expire"):
             connector.authorization = None
         return False
+
+    def hold(self, on: bool) -> None:
+        """Set or clear the maintenance hold on every connector. A running transaction goes
+        on (its connector is Unavailable once it ends); a token waiting for the plug on an
+        idle connector is dropped, as for an inoperative one."""
+        for connector in self._ctx.connectors.values():
+            connector.maintenance_hold = on
+            if on and connector.transaction is None and connector.lifecycle.fire("expire"):
+                connector.authorization = None
+                self._ctx.emit(fx.CancelTimer(f"connection:{connector.connector_id}"))
 
     def apply_pending(self, connector: Connector) -> None:
         """The transaction is over (or none started): a scheduled change applies now."""

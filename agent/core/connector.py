@@ -63,8 +63,11 @@ class Connector:
     max_current: float
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     pilot: PilotState = PilotState.A
-    operative: bool = True
+    operative: bool = True  # the CSMS's choice (ChangeAvailability), kept across restarts
     pending_inoperative: bool = False
+    # An update waits for the transactions to end (agent/core/availability.py): never saved,
+    # never the CSMS's choice; a running transaction goes on.
+    maintenance_hold: bool = False
     faults: dict[str, str | None] = field(default_factory=dict)  # error code -> info
     # Faults whose device recovered but that hold until the EV is unplugged (GroundFailure,
     # PowerSwitchFailure): the driver sees what happened before the next session.
@@ -110,9 +113,14 @@ class Connector:
         return bool(self.faults)
 
     @property
+    def in_service(self) -> bool:
+        """Operative for the CSMS and not held for an update: may take a new session."""
+        return self.operative and not self.maintenance_hold
+
+    @property
     def free(self) -> bool:
         """Can take a new session right now (remote start, card first)."""
-        return self.operative and not self.faulted and self.phase in (Phase.IDLE, Phase.PLUGGED)
+        return self.in_service and not self.faulted and self.phase in (Phase.IDLE, Phase.PLUGGED)
 
 
 MIN_OFFER = 6.0  # A: IEC 61851-1 Annex A, the lowest current a PWM duty cycle may offer
@@ -225,7 +233,7 @@ def status_of(connector: Connector, contactor_closed: bool) -> ConnectorStatus:
         if connector.pilot.wants_energy:
             return ConnectorStatus.CHARGING if contactor_closed else ConnectorStatus.SUSPENDED_EVSE
         return ConnectorStatus.SUSPENDED_EV
-    if not connector.operative:
+    if not connector.in_service:
         return ConnectorStatus.UNAVAILABLE
     if connector.reservation is not None and phase in (Phase.IDLE, Phase.PLUGGED):
         return ConnectorStatus.RESERVED  # until a token of the reservation is accepted

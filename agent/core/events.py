@@ -166,6 +166,15 @@ class ShutdownRequested:
     reason: StopReason = StopReason.REBOOT
 
 
+@dataclass(frozen=True)
+class MaintenanceHold:
+    """An update waits for the running transactions to end before it installs (``on``), or
+    was abandoned (``off``): while held, every connector not in use is Unavailable and takes
+    no new session (OCPP 1.6 security white paper L01.FR.07/L01.FR.19). Kept apart from the
+    CSMS's ChangeAvailability and never saved."""
+
+    on: bool
+
 Event = (
     Started
     | LinkUp
@@ -187,4 +196,6 @@ Event = (
     | LocalLimitSet
     | LocalPhasesSet
     | ShutdownRequested
+    | MaintenanceHold
 )
+

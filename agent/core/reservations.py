@@ -77,12 +77,12 @@ class Reservations:
             return None, free[0]
         if all(c.faulted for c in candidates):
             return "Faulted", None
-        if all(not c.operative for c in candidates):
+        if all(not c.in_service for c in candidates):
             return "Unavailable", None
         return "Occupied", None
 
     def _reservable(self, connector: Connector) -> bool:
-        return (connector.operative and not connector.faulted and connector.phase is Phase.IDLE
+        return (connector.in_service and not connector.faulted and connector.phase is Phase.IDLE
                 and connector.reservation is None and not self._ctx.shutting_down)
 
     def cancel(self, request: msg.CsmsCancelReservation) -> msg.StatusResult:

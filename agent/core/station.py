@@ -179,6 +179,7 @@ class Station:
             ev.StartWithdrawn: self.authorizer.on_start_withdrawn,
             ev.LocalLimitSet: self.smart_charging.on_local_limit,
             ev.LocalPhasesSet: self.phase_switching.on_local_request,
+            ev.MaintenanceHold: lambda event: self.availability.hold(event.on),
         }
 
     def _on_started(self, event: ev.Started) -> None:

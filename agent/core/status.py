@@ -43,7 +43,9 @@ class StatusReport:
         return status_of(connector, closed and offering)
 
     def station(self) -> ConnectorStatus:
-        if all(not c.operative for c in self._ctx.connectors.values()):
+        # Held for an update, a connector still charging keeps the charger in service.
+        if all(not c.operative or (c.maintenance_hold and c.transaction is None)
+               for c in self._ctx.connectors.values()):
             return ConnectorStatus.UNAVAILABLE
         return ConnectorStatus.AVAILABLE
 

@@ -60,15 +60,18 @@ SignatureCheck = Callable[[Path], None]  # raises SignatureError
 class FirmwareUpdater:
     """``report(status)`` tells the CSMS (final statuses are also kept in the report file);
     ``transaction_running()`` asks the core; ``restart()`` ends the process for the service
-    manager to start ``current``; ``hardware_ok()`` reads every meter once."""
+    manager to start ``current``; ``hardware_ok()`` reads every meter once; ``hold(on)``
+    sets or clears the core's maintenance hold while the update waits for transactions."""
 
     def __init__(self, releases: Releases, config: UpdateConfig,
                  report: Callable[[str], None], transaction_running: Callable[[], bool],
                  restart: Callable[[], None], hardware_ok: Callable[[], Awaitable[None]],
                  now: Callable[[], datetime],
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 tls: TlsContext | None = None) -> None:
+                 tls: TlsContext | None = None,
+                 hold: Callable[[bool], None] = lambda on: None) -> None:
         self.releases = releases
+        self._hold = hold  # the core's maintenance hold (ev.MaintenanceHold), set or cleared
         self._tls = tls  # https: what the server's certificate is verified against
         self.config = config
         self.status = "Idle"  # what TriggerMessage FirmwareStatusNotification reports
@@ -122,7 +125,7 @@ class FirmwareUpdater:
                       "restarting to roll back", self.releases.current(),
                       self._registered.is_set())
             await self._until_idle()
-            self._restart()
+            self._restart()  # the hold, if set, ends with this process
             return
         self.releases.end_trial()
         log.warning("update: release %s is healthy: committed", self.releases.current())
@@ -208,19 +211,36 @@ class FirmwareUpdater:
         if previous is None:
             raise InstallError(f"{self.releases.root}/current is missing: this agent does not "
                                "run from a release (see docs/updates.md)")
-        await self._until_idle()
-        self.releases.set_job("switching", name)
-        self.releases.begin_trial(previous, name)
-        self.releases.switch(name)
-        self.releases.clear_job()
+        held = await self._until_idle()
+        try:
+            self.releases.set_job("switching", name)
+            self.releases.begin_trial(previous, name)
+            self.releases.switch(name)
+            self.releases.clear_job()
+        except BaseException:
+            if held:
+                self._hold(False)
+            raise
         log.warning("update: switched to %s (previous: %s); restarting", name, previous)
-        self._restart()
+        self._restart()  # the hold ends with this process: it is never saved
 
-    async def _until_idle(self) -> None:
-        if self._transaction_running():
-            log.info("update: waiting for the running transactions to end")
-        while self._transaction_running():
-            await self._sleep(IDLE_POLL)
+    async def _until_idle(self) -> bool:
+        """Wait until no transaction runs. Meanwhile the connectors not in use are held
+        Unavailable, so that no new session delays the update (OCPP 1.6 security white paper
+        L01.FR.07/L01.FR.19); True when the hold was set (it stays until the restart). An
+        abandoned wait (the update cancelled) clears it again."""
+        if not self._transaction_running():
+            return False
+        log.info("update: waiting for the running transactions to end; the idle connectors "
+                 "are Unavailable meanwhile")
+        self._hold(True)
+        try:
+            while self._transaction_running():
+                await self._sleep(IDLE_POLL)
+        except BaseException:
+            self._hold(False)
+            raise
+        return True
 
     # --- reporting -------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ download, before anything is unpacked (a mismatch reports InvalidSignature and r
 InvalidFirmwareSignature). Every committed update, signed or not, raises FirmwareUpdated.
 
 The core never sees these commands (:attr:`Runtime.command_handlers` answers them first); it is
-only asked whether a transaction is running. The notifications go out through the runtime's
-outbound path (:meth:`Runtime.send`), so a triggered one follows the TriggerMessage reply. A
-final firmware status (Installed, InstallationFailed, DownloadFailed) stays in the releases'
-``report`` file until the CSMS confirms it, and is sent again after every registration.
+only asked whether a transaction is running, and told (ev.MaintenanceHold) while an update
+waits for the transactions to end, so that it holds the idle connectors Unavailable. The
+notifications go out through the runtime's outbound path (:meth:`Runtime.send`), so a
+triggered one follows the TriggerMessage reply. A final firmware status (Installed,
+InstallationFailed, DownloadFailed) stays in the releases' ``report`` file until the CSMS
+confirms it, and is sent again after every registration.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class Maintenance:
         self.firmware = FirmwareUpdater(
             self.releases, config.update, self._firmware_status,
             lambda: runtime.transaction_running, restart, self._hardware_ok, now,
-            tls=self._file_server_tls)
+            tls=self._file_server_tls,
+            hold=lambda on: runtime.post(ev.MaintenanceHold(on)))
         self.diagnostics = Diagnostics(
             config, secrets, store, frames, self.releases.current, self._diagnostics_status,
             now, report_log=self._log_status,

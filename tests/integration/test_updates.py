@@ -20,10 +20,10 @@ from ocpp.v16 import call
 
 from agent.maintenance.releases import Releases
 from evsim.csms import Frame
-from evsim.site import SimSite, free_port
+from evsim.site import SimSite, SiteOptions, free_port
 from tests.pki import TestCa, server_context
 
-from .conformance.helpers import VALID, charging, status, until
+from .conformance.helpers import VALID, VALID_2, charging, present_again, status, until
 from .conftest import Bench
 from .file_servers import FtpFiles, HttpFiles, file_servers, ftp_files, http_files
 from .releases_kit import (
@@ -190,20 +190,62 @@ async def test_a_release_that_crashes_on_start_is_rolled_back(kit: Kit) -> None:
 
 
 async def test_the_restart_waits_for_the_transaction_to_end(kit: Kit, bench: Bench) -> None:
+    """While the update waits, the connector charging goes on (it stays Charging, the
+    charger does not turn Unavailable); once its transaction ends it is Unavailable until the
+    restart, so no new session delays the update (white paper L01.FR.07/L01.FR.19)."""
+    csms = kit.site.csms
     await charging(kit.site, bench, VALID)
+    seen = len(csms.statuses)
     await kit.update(kit.http.url(f"evse-agent-{NEW}.tar.gz"))
     assert await kit.statuses(3) == ["Downloading", "Downloaded", "Installing"]
     await asyncio.sleep(1.5)
     assert kit.service.starts == 1 and await bench.relay_closed(), "still charging"
-    result = await kit.site.csms.call(
+    assert csms.statuses[seen:] == [], "the charging connector and the charger keep theirs"
+    result = await csms.call(
         call.TriggerMessage(requested_message="FirmwareStatusNotification"))
     assert result.status == "Accepted"
     assert await kit.statuses(4) == ["Downloading", "Downloaded", "Installing", "Installing"]
+    boots = len(csms.calls("BootNotification"))
     await bench("unplug", 1)
     assert (await kit.statuses(5))[-1] == "Installed"
     await kit.running(NEW)
-    (tx,) = kit.site.csms.transactions.values()
+    (tx,) = csms.transactions.values()
     assert tx.meter_stop is not None and tx.reason == "EVDisconnected"
+    # Between the stop and the restart: Unavailable (connector 1, then the whole charger);
+    # after the restart: Available again (the hold is not kept).
+    after = [(cid, st) for cid, st, _ in csms.statuses[seen:]]
+    held = after[:after.index((0, "Available"))]  # until the new release registers
+    assert [st for cid, st in held if cid == 1] == ["Finishing", "Unavailable"], after
+    assert [st for cid, st in held if cid == 0] == ["Unavailable"], after
+    assert after[-1] == (1, "Available") and len(csms.calls("BootNotification")) > boots
+
+
+
+@pytest.mark.parametrize("site_options", [SiteOptions(connectors=2, sample_interval=1)])
+async def test_while_the_update_waits_the_idle_connector_is_unavailable(
+        kit: Kit, bench: Bench) -> None:
+    """Two connectors, one charging: the other turns Unavailable as soon as the update waits
+    and refuses a new session; after the restart it takes one again (L01.FR.07/L01.FR.19)."""
+    csms = kit.site.csms
+    await charging(kit.site, bench, VALID)
+    await kit.update(kit.http.url(f"evse-agent-{NEW}.tar.gz"))
+    assert await kit.statuses(3) == ["Downloading", "Downloaded", "Installing"]
+    await status(kit.site, "Unavailable", 2, WITHIN)
+    assert csms.last_status(1) == "Charging" and await bench.relay_closed(1)
+    assert csms.last_status(0) == "Available", "connector 1 still charges"
+    starts = len(csms.calls("StartTransaction"))
+    await bench("plug", 2)
+    await bench("ev_state", 2, "C")
+    await present_again(bench, VALID_2)
+    await asyncio.sleep(1.5)
+    assert len(csms.calls("StartTransaction")) == starts, "no new session while held"
+    assert csms.last_status(2) == "Unavailable" and not await bench.relay_closed(2)
+    await bench("unplug", 1)
+    assert (await kit.statuses(4))[-1] == "Installed"
+    await kit.running(NEW)
+    await status(kit.site, "Preparing", 2, WITHIN)  # the hold ended with the old process
+    (tx,) = csms.transactions.values()
+    assert tx.meter_stop is not None and tx.connector_id == 1
 
 
 # --- kill -9 at every step ---------------------------------------------------------------

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import subprocess
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from agent.config import UpdateConfig
+from agent.maintenance.firmware import FirmwareUpdater
 from agent.maintenance.package import PackageError, build, verify
 from agent.maintenance.releases import INSTALLED, Releases
 
@@ -100,3 +104,46 @@ def test_an_unfinished_install_is_removed_at_start(tmp_path: Path) -> None:
     (releases.root / "new" / "bin").mkdir(parents=True)  # no .installed marker
     releases.clean_partial()
     assert releases.names() == ["old"] and not (releases.root / "new").exists()
+
+
+async def _waiting_updater(tmp_path: Path, running: list[bool], holds: list[bool]
+                           ) -> tuple[FirmwareUpdater, asyncio.Task[bool]]:
+    config = UpdateConfig(releases=tmp_path, installer=None, health_timeout=1.0,
+                          transfer_timeout=1.0, keep=1)
+
+    async def no_hardware() -> None:
+        return None
+
+    updater = FirmwareUpdater(
+        Releases(tmp_path), config, lambda status: None, lambda: running[0], lambda: None,
+        no_hardware, lambda: datetime.now(UTC), sleep=lambda _: asyncio.sleep(0),
+        hold=holds.append)
+    task = asyncio.create_task(updater._until_idle())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return updater, task
+
+
+async def test_the_wait_for_transactions_holds_the_connectors_until_the_restart(
+        tmp_path: Path) -> None:
+    running, holds = [True], []
+    _, task = await _waiting_updater(tmp_path, running, holds)
+    assert holds == [True] and not task.done()
+    running[0] = False
+    assert await task is True
+    assert holds == [True], "the hold stays until the process restarts"
+
+
+async def test_an_abandoned_wait_clears_the_hold(tmp_path: Path) -> None:
+    running, holds = [True], []
+    _, task = await _waiting_updater(tmp_path, running, holds)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert holds == [True, False]
+
+
+async def test_no_transaction_no_hold(tmp_path: Path) -> None:
+    holds: list[bool] = []
+    _, task = await _waiting_updater(tmp_path, [False], holds)
+    assert await task is False and holds == []
