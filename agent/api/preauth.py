@@ -24,7 +24,6 @@ import logging
 import aiohttp
 
 from agent.api.service import StartError
-from agent.api.webhooks import shown_url
 from agent.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class PreAuthorization:
                     self.url, json=body) as response:
                 status, text = response.status, await response.text()
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            log.warning("pre-authorization hook %s: %s", shown_url(self.url),
+            log.warning("pre-authorization hook %s: %s", self.url,
                         str(error) or type(error).__name__)
             return self._failed(f"the pre-authorization hook did not answer within "
                                 f"{self.timeout:g} s")

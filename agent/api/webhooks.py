@@ -27,7 +27,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -47,17 +46,6 @@ def start_notification(session: Session, accepted: bool, chargebox: str) -> dict
             "transaction_id": (session.transaction_id or 0) if accepted else 0,
             "mode": session.mode.value, "session_id": session.id}
 
-
-
-def shown_url(url: str) -> str:
-    """``url`` as the logs show it: no query string (where a receiver's key often travels)
-    and no password; the scheme, host, port and path stay, enough to find the receiver."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    netloc += f":{parts.port}" if parts.port else ""
-    query = "…" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 class Webhooks:
     def __init__(self, store: Store, url: str, chargebox: str,
@@ -116,12 +104,12 @@ class Webhooks:
                     self.url, data=body,
                     headers={"Content-Type": "application/json"}) as response:
                 if not 200 <= response.status < 300:
-                    log.warning("webhooks: %s answered %s; retrying later", shown_url(self.url),
+                    log.warning("webhooks: %s answered %s; retrying later", self.url,
                                 response.status)
                     return None
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            log.warning("webhooks: cannot reach %s: %s; retrying later", shown_url(self.url),
+            log.warning("webhooks: cannot reach %s: %s; retrying later", self.url,
                         error or type(error).__name__)
             return None
         try:
