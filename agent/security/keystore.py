@@ -110,11 +110,7 @@ class CertificateStore:
         fallback root only (1.6 security whitepaper M05.FR.13); "" when there is none."""
         roots = ([kept] if (kept := self.fallback_root()) else []) if fallback else (
             self.current_csms_roots())
-        if not roots:
-            return ""  # and cryptography stays unloaded
-        from agent.security import certificates as certs
-
-        return certs.to_pem([root.certificate for root in roots])
+        return _pem(roots)
 
     def current_csms_roots(self) -> list[InstalledRoot]:
         kept = self.fallback_root()
@@ -176,12 +172,7 @@ class CertificateStore:
 
     def roots_pem(self, use: str | None = None) -> str:
         """The installed roots of ``use`` (default: both types), as one PEM text."""
-        roots = self.roots(use)
-        if not roots:
-            return ""  # and cryptography stays unloaded
-        from agent.security import certificates as certs
-
-        return certs.to_pem([root.certificate for root in roots])
+        return _pem(self.roots(use))
 
     def install_root(self, use: str, pem: str, now: datetime) -> InstalledRoot:
         """Check and keep a root (InstallCertificate); installing one already there is a
@@ -270,12 +261,11 @@ class CertificateStore:
 
     def next_chain(self) -> list[x509.Certificate] | None:
         """An accepted chain whose leaf is not valid yet (held until then), if any."""
-        path = self._next_chain_path
-        if not (path.exists() and self._next_key_path.exists()):
+        if not self.has_next_chain():
             return None
         from agent.security import certificates as certs  # only with a certificate held
 
-        return certs.parse_chain(path.read_text())
+        return certs.parse_chain(self._next_chain_path.read_text())
 
     def accept_client_chain(self, pem: str, now: datetime) -> list[x509.Certificate]:
         """Validate a CertificateSigned chain against the pending key and the CSMS roots and
@@ -302,3 +292,12 @@ class CertificateStore:
         os.replace(self._next_chain_path, self.client_chain_path)
         os.replace(self._next_key_path, self.client_key_path)
         return True
+
+
+def _pem(roots: list[InstalledRoot]) -> str:
+    """``roots`` as one PEM text; "" for none (and cryptography stays unloaded)."""
+    if not roots:
+        return ""
+    from agent.security import certificates as certs
+
+    return certs.to_pem([root.certificate for root in roots])
