@@ -186,7 +186,8 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     link = Link(link_settings(config), adapter, security.commands(runtime.command),
                 runtime.on_link_state, replied,
                 ping_interval=lambda: float(station.settings.get("WebSocketPingInterval")),
-                policy=security.profiles, refused=security.invalid_message)
+                policy=security.profiles, refused=security.invalid_message,
+                sent=runtime.outbox.flush_confirmed)
     security.reconnect = link.reconnect
     link_holder.append(link)
     return runtime, link, security

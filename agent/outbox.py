@@ -16,8 +16,15 @@ Durability (DESIGN.md): :meth:`Outbox.put` commits a transaction message to the 
 (:mod:`agent.journal`) before it returns, so nothing is handed to the link unjournaled; the
 CSMS's confirmation deletes the row in one commit with what the answer says (the transactionId
 of a StartTransaction). A new Outbox over the same store resumes the pending journal in order,
-with the transactionIds already known: after a crash, every unconfirmed message is sent again
-and nothing confirmed is.
+with the transactionIds already known: after a crash, every unconfirmed message is sent again.
+
+The confirmation's commit is made once the next call has been written to the link
+(:meth:`Outbox.flush_confirmed`, which the link calls after each frame it sends), so its fsync
+overlaps the CSMS's turn instead of adding to each round trip of a backlog's replay. It is
+made at once when nothing is to be sent, before any other write to the journal, before the
+next confirmation is taken, and when the outbox stops. So, as before, at most one confirmed
+message is in the journal at any moment: a crash or power cut can make the CSMS see that one
+message again (delivery is at least once), never more, and never a message out of order.
 
 Size cap and drop policy: the journal holds at most ``limit`` rows (:data:`JOURNAL_LIMIT`).
 At the cap, each new message drops the oldest MeterValues row (never the one in flight); its
@@ -107,6 +114,7 @@ class Outbox:
         self._urgent: deque[_Item] = deque()
         self._tx_ids: dict[int, int] = {}
         self._in_flight: _Item | None = None
+        self._unsaved: Callable[[], None] | None = None  # the last confirmation's commit
         self._store_failed = False
         self._link_up = False
         self._gate_open = False
@@ -167,7 +175,15 @@ class Outbox:
 
     # --- the journal --------------------------------------------------------------------
 
+    def flush_confirmed(self) -> None:
+        """Commit the last confirmation's journal write, if it is still to be made (see the
+        module's Durability). Called after each frame the link sends; cheap when there is none."""
+        write, self._unsaved = self._unsaved, None
+        if write is not None:
+            self._durably(write)
+
     def _journal_item(self, item: _Item) -> None:
+        self.flush_confirmed()
         protect = self._in_flight.seq if self._in_flight is not None else None
         appended = self._durably(
             lambda: self._journal.append(item.ref, item.req, self._limit, protect)
@@ -217,16 +233,20 @@ class Outbox:
     # --- the delivery loop --------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
-            item = self._next()
-            if item is None:
-                await self._sleep_until_due()
-                continue
-            self._in_flight = item
-            try:
-                await self._deliver_one(item)
-            finally:
-                self._in_flight = None
+        try:
+            while True:
+                item = self._next()
+                if item is None:
+                    self.flush_confirmed()
+                    await self._sleep_until_due()
+                    continue
+                self._in_flight = item
+                try:
+                    await self._deliver_one(item)
+                finally:
+                    self._in_flight = None
+        finally:
+            self.flush_confirmed()
 
     async def _sleep_until_due(self) -> None:
         self._wakeup.clear()
@@ -273,6 +293,7 @@ class Outbox:
         try:
             conf = await self._deliver(item.ref, item.req, transaction_id)
         except LinkLost:
+            self.flush_confirmed()
             if not transactional:
                 self._discard(item)
                 self._fail(item, "offline")
@@ -285,6 +306,7 @@ class Outbox:
         self._on_confirmed(item, conf)
 
     def _on_confirmed(self, item: _Item, conf: msg.InboundConf) -> None:
+        self.flush_confirmed()  # the one before, if no frame went out since
         self._discard(item)
         req = item.req
         if isinstance(req, msg.TransactionStarted) and isinstance(
@@ -293,7 +315,7 @@ class Outbox:
             self._tx_ids[req.tx_ref] = conf.transaction_id
         seq = item.seq
         if seq is not None:
-            self._durably(lambda: self._journal.confirm(seq, req, conf))
+            self._unsaved = lambda: self._journal.confirm(seq, req, conf)
         if isinstance(req, msg.TransactionEnded):
             self._tx_ids.pop(req.tx_ref, None)
         self._report(ev.CallAnswered(item.ref, conf))
@@ -320,6 +342,7 @@ class Outbox:
         delay = item.attempts * self._settings.int("TransactionMessageRetryInterval")
         item.not_before = self._clock() + delay
         seq, attempts, due = item.seq, item.attempts, self._wall() + delay
+        self.flush_confirmed()
         if seq is not None:
             self._durably(lambda: self._journal.retry_later(seq, attempts, due))
         log.warning("%s failed (%s), attempt %d, retrying in %ss", type(item.req).__name__,
@@ -328,6 +351,7 @@ class Outbox:
     def _give_up(self, item: _Item, reason: str, detail: str) -> None:
         log.error("giving up %s %s: %s", type(item.req).__name__, item.ref, detail)
         self._discard(item)
+        self.flush_confirmed()
         seq = item.seq
         if seq is not None:
             self._durably(lambda: self._journal.give_up(seq))

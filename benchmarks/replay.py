@@ -102,7 +102,15 @@ class Replay:
         self.outbox.set_gate(True)  # registered before the outage
         self.link = Link(LinkSettings(url=url, charge_point_id="REPLAY-1",
                                       reconnect_min=0.1, reconnect_max=1.0, ping_interval=0),
-                         v16.ADAPTER, _refuse, self._on_state)
+                         v16.ADAPTER, _refuse, self._on_state,
+                         **self._sent_hook())
+
+    def _sent_hook(self) -> dict[str, Any]:
+        """The outbox commits a confirmation once the next call is out, where it can."""
+        flush = getattr(self.outbox, "flush_confirmed", None)
+        if flush is None or "sent" not in inspect.signature(Link).parameters:
+            return {}
+        return {"sent": flush}
 
     async def _deliver(self, ref: str, req: msg.OutboundReq,
                        transaction_id: int | None) -> msg.InboundConf:

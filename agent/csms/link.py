@@ -65,8 +65,10 @@ class Link:
                  replied: Callable[[], None] = lambda: None,
                  ping_interval: Callable[[], float] | None = None,
                  policy: ConnectionPolicy | None = None,
-                 refused: Refused | None = None) -> None:
+                 refused: Refused | None = None,
+                 sent: Callable[[], None] = lambda: None) -> None:
         self._settings = settings
+        self._sent = sent  # after each frame written to the CSMS (the outbox's deferred commit)
         self._refused = refused
         self._adapter = adapter
         self._policy = policy
@@ -145,7 +147,8 @@ class Link:
         return options
 
     async def _serve(self, ws: ClientConnection) -> None:
-        session = self._adapter.open(self._settings.charge_point_id, ws, self._commands,
+        session = self._adapter.open(self._settings.charge_point_id,
+                                     _Sending(ws, self._sent), self._commands,
                                      self._settings.call_timeout, self._replied,
                                      self._refused)
         self._session, self._closed = session, asyncio.Event()
@@ -179,3 +182,18 @@ class Link:
             return call.result()
         except WebSocketException as error:
             raise LinkLost(str(error)) from error
+
+
+class _Sending:
+    """The WebSocket as the session sees it: ``sent`` runs after each frame has been written."""
+
+    def __init__(self, ws: ClientConnection, sent: Callable[[], None]) -> None:
+        self._ws = ws
+        self._sent = sent
+
+    async def send(self, message: str) -> None:
+        await self._ws.send(message)
+        self._sent()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)

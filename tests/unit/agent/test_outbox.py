@@ -44,10 +44,15 @@ class RecordingCsms:
     failures: dict[str, list[Exception]] = field(default_factory=dict)  # ref -> raise these
     held: dict[str, asyncio.Event] = field(default_factory=dict)  # ref -> answer once set
     transaction_ids: list[int] = field(default_factory=lambda: [42, 43, 44])
+    sent: Callable[[], None] | None = None  # the link's hook, once the call's frame is out
+    journal_at_call: list[list[str]] = field(default_factory=list)  # before ``sent``
 
     async def __call__(self, ref: str, req: msg.OutboundReq,
                        transaction_id: int | None) -> msg.InboundConf:
         self.calls.append(Call(ref, req, transaction_id, self._journaled(ref)))
+        self.journal_at_call.append(self._journal())
+        if self.sent is not None:
+            self.sent()
         if ref in self.held:
             await self.held[ref].wait()
         errors = self.failures.get(ref)
@@ -58,6 +63,12 @@ class RecordingCsms:
         if isinstance(req, msg.TransactionEnded):
             return msg.TransactionEndResult()
         return msg.Ack()
+
+    def _journal(self) -> list[str]:
+        try:
+            return [row.ref for row in self.store.journal_rows()]
+        except StoreError:
+            return []
 
     def _journaled(self, ref: str) -> bool:
         try:
@@ -157,6 +168,60 @@ async def test_the_journal_holds_a_message_when_it_is_delivered_and_forgets_it_w
     assert rig.store.journal_rows() == []
     tx = rig.store.transaction(1)
     assert tx is not None and (tx.transaction_id, tx.stop_confirmed) == (42, True)
+
+
+async def test_a_confirmation_is_committed_once_the_next_call_is_out(rig: Rig) -> None:
+    """The fsync of a confirmation overlaps the next round trip: the row of the message just
+    confirmed is still journaled when the next call is handed to the link, and gone once the
+    link says the frame is written; never more than one confirmed row is left behind."""
+    rig.csms.sent = rig.outbox.flush_confirmed
+    for ref, req in (("s", start()), ("m1", meter(1, 1)), ("m2", meter(1, 2)), ("t", stop())):
+        rig.outbox.put(ref, req)
+    rig.online()
+    await until(lambda: len(rig.answered()) == 4)
+    assert rig.csms.journal_at_call == [
+        ["s", "m1", "m2", "t"], ["s", "m1", "m2", "t"], ["m1", "m2", "t"], ["m2", "t"]]
+    assert rig.store.journal_rows() == []  # nothing more to send: committed at once
+    tx = rig.store.transaction(1)
+    assert tx is not None and (tx.transaction_id, tx.stop_confirmed) == (42, True)
+
+
+async def test_a_confirmation_is_committed_before_the_next_one_without_the_link_hook(
+    rig: Rig,
+) -> None:
+    for ref, req in (("s", start()), ("m1", meter(1, 1)), ("m2", meter(1, 2))):
+        rig.outbox.put(ref, req)
+    rig.online()
+    await until(lambda: len(rig.answered()) == 3)
+    assert rig.csms.journal_at_call == [["s", "m1", "m2"], ["s", "m1", "m2"], ["m1", "m2"]]
+    assert rig.store.journal_rows() == []
+
+
+async def test_a_confirmation_is_committed_before_a_new_message_is_journaled(rig: Rig) -> None:
+    rig.csms.held["m1"] = asyncio.Event()
+    rig.outbox.put("s", start())
+    rig.outbox.put("m1", meter(1, 1))
+    rig.online()
+    await until(lambda: rig.csms.refs() == ["s", "m1"])  # s confirmed, m1 held, no hook
+    rig.outbox.put("m2", meter(1, 2))
+    assert [row.ref for row in rig.store.journal_rows()] == ["m1", "m2"]
+    rig.csms.held["m1"].set()
+    await until(lambda: len(rig.answered()) == 3)
+    assert rig.store.journal_rows() == []
+
+
+async def test_a_confirmation_is_committed_when_the_outbox_stops(tmp_path: Path) -> None:
+    first = Rig(tmp_path)
+    first.csms.held["m1"] = asyncio.Event()
+    first.outbox.put("s", start())
+    first.outbox.put("m1", meter(1, 1))
+    first.online()
+    await until(lambda: first.csms.refs() == ["s", "m1"])
+    await first.crash()  # the task is cancelled with m1 in flight
+
+    second = Rig(tmp_path)
+    assert [row.ref for row in second.store.journal_rows()] == ["m1"]
+    assert second.outbox.transaction_id(1) == 42
 
 
 async def test_status_notifications_and_other_calls_are_not_journaled(rig: Rig) -> None:
