@@ -193,7 +193,10 @@ class _Sending:
 
     async def send(self, message: str) -> None:
         await self._ws.send(message)
-        self._sent()
+        try:
+            self._sent()
+        except Exception:  # a bug in the hook must not fail the call that was sent
+            log.exception("link: after-send hook failed")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
