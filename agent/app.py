@@ -166,6 +166,7 @@ def build_with_security(config: Config, hardware: Hardware, store: Store,
     station.restore_authorization(persistence.load_cache(), *persistence.load_local_list())
     station.restore_reservations(persistence.load_reservations())
     station.restore_charging_profiles(persistence.load_charging_profiles())
+    station.restore_local_limits(persistence.load_local_limits())
     runtime = Runtime(station, devices, hardware.reader(), outbox, persistence)
     persistence.on_write = runtime.outbox.store_written  # a failing store is one fault
 

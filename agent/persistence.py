@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from agent.core.schedule import ChargingProfile
-from agent.core.types import AuthorizationInfo, Reservation
+from agent.core.types import AuthorizationInfo, LocalLimits, Reservation
 
 
 class Persistence(Protocol):
@@ -41,6 +41,11 @@ class Persistence(Protocol):
 
     def load_charging_profiles(self) -> list[ChargingProfile]: ...
 
+    def save_local_limits(self, connector_id: int, limits: LocalLimits) -> None:
+        """Keep what local clients asked of the connector (nothing asked: forget it)."""
+
+    def load_local_limits(self) -> dict[int, LocalLimits]: ...
+
 
 class MemoryPersistence:
     def __init__(self) -> None:
@@ -50,6 +55,7 @@ class MemoryPersistence:
         self.local_list: tuple[int, list[tuple[str, AuthorizationInfo]]] = (0, [])
         self.reservations: list[Reservation] = []
         self.charging_profiles: list[ChargingProfile] = []
+        self.local_limits: dict[int, LocalLimits] = {}
 
     def save_setting(self, name: str, value: str) -> None:
         self.settings[name] = value
@@ -89,3 +95,12 @@ class MemoryPersistence:
 
     def load_charging_profiles(self) -> list[ChargingProfile]:
         return list(self.charging_profiles)
+
+    def save_local_limits(self, connector_id: int, limits: LocalLimits) -> None:
+        if limits == LocalLimits():
+            self.local_limits.pop(connector_id, None)
+        else:
+            self.local_limits[connector_id] = limits
+
+    def load_local_limits(self) -> dict[int, LocalLimits]:
+        return dict(self.local_limits)

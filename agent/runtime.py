@@ -196,7 +196,7 @@ class Runtime:
             case fx.Notice(connector_id=cid, kind=kind, detail=detail):
                 log.info("connector %s: %s %s", cid, kind, detail)
             case (fx.SaveSetting() | fx.SaveAvailability() | fx.CacheIdTag() | fx.SaveLocalList()
-                  | fx.SaveReservations() | fx.SaveChargingProfiles()):
+                  | fx.SaveReservations() | fx.SaveChargingProfiles() | fx.SaveLocalLimits()):
                 self._save(effect)
             case fx.Reboot(hard=hard):
                 loop = self._loop
@@ -206,7 +206,8 @@ class Runtime:
                 pass  # returned by command()
 
     def _save(self, effect: fx.SaveSetting | fx.SaveAvailability | fx.CacheIdTag
-              | fx.SaveLocalList | fx.SaveReservations | fx.SaveChargingProfiles) -> None:
+              | fx.SaveLocalList | fx.SaveReservations | fx.SaveChargingProfiles
+              | fx.SaveLocalLimits) -> None:
         """Persist what the core decided. A store that fails is logged and never stops the
         effects after this one (the contactor, the messages)."""
         try:
@@ -224,6 +225,8 @@ class Runtime:
                     self.persistence.save_reservations(list(reservations))
                 case fx.SaveChargingProfiles(profiles=profiles):
                     self.persistence.save_charging_profiles(list(profiles))
+                case fx.SaveLocalLimits(connector_id=cid, limits=limits):
+                    self.persistence.save_local_limits(cid, limits)
         except Exception as error:  # the store's own errors, whatever the backend
             log.error("state store: cannot keep %s: %s", type(effect).__name__, error)
             self._unsaved.append(effect)

@@ -2,7 +2,9 @@
 
 What it holds (DESIGN.md, Durability): the outbound journal of transaction messages, the
 transactions those messages describe, the OCPP configuration values the CSMS changed, the
-availability of each connector, the authorization cache and the local authorization list.
+availability of each connector, the authorization cache and the local authorization list,
+reservations, charging profiles, and what local clients asked of each connector (its current
+limit and its 1/3-phase request).
 
 Contract:
 
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.schedule import ChargingProfile
-from agent.core.types import AuthorizationInfo, AuthStatus, Reservation
+from agent.core.types import AuthorizationInfo, AuthStatus, LocalLimits, Reservation
 from agent.profile_records import from_json, to_json
 
 log = logging.getLogger(__name__)
@@ -174,6 +176,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE charging_profiles (
             profile_id INTEGER PRIMARY KEY,
             body       TEXT    NOT NULL             -- JSON, agent.profile_records.to_json
+        )""",
+    ),
+    # 6: the local limit and the local phase request (agent/local_limit.py) survive restarts;
+    # a row per connector that has either, removed when both are cleared
+    (
+        """CREATE TABLE local_limits (
+            connector_id  INTEGER PRIMARY KEY,
+            amps          REAL,                   -- NULL: no local limit; 0: paused
+            amps_source   TEXT,
+            phases        INTEGER,                -- NULL: no phase request; else 1 or 3
+            phases_source TEXT
         )""",
     ),
 )
@@ -631,6 +644,25 @@ class Store:
             for profile_id, body in records:
                 self._run("INSERT INTO charging_profiles VALUES (?, ?)", (profile_id, body))
 
+    def local_limits(self) -> dict[int, LocalLimits]:
+        """connector id -> what local clients asked of it (schema 6)."""
+        rows = self._rows("SELECT connector_id, amps, amps_source, phases, phases_source"
+                          " FROM local_limits")
+        return {int(cid): LocalLimits(
+            None if amps is None else (float(amps), str(who)),
+            None if phases is None else (int(phases), str(phase_who)))
+            for cid, amps, who, phases, phase_who in rows}
+
+    def set_local_limits(self, connector_id: int, limits: LocalLimits) -> None:
+        """Keep ``limits`` for the connector; nothing asked removes its row."""
+        if limits == LocalLimits():
+            self._run("DELETE FROM local_limits WHERE connector_id = ?", (connector_id,))
+            return
+        amps, who = limits.limit or (None, None)
+        phases, phase_who = limits.phase_request or (None, None)
+        self._run("INSERT OR REPLACE INTO local_limits VALUES (?, ?, ?, ?, ?)",
+                  (connector_id, amps, who, phases, phase_who))
+
     def local_list_clear(self) -> None:
         """Empty the list and set its version to 0."""
         with self.write():
@@ -751,19 +783,23 @@ class StorePersistence:
     """:class:`agent.persistence.Persistence` on the store, for the runtime's effects.
 
     A write that fails is logged as an error and the agent runs on with the value in memory:
-    a setting, an availability or a cache entry is not worth stopping the charger for. The
-    local list and the charging profiles are the exceptions: their StoreError is raised, so
-    that the CSMS hears Failed (TC_043_3) or Rejected and the core keeps what it had. Reads
-    raise StoreError (they happen at start, where a broken store stops the agent). Each
-    write's outcome goes to ``on_write`` (the StoreError, or None), which the composition
-    root points at
-    :meth:`agent.outbox.Outbox.store_written`: a failing store is a fault, whoever writes first.
+    a setting, an availability, a local limit or a cache entry is not worth stopping the
+    charger for. The local list and the charging profiles are the exceptions: their
+    StoreError is raised, so that the CSMS hears Failed (TC_043_3) or Rejected and the core
+    keeps what it had. Reads raise StoreError (they happen at start, where a broken store
+    stops the agent). Each write's outcome goes to ``on_write`` (the StoreError, or None),
+    which the composition root points at :meth:`agent.outbox.Outbox.store_written`: a
+    failing store is a fault, whoever writes first.
     """
 
     def __init__(self, store: Store,
                  on_write: Callable[[StoreError | None], None] = lambda error: None) -> None:
         self.store = store
         self.on_write = on_write
+        # The local limits as the store holds them, once loaded or written; a connector
+        # without a row holds nothing asked, but only once the rows were loaded.
+        self._local_limits: dict[int, LocalLimits] = {}
+        self._no_row: LocalLimits | None = None
 
     def save_setting(self, name: str, value: str) -> None:
         self._try(lambda: self.store.save_setting(name, value), f"configuration {name}")
@@ -813,6 +849,22 @@ class StorePersistence:
     def load_charging_profiles(self) -> list[ChargingProfile]:
         return [from_json(body) for body in self.store.charging_profiles()]
 
+    def save_local_limits(self, connector_id: int, limits: LocalLimits) -> None:
+        """Write ``limits`` unless the store holds them already (a home energy manager may
+        repeat its limit every few seconds; a skipped write reports nothing). A write that
+        fails is logged and reported to ``on_write``, as for availability: the limit stays
+        in force in memory (the API's answer shows it), and the next save for the connector
+        writes again, the same value too."""
+        if self._local_limits.get(connector_id, self._no_row) == limits:
+            return
+        if self._try(lambda: self.store.set_local_limits(connector_id, limits),
+                     f"local limit of connector {connector_id}"):
+            self._local_limits[connector_id] = limits
+
+    def load_local_limits(self) -> dict[int, LocalLimits]:
+        self._local_limits, self._no_row = self.store.local_limits(), LocalLimits()
+        return dict(self._local_limits)
+
     def load_settings(self) -> dict[str, str]:
         return self.store.settings()
 
@@ -826,14 +878,16 @@ class StorePersistence:
     def load_cache(self) -> list[tuple[str, AuthorizationInfo]]:
         return [(e.id_tag, _id_tag_info(e)) for e in self.store.auth_cache_entries()]
 
-    def _try(self, write: Callable[[], None], what: str) -> None:
+    def _try(self, write: Callable[[], None], what: str) -> bool:
+        """Whether the write succeeded."""
         try:
             write()
         except StoreError as error:
             log.error("%s not saved: %s", what, error)
             self.on_write(error)
-            return
+            return False
         self.on_write(None)
+        return True
 
 
 def _id_tag_info(entry: AuthEntry) -> AuthorizationInfo:

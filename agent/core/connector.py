@@ -11,7 +11,14 @@ from datetime import datetime
 
 from agent.core.lifecycle import Lifecycle, Phase
 from agent.core.messages import MeterSample
-from agent.core.types import ConnectorStatus, ErrorCode, Reservation, StopReason, TxTrigger
+from agent.core.types import (
+    ConnectorStatus,
+    ErrorCode,
+    LocalLimits,
+    Reservation,
+    StopReason,
+    TxTrigger,
+)
 from hal.roles import MeterReading, PilotState
 
 
@@ -116,6 +123,11 @@ class Connector:
     def in_service(self) -> bool:
         """Operative for the CSMS and not held for an update: may take a new session."""
         return self.operative and not self.maintenance_hold
+
+    @property
+    def local_requests(self) -> LocalLimits:
+        """What local clients asked of it (limit, phase request), as kept across restarts."""
+        return LocalLimits(self.local_limit, self.phase_request)
 
     @property
     def free(self) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from agent.core.messages import CsmsResponse, OutboundReq
 from agent.core.schedule import ChargingProfile
-from agent.core.types import AuthorizationInfo, Reservation
+from agent.core.types import AuthorizationInfo, LocalLimits, Reservation
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,17 @@ class SaveChargingProfiles:
 
 
 @dataclass(frozen=True)
+class SaveLocalLimits:
+    """A local client set or cleared a connector's limit or phase request: persist both, so
+    a restart keeps a home energy manager's cap or a user's pause. Emitted for a repeat of
+    the same value too: the store skips a write that would change nothing (SD cards wear
+    out), and so writes a value again that it failed to write before."""
+
+    connector_id: int
+    limits: LocalLimits
+
+
+@dataclass(frozen=True)
 class Reboot:
     """Restart the agent once the queue has drained (Reset.req): ``hard`` is a Hard reset."""
 
@@ -183,6 +194,7 @@ Effect = (
     | SaveLocalList
     | SaveReservations
     | SaveChargingProfiles
+    | SaveLocalLimits
     | Reboot
     | StartTimer
     | CancelTimer

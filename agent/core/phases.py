@@ -71,9 +71,12 @@ class PhaseSwitching:
         self._waiting: set[int] = set()  # the timer phase_wait is armed
 
     def on_local_request(self, event: ev.LocalPhasesSet) -> None:
+        """Set or clear the local phase request, and save it (``SaveLocalLimits``): it
+        survives a restart."""
         for connector in self._ctx.targets(event.connector_id):
             connector.phase_request = (None if event.phases is None
                                        else (event.phases, event.source))
+            self._ctx.emit(fx.SaveLocalLimits(connector.connector_id, connector.local_requests))
 
     def reconcile(self) -> None:
         """Before the outputs: start a switch where one is wanted and allowed."""

@@ -12,7 +12,7 @@ may change the limit: nothing polls. The pilot's offer follows from the limit in
 on, SuspendedEVSE).
 
 Profiles are kept across restarts (``SaveChargingProfiles`` after every change); TxProfiles
-end with their transaction.
+end with their transaction. The local limit is kept too (``SaveLocalLimits``).
 """
 
 from __future__ import annotations
@@ -233,9 +233,12 @@ class SmartCharging:
     # --- the local limit ---------------------------------------------------------------
 
     def on_local_limit(self, event: ev.LocalLimitSet) -> None:
+        """Set or clear the local limit, and save it (``SaveLocalLimits``): it survives a
+        restart. A repeat is saved too; the store writes only what differs from its row."""
         for connector in self._ctx.targets(event.connector_id):
             connector.local_limit = (None if event.amps is None
                                      else (max(0.0, event.amps), event.source))
+            self._ctx.emit(fx.SaveLocalLimits(connector.connector_id, connector.local_requests))
 
     # --- the limit in force, after every event -------------------------------------------
 

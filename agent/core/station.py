@@ -46,7 +46,13 @@ from agent.core.settings import Settings
 from agent.core.smart_charging import SmartCharging
 from agent.core.status import StatusReport
 from agent.core.transactions import Transactions
-from agent.core.types import AuthorizationInfo, ConnectorStatus, Now, Reservation
+from agent.core.types import (
+    AuthorizationInfo,
+    ConnectorStatus,
+    LocalLimits,
+    Now,
+    Reservation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,17 @@ class Station:
     def restore_availability(self, operative: dict[int, bool]) -> None:
         """Availability kept across restarts (TC_013..016, TC_034); call before Started."""
         self.availability.restore(operative)
+
+    def restore_local_limits(self, kept: dict[int, LocalLimits]) -> None:
+        """Local limits and phase requests kept across restarts; call before Started, so the
+        first reconcile puts them in force (``limit_source`` ``local:<source>``). A connector
+        no longer configured, and a phase request for one without a phase switch, are left
+        out."""
+        for cid, limits in kept.items():
+            connector = self.connectors.get(cid)
+            if connector is not None:
+                connector.local_limit = limits.limit
+                connector.phase_request = limits.phase_request if connector.phase_switch else None
 
     # --- the entry point -------------------------------------------------------------------
 

@@ -113,3 +113,13 @@ class Reservation:
         if id_tag.lower() == self.id_tag.lower():
             return True
         return bool(self.group_id and group_id and group_id.lower() == self.group_id.lower())
+
+
+@dataclass(frozen=True)
+class LocalLimits:
+    """What local clients (agent/local_limit.py) asked of one connector, kept across
+    restarts: the current limit ``(amps, source)``, 0 A pausing, and the 1/3-phase request
+    ``(phases, source)``; None where nothing is asked."""
+
+    limit: tuple[float, str] | None = None
+    phase_request: tuple[int, str] | None = None

@@ -1,23 +1,28 @@
 """The local limit against the whole agent: the sessions API's connector routes, the status
 socket's ``limit`` request (``evse-agent limit``) and ``status --json``; the simulated EV's
-draw follows the offer, and a pause keeps the transaction (docs/smart-charging.md)."""
+draw follows the offer, a pause keeps the transaction, and a limit or a pause survives a
+restart of the agent process, ordered or kill -9 (docs/smart-charging.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from agent import cli
+from agent.config import parse_config
 from agent.status_server import fetch_status
 from evsim.site import SimSite, SiteOptions, free_port
-from tests.integration.conformance.helpers import booted, charging, status
+from tests.integration.conformance.helpers import VALID, booted, charging, status
 
+from .agent_process import AgentProcess
 from .conftest import Bench, RunningAgent
 from .test_sessions_api import READ, Client, api_toml
+from .test_sessions_webhooks import until_answers
 
 
 @pytest.fixture
@@ -97,3 +102,81 @@ async def test_cli_limit_over_the_status_socket(site: SimSite, bench: Bench,
     await status(site, "SuspendedEVSE")
     with contextlib.redirect_stderr(io.StringIO()):
         assert await asyncio.to_thread(cli.main, ["limit", "7", "8", "--socket", socket]) == 2
+
+
+@contextlib.asynccontextmanager
+async def agent_process_with_api(site: SimSite) -> AsyncIterator[tuple[AgentProcess, Client]]:
+    """The agent as a child process (it can be killed) with a client of its API, both ready
+    and the charger booted; stopped at the end, its log printed for a failing test."""
+    config = parse_config(site.agent_config())
+    assert config.api is not None
+    api = Client(port=config.api.port)
+    agent = AgentProcess(site)
+    await agent.start()
+    try:
+        await until_answers(api)
+        await booted(site)
+        yield agent, api
+    finally:
+        await agent.stop()
+        print(agent.tail())
+    assert site.csms.violations == [], "the CSMS saw frames that break the OCPP 1.6 schemas"
+
+
+async def restarted(agent: AgentProcess, api: Client, cut: str) -> None:
+    """Stop the agent process (``systemctl restart``: SIGTERM; a crash: kill -9), start it
+    again and wait until it is registered with the CSMS again and answers its API."""
+    boots = len(agent.site.csms.calls("BootNotification"))
+    if cut == "SIGTERM":
+        assert await agent.terminate(within=20) == 0
+    else:
+        await agent.kill()
+    await agent.start()
+    await until_answers(api)
+    await agent.site.csms.wait_for_action("BootNotification", count=boots + 1, within=20)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("cut", "change", "amps"), [
+    ("SIGTERM", ("PUT", "/api/v1/connectors/1/limit", {"amps": 10, "source": "hems"}), 10),
+    ("kill -9", ("PUT", "/api/v1/connectors/1/limit", {"amps": 10, "source": "hems"}), 10),
+    ("kill -9", ("POST", "/api/v1/connectors/1/pause?source=hems", None), 0),
+])
+async def test_a_local_limit_survives_a_restart_of_the_agent_process(
+        site: SimSite, bench: Bench, cut: str, change: tuple[str, str, Any],
+        amps: float) -> None:
+    """A home energy manager capped the charger at 10 A (or paused it); the agent restarts:
+    the limit is still in force (GET /api/v1/connectors) and an EV that charges afterwards is
+    offered 10 A on the pilot and draws 10 A (or stays paused, SuspendedEVSE, contactor
+    open) until the limit is cleared."""
+    async with agent_process_with_api(site) as (agent, api):
+        method, path, body = change
+        code, view = await api.call(method, path, body=body)
+        assert code == 200 and view["local_limit"] == {"amps": amps, "source": "hems"}
+        await restarted(agent, api, cut)
+
+        code, listed = await api.call("GET", "/api/v1/connectors", token=READ)
+        assert code == 200
+        (one,) = listed["connectors"]
+        assert (one["limit_amps"], one["limit_source"], one["local_limit"]) == (
+            amps, "local:hems", {"amps": amps, "source": "hems"})
+        await bench("plug", 1)
+        await status(site, "Preparing")
+        await bench("ev_state", 1, "C")
+        await bench("present_card", VALID)
+        if amps:
+            await status(site, "Charging")
+            await bench.until_connector(offering(amps), within=10)
+            await bench.until_connector(
+                lambda s: all(abs(a - amps) < 0.5 for a in s["meter"]["current_a"]),
+                within=10)
+        else:
+            await site.csms.wait_for_action("StartTransaction")
+            await status(site, "SuspendedEVSE")
+            await asyncio.sleep(2)  # the EV asks all along: the contactor stays open
+            assert not await bench.relay_closed()
+            assert (await bench.connector())["offered_current_a"] == 0
+        code, view = await api.call("DELETE", "/api/v1/connectors/1/limit")
+        assert code == 200 and view["local_limit"] is None
+        await bench.until_connector(offering(16), within=15)
+        await status(site, "Charging", within=15)

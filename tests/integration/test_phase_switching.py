@@ -1,7 +1,8 @@
 """In the simulator: a power limit that fits one phase but not three switches the charging EV
 to one phase through the phase relay (the EV paused and the contactor open meanwhile), the
 meter then shows one phase drawn, and a higher limit switches back to three phases once the
-minimum interval has passed: one transaction throughout, the relay never moved under load."""
+minimum interval has passed: one transaction throughout, the relay never moved under load.
+A local phase request survives a kill -9 of the agent process."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from evsim.site import SimSite, SiteOptions, free_port
 from tests.integration.conformance.helpers import booted, charging, status, until
 from tests.integration.conformance.test_smart_charging import install, profile
 from tests.integration.conftest import Bench, RunningAgent
+from tests.integration.test_local_limit import agent_process_with_api, restarted
 from tests.integration.test_sessions_api import READ, Client, api_toml
 
 MIN_INTERVAL = 20  # s, the shortest the configuration allows is 10
@@ -90,3 +92,22 @@ async def test_a_local_request_through_the_api_switches_to_one_phase(
     (one,) = listed["connectors"]
     assert (one["phases"], one["phase_switching"], one["status"]) == (1, False, "Charging")
     assert site.csms.transactions[transaction_id].meter_stop is None
+
+
+@pytest.mark.slow
+async def test_a_local_phase_request_survives_a_kill_9_of_the_agent_process(
+    site: SimSite, bench: Bench
+) -> None:
+    """The relay starts at its default (three phases) in the new process; the kept request
+    switches it to one phase again, and the next session charges on L1 only."""
+    async with agent_process_with_api(site) as (agent, api):
+        code, _ = await api.call("PUT", "/api/v1/connectors/1/phases",
+                                 body={"phases": 1, "source": "hems"})
+        assert code == 200
+        await bench.until_connector(lambda s: s["phases_connected"] == 1, within=15)
+        await restarted(agent, api, "kill -9")
+        code, listed = await api.call("GET", "/api/v1/connectors", token=READ)
+        (one,) = listed["connectors"]
+        assert one["phase_request"] == {"phases": 1, "source": "hems"}
+        await charging(site, bench)
+        await bench.until_connector(on_phases(1, 16), within=30, what="16 A on L1 only")

@@ -13,6 +13,8 @@ from typing import Any
 
 from ocpp.v16 import call
 
+from agent import local_limit
+from agent.core.types import LocalLimits
 from evsim.site import SimSite
 from tests.integration.conftest import Bench, RunningAgent
 
@@ -121,3 +123,23 @@ async def test_a_charging_profile_the_store_cannot_keep_is_rejected(
                                                             cs_charging_profiles=raw))
     assert accepted.status == "Accepted"
     assert [p.profile_id for p in agent.runtime.station.smart_charging.profiles] == [7]
+
+
+async def test_a_local_limit_the_store_cannot_keep_applies_and_is_written_when_repeated(
+    site: SimSite, agent: RunningAgent
+) -> None:
+    """What the API's PUT runs (agent/local_limit.py): the answer shows the limit in force,
+    the charger faults as for any refused write, and the same limit sent again once the
+    store takes writes is written (and clears the fault)."""
+    await booted(site)
+    store = agent.store
+    assert store is not None
+    disk = fill_disk(agent)
+    view = local_limit.set_local_limit(agent.runtime, 1, 10, "hems")
+    assert (view["limit_amps"], view["limit_source"]) == (10, "local:hems")
+    assert disk.refused == 1
+    await site.csms.wait_for(lambda: ("Faulted", "InternalError") in error_codes(site))
+    disk.full = False
+    local_limit.set_local_limit(agent.runtime, 1, 10, "hems")  # a home energy manager repeats
+    assert store.local_limits() == {1: LocalLimits((10.0, "hems"))}
+    await status(site, "Available")

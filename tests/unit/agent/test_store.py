@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
-from agent.core.types import AuthorizationInfo, AuthStatus, Reservation
+from agent.core.types import AuthorizationInfo, AuthStatus, LocalLimits, Reservation
 from agent.store import FILE_NAME, MIGRATIONS, AuthEntry, Store, StoreError, StorePersistence
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -247,3 +247,58 @@ def test_charging_profiles_are_kept_as_records(tmp_path: Path) -> None:
         assert StorePersistence(store).load_charging_profiles() == [profile]
         StorePersistence(store).save_charging_profiles([])
         assert StorePersistence(store).load_charging_profiles() == []
+
+
+def test_local_limits_survive_a_reopen_and_clearing_both_forgets_the_connector(
+    tmp_path: Path
+) -> None:
+    """Schema 6: the local limit (0 A: a pause) and the phase request, each with its source."""
+    with Store.open(tmp_path) as store:
+        persistence = StorePersistence(store)
+        assert persistence.load_local_limits() == {}
+        persistence.save_local_limits(1, LocalLimits((10.0, "hems"), (1, "hems")))
+        persistence.save_local_limits(2, LocalLimits((0.0, "app")))
+        persistence.save_local_limits(3, LocalLimits(None, (3, "cli")))
+    with Store.open(tmp_path) as store:
+        persistence = StorePersistence(store)
+        assert persistence.load_local_limits() == {
+            1: LocalLimits((10.0, "hems"), (1, "hems")),
+            2: LocalLimits((0.0, "app")),
+            3: LocalLimits(None, (3, "cli")),
+        }
+        persistence.save_local_limits(1, LocalLimits((16.0, "hems")))
+        persistence.save_local_limits(2, LocalLimits())
+    with Store.open(tmp_path) as store:
+        assert StorePersistence(store).load_local_limits() == {
+            1: LocalLimits((16.0, "hems")), 3: LocalLimits(None, (3, "cli"))}
+    raw = sqlite3.connect(tmp_path / FILE_NAME)
+    assert raw.execute("SELECT connector_id FROM local_limits").fetchall() == [(1,), (3,)]
+    raw.close()
+
+
+def test_a_local_limit_is_written_when_it_changes_and_again_after_a_failed_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A repeat writes nothing. A failed write is logged and reported to on_write (the store
+    fault), as for availability, without raising (the limit stays in force in memory); the
+    same value saved again is written once the store takes writes again."""
+    outcomes: list[StoreError | None] = []
+    with Store.open(tmp_path) as store:
+        persistence = StorePersistence(store, outcomes.append)
+        assert persistence.load_local_limits() == {}
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        persistence.save_local_limits(1, LocalLimits((10.0, "hems")))
+        persistence.save_local_limits(1, LocalLimits((10.0, "hems")))  # repeated
+        persistence.save_local_limits(2, LocalLimits())  # nothing asked, no row
+        assert sum("local_limits" in s for s in statements) == 1 and outcomes == [None]
+        store._db.execute("PRAGMA query_only = ON")  # SQLite refuses every write
+        with caplog.at_level(logging.ERROR):
+            persistence.save_local_limits(1, LocalLimits((0.0, "hems")))
+        assert "local limit of connector 1 not saved" in caplog.text
+        assert isinstance(outcomes[-1], StoreError)
+        store._db.execute("PRAGMA query_only = OFF")
+        persistence.save_local_limits(1, LocalLimits((0.0, "hems")))
+        assert outcomes[-1] is None
+    with Store.open(tmp_path) as store:
+        assert StorePersistence(store).load_local_limits() == {1: LocalLimits((0.0, "hems"))}

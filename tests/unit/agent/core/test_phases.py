@@ -12,6 +12,7 @@ from agent.core import messages as msg
 from agent.core.context import PhaseSwitchSpec
 from agent.core.phases import CONTACTS_OPEN
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
+from agent.core.types import LocalLimits
 from hal.roles import MeterReading
 
 from .harness import CoreHarness
@@ -135,6 +136,33 @@ def test_a_local_request_wins_and_clearing_it_returns_to_the_default() -> None:
     h.advance(SPEC.min_interval)
     h.advance(CONTACTS_OPEN + SPEC.settle)
     assert phases_set(h) == [1, 3]
+
+
+def test_a_local_request_is_saved_and_survives_a_restart() -> None:
+    """The request is saved with the local limit, set or cleared; after a restart (the relay
+    back at its default) the kept request switches the relay again, in the same sequence."""
+    h = CoreHarness(phase_switch=SPEC)
+    h.boot()
+    h.feed(ev.LocalPhasesSet(1, 3, "hems"))
+    h.feed(ev.LocalPhasesSet(1, None, "hems"))
+    h.feed(ev.LocalPhasesSet(1, 1, "hems"))
+    h.feed(ev.LocalLimitSet(1, 10, "hems"))
+    saves = [e for e in h.effects if isinstance(e, fx.SaveLocalLimits)]
+    assert saves == [fx.SaveLocalLimits(1, LocalLimits(None, (3, "hems"))),
+                     fx.SaveLocalLimits(1, LocalLimits()),
+                     fx.SaveLocalLimits(1, LocalLimits(None, (1, "hems"))),
+                     fx.SaveLocalLimits(1, LocalLimits((10.0, "hems"), (1, "hems")))]
+    again = CoreHarness(phase_switch=SPEC)
+    again.station.restore_local_limits({1: saves[-1].limits})
+    again.boot()
+    again.advance(CONTACTS_OPEN + SPEC.settle)
+    connector = again.station.connectors[1]
+    assert phases_set(again) == [1] and connector.active_phases == 1
+    assert connector.phase_request == (1, "hems") and connector.limit_amps == 10
+    without = CoreHarness()  # the relay is gone from the configuration
+    without.station.restore_local_limits({1: saves[-1].limits})
+    without.boot()
+    assert without.station.connectors[1].phase_request is None
 
 
 def test_without_a_relay_a_low_watt_limit_pauses() -> None:

@@ -14,7 +14,7 @@ from agent.core import events as ev
 from agent.core import messages as msg
 from agent.core import smart_charging
 from agent.core.schedule import ChargingProfile, ChargingSchedule, SchedulePeriod
-from agent.core.types import AuthorizationInfo, AuthStatus
+from agent.core.types import AuthorizationInfo, AuthStatus, LocalLimits
 from hal.roles import MeterReading
 
 from .harness import EPOCH, CoreHarness
@@ -259,6 +259,57 @@ def test_local_limit_and_its_source() -> None:
     h.feed(ev.LocalLimitSet(1, None, "cli"))
     h.advance(5)
     assert (offers(h)[-1], connector.limit_source) == (16, "hardware")
+
+
+def local_saves(h: CoreHarness) -> list[fx.SaveLocalLimits]:
+    return [e for e in h.effects if isinstance(e, fx.SaveLocalLimits)]
+
+
+def test_every_local_limit_set_or_cleared_is_saved() -> None:
+    """The core hands each one to the store, a repeat too (the store skips what it holds)."""
+    h = CoreHarness()
+    h.boot()
+    h.feed(ev.LocalLimitSet(1, 10, "hems"))
+    h.feed(ev.LocalLimitSet(1, 10, "hems"))  # a home energy manager repeating itself
+    h.feed(ev.LocalLimitSet(1, 0, "app"))
+    h.feed(ev.LocalLimitSet(1, None, "app"))
+    assert local_saves(h) == [
+        fx.SaveLocalLimits(1, LocalLimits((10.0, "hems"))),
+        fx.SaveLocalLimits(1, LocalLimits((10.0, "hems"))),
+        fx.SaveLocalLimits(1, LocalLimits((0.0, "app"))),
+        fx.SaveLocalLimits(1, LocalLimits()),
+    ]
+
+
+@pytest.mark.parametrize(("amps", "offer", "state"), [(10, 10, "Charging"),
+                                                      (0, 0, "SuspendedEVSE")])
+def test_a_local_limit_survives_a_restart(amps: float, offer: float, state: str) -> None:
+    """What a restart keeps (the last SaveLocalLimits) is in force from Started on, before
+    any session: a cap stays a cap, a pause stays a pause."""
+    h = CoreHarness()
+    h.boot()
+    h.feed(ev.LocalLimitSet(1, amps, "hems"))
+    again = CoreHarness()
+    again.station.restore_local_limits({1: local_saves(h)[-1].limits})
+    again.feed(ev.Started())
+    connector = again.station.connectors[1]
+    assert (connector.limit_amps, connector.limit_source) == (amps, "local:hems")
+    again.boot()
+    again.pilot("B")
+    again.card(TAG)
+    again.accept_authorize()
+    again.accept_start(transaction_id=2)
+    again.pilot("C")
+    assert offers(again)[-1] == offer and again.statuses(1)[-1] == state
+    assert again.contactor(1) is (offer > 0)
+    assert not local_saves(again)  # restoring writes nothing
+
+
+def test_a_kept_local_limit_of_a_connector_no_longer_configured_is_left_out() -> None:
+    h = CoreHarness()
+    h.station.restore_local_limits({2: LocalLimits((8.0, "hems"))})
+    h.boot()
+    assert h.station.connectors[1].limit_source == "hardware"
 
 
 def test_current_and_power_offered_in_samples() -> None:
