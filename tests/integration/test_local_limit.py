@@ -97,3 +97,17 @@ async def test_cli_limit_over_the_status_socket(site: SimSite, bench: Bench,
     await status(site, "SuspendedEVSE")
     with contextlib.redirect_stderr(io.StringIO()):
         assert await asyncio.to_thread(cli.main, ["limit", "7", "8", "--socket", socket]) == 2
+
+
+async def test_cli_phases_without_a_phase_relay_is_a_one_line_refusal(
+        site: SimSite, agent: RunningAgent) -> None:
+    await booted(site)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = await asyncio.to_thread(cli.main, ["phases", "1", "--socket",
+                                                  str(agent.status_socket)])
+    assert (code, out.getvalue(), err.getvalue()) == (
+        2, "", "evse-agent: connector 1 has no phase switch (no [connector.phase_switch] "
+               "in the configuration)\n")
+    (one,) = (await asyncio.to_thread(fetch_status, str(agent.status_socket)))["connectors"]
+    assert (one["phase_switch"], one["phase_request"]) == (False, None)
