@@ -394,9 +394,11 @@ class Agent:
         store = self.store
         assert store is not None
         limit = local_limit.command(self.runtime)
+        phases = local_limit.phases_command(self.runtime)
         server = StatusServer(self.status_socket, self.snapshot, {
             decisions.QUESTION: lambda request: decisions.answer(store, request),
             "limit": lambda request: limit([str(word) for word in request.get("args", [])]),
+            "phases": lambda request: phases([str(word) for word in request.get("args", [])]),
         })
         try:
             await server.start()

@@ -9,6 +9,8 @@
                                       the running agent: connectors, transactions, link, errors
     evse-agent limit CONNECTOR AMPS|clear|pause|resume [--source S] [--socket PATH | ...]
                                       the running agent's local current limit (0 pauses)
+    evse-agent phases [--connector N] 1|3|auto [--source S] [--socket PATH | ...]
+                                      ask the running agent's phase relay for 1 or 3 phases
     evse-agent log [--state-dir DIR | --config FILE] [--since T] [--until T] [--connector N]
                    [--id-tag TAG] [--action NAME]... [--limit N] [--json] [--utc] [--full]
                                       the OCPP message log (docs/operations.md); with
@@ -88,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     reference.set_defaults(command=_config_reference)
     _add_status(commands)
     _add_limit(commands)
+    _add_phases(commands)
     _add_log(commands)
     _add_bringup(commands)
     return parser
@@ -121,6 +124,21 @@ def _add_limit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     limit.add_argument("--source", default="cli", help="who sets it, shown as local:<source>")
     _add_location(limit, socket=True)
     limit.set_defaults(command=_limit)
+
+
+def _add_phases(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    phases = commands.add_parser(
+        "phases", help="ask the running agent's phase relay for 1 or 3 phases",
+        description="Switch a connector with a phase relay ([connector.phase_switch]) to 1 or "
+        "3 phases without a CSMS (docs/smart-charging.md): the EV is paused while the relay "
+        "moves, the transaction goes on. auto (also: clear) leaves the phases to the charger "
+        "again (the charging profile, the power rule, default_phases).")
+    phases.add_argument("value", metavar="1|3|auto")
+    phases.add_argument("--connector", metavar="N", type=int, default=1,
+                        help="connector id (default 1)")
+    phases.add_argument("--source", default="cli", help="who asks, shown in phase_request")
+    _add_location(phases, socket=True)
+    phases.set_defaults(command=_phases)
 
 
 def _add_log(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -255,15 +273,40 @@ def _ask(args: argparse.Namespace, request: str) -> tuple[dict[str, Any] | None,
 
 def _limit(args: argparse.Namespace) -> int:
     """Ask the running agent over its status socket (``{"ask": "limit", "args": [...]}``)."""
-    answer, failed = _ask(args, f"limit {args.connector} {args.value} {args.source}")
+    return _change(args, f"limit {args.connector} {args.value} {args.source}", lambda answer: (
+        f"connector {answer['connector']}: offering {answer['offered_current']:g} A, "
+        f"limit {answer['limit_amps']:g} A ({answer['limit_source']})"))
+
+
+def _phases(args: argparse.Namespace) -> int:
+    """Ask the running agent over its status socket (``{"ask": "phases", "args": [...]}``)."""
+    return _change(args, f"phases {args.connector} {args.value} {args.source}",
+                   _describe_phases)
+
+
+def _change(args: argparse.Namespace, request: str,
+            describe: Callable[[dict[str, Any]], str]) -> int:
+    """Ask the running agent for a change: print its answer in one line, or its refusal on
+    stderr (exit status 2)."""
+    answer, failed = _ask(args, request)
     if answer is None:
         return failed
     if "error" in answer:
         print(f"evse-agent: {answer['error']}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"connector {answer['connector']}: offering {answer['offered_current']:g} A, "
-          f"limit {answer['limit_amps']:g} A ({answer['limit_source']})")
+    print(describe(answer))
     return EXIT_OK
+
+
+def _describe_phases(view: dict[str, Any]) -> str:
+    """``connector 1: 3 phases connected, switching; 1 asked by cli``."""
+    count = view["phases"]
+    switching = ", switching" if view.get("phase_switching") else ""
+    request = view.get("phase_request")
+    asked = ("left to the charger (auto)" if request is None
+             else f"{request['phases']} asked by {request['source']}")
+    return (f"connector {view['connector']}: {count} phase{'s' if count != 1 else ''} "
+            f"connected{switching}; {asked}")
 
 
 _AGE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*([smhdw])$")

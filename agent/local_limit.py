@@ -52,14 +52,16 @@ def set_phases(runtime: Runtime, connector_id: int, phases: int | None,
     if phases not in (1, 3, None):
         raise LimitError(f"phases must be 1 or 3, got {phases}")
     if not runtime.station.connectors[connector_id].phase_switch:
-        raise LimitError(f"connector {connector_id} has no phase switch")
+        raise LimitError(f"connector {connector_id} has no phase switch "
+                         "(no [connector.phase_switch] in the configuration)")
     runtime.deliver(ev.LocalPhasesSet(connector_id, phases, source))
     return limit_view(runtime.station, connector_id)
 
 
 def limit_view(station: Station, connector_id: int) -> dict[str, Any]:
     """What limits the connector now: the offer on the pilot, the limit and its source, and
-    the phases its relay connects (``phase_switching`` while a switch is under way)."""
+    the phases its relay connects (``phase_switch``: it has one; ``phase_switching`` while a
+    switch is under way)."""
     connector = station.connectors[connector_id]
     local = connector.local_limit
     request = connector.phase_request
@@ -69,6 +71,7 @@ def limit_view(station: Station, connector_id: int) -> dict[str, Any]:
         "limit_source": connector.limit_source,
         "local_limit": None if local is None else {"amps": local[0], "source": local[1]},
         "phases": connector.active_phases,
+        "phase_switch": connector.phase_switch,
         "phase_switching": connector.switching_phases,
         "phase_request": None if request is None else {"phases": request[0],
                                                        "source": request[1]},
@@ -99,13 +102,52 @@ def parse_words(words: list[str]) -> tuple[int, float | None, str]:
         raise LimitError(f"not a number of amps: {words[1]!r}") from None
 
 
-def command(runtime: Runtime) -> Callable[[list[str]], dict[str, Any]]:
-    """The status socket's ``limit`` request (agent/status_server.py)."""
-    def limit(words: list[str]) -> dict[str, Any]:
+Request = Callable[[list[str]], dict[str, Any]]
+
+
+def _refusals_answered(request: Request) -> Request:
+    """``request``, with a LimitError answered as ``{"error": why}``."""
+    def answer(words: list[str]) -> dict[str, Any]:
         try:
-            connector_id, amps, source = parse_words(words)
-            return {"connector": connector_id,
-                    **set_local_limit(runtime, connector_id, amps, source)}
+            return request(words)
         except LimitError as error:
             return {"error": str(error)}
-    return limit
+    return answer
+
+
+def command(runtime: Runtime) -> Request:
+    """The status socket's ``limit`` request (agent/status_server.py)."""
+    def limit(words: list[str]) -> dict[str, Any]:
+        connector_id, amps, source = parse_words(words)
+        return {"connector": connector_id,
+                **set_local_limit(runtime, connector_id, amps, source)}
+    return _refusals_answered(limit)
+
+
+AUTO_WORDS = ("auto", "clear")
+"""The words that leave the phases to the charger again (DELETE .../phases in the API)."""
+
+
+def parse_phases(text: str) -> int | None:
+    """``1``, ``3`` or ``auto`` (also ``clear``: None). Raises LimitError."""
+    value = text.strip().lower()
+    if value in AUTO_WORDS:
+        return None
+    if value in ("1", "3"):
+        return int(value)
+    raise LimitError(f"phases must be 1, 3 or auto, got {text!r}")
+
+
+def parse_phase_words(words: list[str]) -> tuple[int, int | None, str]:
+    """``CONNECTOR 1|3|auto [SOURCE]`` (``evse-agent phases``). Raises LimitError."""
+    if len(words) not in (2, 3) or not words[0].isdigit():
+        raise LimitError("expected: CONNECTOR 1|3|auto [SOURCE]")
+    return int(words[0]), parse_phases(words[1]), words[2] if len(words) == 3 else "cli"
+
+
+def phases_command(runtime: Runtime) -> Request:
+    """The status socket's ``phases`` request (agent/status_server.py)."""
+    def phases(words: list[str]) -> dict[str, Any]:
+        connector_id, wanted, source = parse_phase_words(words)
+        return {"connector": connector_id, **set_phases(runtime, connector_id, wanted, source)}
+    return _refusals_answered(phases)

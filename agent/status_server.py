@@ -7,11 +7,11 @@ of ``snapshot()`` taken on the event loop at that moment, and is closed. The cli
 A client may instead ask one named question: it writes one line of JSON, ``{"ask": NAME,
 ...}``, and the server answers ``{"ask": NAME, "answer": ...}`` from ``answers[NAME]``:
 ``authorizations`` for ``evse-agent log --id-tag`` (the running agent holds its database
-exclusively, so the command line cannot read it), ``limit`` for ``evse-agent limit`` (so
-whoever may open the socket may set the local limit: the 0660 rule below is the access rule
-for both). The client shuts its writing side after its line, or at once when it wants the
-snapshot; a client that does neither gets the snapshot after :data:`REQUEST_WAIT`. The
-client side is :func:`ask`.
+exclusively, so the command line cannot read it), ``limit`` for ``evse-agent limit`` and
+``phases`` for ``evse-agent phases`` (so whoever may open the socket may set the local limit
+and ask for phases: the 0660 rule below is the access rule for all of them). The client
+shuts its writing side after its line, or at once when it wants the snapshot; a client that
+does neither gets the snapshot after :data:`REQUEST_WAIT`. The client side is :func:`ask`.
 
 Access: the socket file is mode 0660, so only root and members of the service's group (its
 owner's primary group; ``evse-agent`` under systemd) can connect, and its directory should
@@ -31,7 +31,7 @@ The snapshot, as the runtime provides it (every field may be missing or null)::
                          "meter_start": 1200},
          "power_w": 7200.0, "energy_wh": 4656.0,
          "offered_current": 16.0, "limit_amps": 16.0, "limit_source": "hardware",
-         "local_limit": null}
+         "local_limit": null, "phases": 3, "phase_switch": false}
       ],
       "last_errors": [{"time": "2024-05-01T09:58:00Z", "level": "ERROR", "connector": 1,
                        "text": "agent.runtime: meter did not answer"}]

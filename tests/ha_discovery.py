@@ -6,8 +6,9 @@ Sources (read for this file; docs/home-assistant.md cites them field by field):
   ``<discovery_prefix>/<component>/[<node_id>/]<object_id>/config``, ids of
   ``[a-zA-Z0-9_-]``; ``device``, ``origin``, ``availability_topic``, ``unique_id``);
 - the per-platform pages: sensor.mqtt, binary_sensor.mqtt, number.mqtt, switch.mqtt,
-  button.mqtt (``https://www.home-assistant.io/integrations/<platform>.mqtt/``): which keys
-  each platform takes and which it requires;
+  button.mqtt, select.mqtt (``https://www.home-assistant.io/integrations/<platform>.mqtt/``):
+  which keys each platform takes and which it requires (a select: ``command_topic`` and
+  ``options``, the list of strings a user can pick and the state topic may carry);
 - the entity docs for the device classes and their units:
   https://developers.home-assistant.io/docs/core/entity/sensor (units per device class,
   ``state_class``), .../binary-sensor (binary device classes), .../button, .../switch;
@@ -43,6 +44,8 @@ PLATFORMS: dict[str, tuple[set[str], set[str]]] = {  # component -> (required, a
                                    "value_template"}),
     "button": ({"command_topic"}, {"payload_press", "device_class", "command_template",
                                    "retain"}),
+    "select": ({"command_topic", "options"}, {"state_topic", "command_template",
+                                              "value_template", "optimistic", "retain"}),
 }
 UNITS: dict[str, set[str]] = {  # sensor and number device classes we may use -> units
     "power": {"mW", "W", "kW", "MW", "GW", "TW", "BTU/h"},
@@ -90,6 +93,8 @@ def problems(topic: str, payload: dict[str, Any], discovery_prefix: str,
     elif component == "binary_sensor" and payload.get("device_class") not in (
             BINARY_CLASSES | {None}):
         found.append(f"{topic}: {payload['device_class']} is no binary sensor device class")
+    elif component == "select":
+        found += _options(topic, payload.get("options"))
     elif component in OTHER_CLASSES and payload.get("device_class") not in (
             OTHER_CLASSES[component] | {None}):
         found.append(f"{topic}: {payload['device_class']} is no {component} device class")
@@ -116,6 +121,16 @@ def _identity(topic: str, payload: dict[str, Any], state_prefix: str) -> list[st
     if payload.get("availability_topic") != f"{state_prefix}/availability":
         found.append(f"{topic}: availability_topic must be the agent's availability topic")
     return found
+
+
+def _options(topic: str, options: object) -> list[str]:
+    if not isinstance(options, list) or not options:
+        return [f"{topic}: a select needs options, a list of strings"]
+    if not all(isinstance(option, str) for option in options):
+        return [f"{topic}: a select's options must be strings, got {options}"]
+    if len(set(options)) != len(options):
+        return [f"{topic}: a select's options must differ"]
+    return []
 
 
 def _measure(topic: str, component: str, payload: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.core.types import ConnectorStatus
+from agent.mqtt.topics import AUTO
 
 PILOT_STATES = ("A", "B", "C", "D", "E", "F")
 
@@ -32,6 +33,7 @@ class Station:
     prefix: str  # our topics
     discovery_prefix: str
     max_current: dict[int, float]  # connector id -> amps
+    phase_switch: frozenset[int] = frozenset()  # connectors with a 1<->3 phase relay
 
 
 def node_id(charger_id: str) -> str:
@@ -40,7 +42,7 @@ def node_id(charger_id: str) -> str:
 
 @dataclass(frozen=True)
 class Entity:
-    component: str  # sensor, binary_sensor, number, switch, button
+    component: str  # sensor, binary_sensor, number, switch, button, select
     key: str  # object id within the connector, and the state/command topic's field
     name: str
     fields: dict[str, Any]
@@ -58,9 +60,14 @@ def _sensor(key: str, name: str, device_class: str | None, unit: str | None,
                   diagnostic=diagnostic)
 
 
-def connector_entities(max_current: float) -> list[Entity]:
-    """The entities of one connector."""
+PHASE_OPTIONS = ("1", "3", AUTO)  # the phases command's words and phase_request's states
+
+
+def connector_entities(max_current: float, phase_switch: bool = False) -> list[Entity]:
+    """The entities of one connector; the phase request's select only with a phase relay."""
     on_off = {"payload_on": "ON", "payload_off": "OFF"}
+    phases = [Entity("select", "phase_request", "Phase request",
+                     {"options": list(PHASE_OPTIONS)}, command=True)] if phase_switch else []
     return [
         _sensor("power_w", "Power", "power", "W", "measurement"),
         _sensor("session_energy_kwh", "Session energy", "energy", "kWh", "total_increasing"),
@@ -87,11 +94,16 @@ def connector_entities(max_current: float) -> list[Entity]:
                command=True),
         Entity("button", "stop", "Stop session", {"payload_press": "PRESS"}, state=False,
                command=True),
+        *phases,
     ]
 
 
+_COMMANDS = {"current_limit_a": "current_limit", "phase_request": "phases"}
+"""An entity whose command topic is not named after its state topic."""
+
+
 def _command_key(entity: Entity) -> str:
-    return "current_limit" if entity.key == "current_limit_a" else entity.key
+    return _COMMANDS.get(entity.key, entity.key)
 
 
 def payloads(station: Station) -> dict[str, dict[str, Any]]:
@@ -121,7 +133,7 @@ def payloads(station: Station) -> dict[str, dict[str, Any]]:
     found[f"{station.discovery_prefix}/binary_sensor/{node}/link/config"] = link
     for cid, max_current in sorted(station.max_current.items()):
         base = f"{station.prefix}/connector/{cid}"
-        for entity in connector_entities(max_current):
+        for entity in connector_entities(max_current, cid in station.phase_switch):
             object_id = f"connector_{cid}_{entity.key}"
             payload = {**common, "name": f"Connector {cid} {entity.name.lower()}",
                        "unique_id": f"evse-agent_{node}_{object_id}", **entity.fields}

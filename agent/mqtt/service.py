@@ -251,6 +251,8 @@ class MqttService:
             return await self._start(command)
         if command.name == "stop":
             return self._stop(command)
+        if command.name == "phases":
+            return self.set_phases(command)
         return self.set_local_limit(command)
 
     async def _start(self, command: topics.Command) -> dict[str, Any]:
@@ -300,8 +302,21 @@ class MqttService:
     def set_local_limit(self, command: topics.Command) -> dict[str, Any]:
         """current_limit (``amps``; None clears), pause (0 A) and resume (clears): the one
         place the local limit is set from MQTT."""
+        return self._local(command, lambda: self.sessions.set_local_limit(
+            command.connector_id, command.amps, "mqtt"))
+
+    def set_phases(self, command: topics.Command) -> dict[str, Any]:
+        """phases: 1 or 3 through the connector's phase relay; None (``auto``) leaves them to
+        the charger again."""
+        return self._local(command, lambda: self.sessions.set_phases(
+            command.connector_id, command.phases, "mqtt"))
+
+    @staticmethod
+    def _local(command: topics.Command, change: Callable[[], object]) -> dict[str, Any]:
+        """200, or 400 ``bad_request`` naming what the local limit refused (a connector
+        without a phase relay, ...), as the HTTP API answers."""
         try:
-            self.sessions.set_local_limit(command.connector_id, command.amps, "mqtt")
+            change()
         except LimitError as error:
             return topics.result(command.name, command.request_id, ok=False, status=400,
                                  kind="bad_request", details=str(error))

@@ -24,8 +24,9 @@ from agent.sessions import Session
 
 ON, OFF = "ON", "OFF"
 CONNECTED_PILOT = ("B", "C", "D")  # IEC 61851-1: an EV is connected in B, C and D
-COMMANDS = ("start", "stop", "current_limit", "charging_enabled", "pause", "resume")
+COMMANDS = ("start", "stop", "current_limit", "charging_enabled", "pause", "resume", "phases")
 MIN_AMPS = 6.0  # IEC 61851-1: the lowest current a pilot may offer (0 = pause)
+AUTO = "auto"  # phase_request: no local request, the charger decides the phases
 
 
 def mask(id_tag: str | None, tokens: str) -> str:
@@ -84,6 +85,9 @@ def connector_state(connector: dict[str, Any], session: Session | None,
         state["limit_source"] = str(connector.get("limit_source") or "none")
     if connector.get("phases") is not None:  # what the phase relay connects (or the wiring)
         state["phases"] = str(int(connector["phases"]))
+    if connector.get("phase_switch"):  # a relay: what a local client asked of it
+        request = connector.get("phase_request")
+        state["phase_request"] = AUTO if request is None else str(int(request["phases"]))
     return state
 
 
@@ -131,13 +135,15 @@ def authorization_event(id_tag: str, connector_id: int, purpose: str, accepted: 
 @dataclass(frozen=True)
 class Command:
     """A command from ``connector/<n>/<name>/set``. ``amps`` None with ``name`` current_limit
-    clears the limit; ``request_id`` is echoed in the result as ``id``."""
+    clears the limit; ``phases`` None with ``name`` phases leaves the phases to the charger;
+    ``request_id`` is echoed in the result as ``id``."""
 
     connector_id: int
     name: str
     id_tag: str | None = None
     session_id: str | None = None
     amps: float | None = None
+    phases: int | None = None
     request_id: str | None = None
 
 
@@ -183,11 +189,23 @@ def _amps(value: object, max_current: float) -> float | None:
     return amps
 
 
+def _phases(value: object) -> int | None:
+    """1 or 3 (a JSON number or text); None for ``auto`` (also ``clear``, JSON null)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value in (1, 3):
+        return value
+    if isinstance(value, str) and value.strip().lower() in (AUTO, "clear", "1", "3"):
+        text = value.strip().lower()
+        return int(text) if text.isdigit() else None
+    raise ValueError(f"phases takes 1, 3 or {AUTO}, got {value!r}")
+
+
 def parse_command(prefix: str, topic: str, payload: bytes,
                   max_current: dict[int, float]) -> Command:
     """The command on ``topic``; BadCommand names what is wrong. Payloads: a JSON object
     (``{"id_tag": ..., "id": ...}``) or plain text (a token for start/stop, amps for
-    current_limit, ON/OFF for charging_enabled)."""
+    current_limit, ON/OFF for charging_enabled, 1, 3 or auto for phases)."""
     parts = topic.removeprefix(prefix + "/").split("/")
     if len(parts) != 4 or parts[0] != "connector" or parts[3] != "set":
         raise BadCommand(None, "", f"{topic} is not a command topic")
@@ -216,6 +234,8 @@ def _command(cid: int, name: str, fields: dict[str, Any] | str, max_current: flo
             fields["amps"] = text
         elif name == "charging_enabled":
             fields["state"] = text
+        elif name == "phases":
+            fields["phases"] = text
     request_id = _text(fields, "id")
     if name == "start":
         id_tag = _text(fields, "id_tag")
@@ -228,6 +248,10 @@ def _command(cid: int, name: str, fields: dict[str, Any] | str, max_current: flo
     if name == "current_limit":
         return Command(cid, name, amps=_amps(fields.get("amps"), max_current),
                        request_id=request_id)
+    if name == "phases":
+        if "phases" not in fields:
+            raise ValueError('phases needs 1, 3 or auto: the payload, or {"phases": ...}')
+        return Command(cid, name, phases=_phases(fields["phases"]), request_id=request_id)
     if name == "charging_enabled":
         state = str(fields.get("state", "")).upper()
         if state not in (ON, OFF):

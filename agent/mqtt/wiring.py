@@ -66,6 +66,7 @@ def build(config: Config, snapshot: Callable[[], dict[str, Any]],
         charger_id=config.charger.id, vendor=config.charger.vendor, model=config.charger.model,
         version=__version__, serial_number=config.charger.serial_number, prefix=prefix,
         discovery_prefix=mqtt.discovery_prefix,
-        max_current={c.id: float(c.max_current) for c in config.connectors})
+        max_current={c.id: float(c.max_current) for c in config.connectors},
+        phase_switch=frozenset(c.id for c in config.connectors if c.phase_switch is not None))
     return MqttService(settings, station, mqtt.tokens, discovery=mqtt.discovery,
                        snapshot=snapshot, sessions=sessions)

@@ -180,3 +180,17 @@ async def test_a_local_limit_survives_a_restart_of_the_agent_process(
         assert code == 200 and view["local_limit"] is None
         await bench.until_connector(offering(16), within=15)
         await status(site, "Charging", within=15)
+
+
+async def test_cli_phases_without_a_phase_relay_is_a_one_line_refusal(
+        site: SimSite, agent: RunningAgent) -> None:
+    await booted(site)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = await asyncio.to_thread(cli.main, ["phases", "1", "--socket",
+                                                  str(agent.status_socket)])
+    assert (code, out.getvalue(), err.getvalue()) == (
+        2, "", "evse-agent: connector 1 has no phase switch (no [connector.phase_switch] "
+               "in the configuration)\n")
+    (one,) = (await asyncio.to_thread(fetch_status, str(agent.status_socket)))["connectors"]
+    assert (one["phase_switch"], one["phase_request"]) == (False, None)

@@ -1,7 +1,8 @@
 """MQTT against a real broker (mosquitto, started here on loopback) and the whole agent:
 simulated devices, the strict CSMS. The retained state follows a session, commands answer
 with the API's contract, the last will tells a killed agent, and a broker restart in the
-middle of a session changes nothing for charging."""
+middle of a session changes nothing for charging. With a phase relay, Home Assistant's select
+switches the simulated relay."""
 
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ def tls() -> str | None:
 
 
 @pytest.fixture
+def phase_switch() -> str | None:
+    return None  # a test parametrizes this to give connector 1 a phase relay
+
+
+@pytest.fixture
 async def broker(tmp_path: Path, broker_users: dict[str, str], tls: str | None
                  ) -> AsyncIterator[Mosquitto]:
     ca = TestCa("Test MQTT Root") if tls else None
@@ -53,7 +59,7 @@ async def broker(tmp_path: Path, broker_users: dict[str, str], tls: str | None
 
 @pytest.fixture
 def site_options(broker: Mosquitto, tmp_path: Path, agent_password: str | None,
-                 tls: str | None) -> SiteOptions:
+                 tls: str | None, phase_switch: str | None) -> SiteOptions:
     login, scheme = "", "mqtt"
     if broker.ca is not None:
         trusted = broker.ca if tls == "trusted" else TestCa("Someone Else's Root")
@@ -65,7 +71,7 @@ def site_options(broker: Mosquitto, tmp_path: Path, agent_password: str | None,
         secret.chmod(0o600)
         login += f'username = "agent"\npassword_file = "{secret}"\n'
     return SiteOptions(sample_interval=1, extra_authorization="authorize_timeout = 2",
-                       extra_toml=f'[mqtt]\nurl = "{scheme}://127.0.0.1:{broker.port}"\n'
+                       phase_switch=phase_switch, extra_toml=f'[mqtt]\nurl = "{scheme}://127.0.0.1:{broker.port}"\n'
                                   f"keepalive = 5\n{login}")
 
 
@@ -164,6 +170,7 @@ async def test_the_retained_state_follows_a_card_session_and_discovery_is_publis
         assert [p for t, c in found.items() for p in problems(t, c, "homeassistant", PREFIX)
                 ] == []
         assert all(kept for _, _, kept in discovery.messages)
+        assert not [topic for topic in found if "/select/" in topic]  # no phase relay
     finally:
         await discovery.__aexit__()
 
@@ -210,6 +217,11 @@ async def test_start_and_stop_commands_answer_with_the_api_contract(
         await watcher.until(lambda w: any(r["status"] == 400 for r in w.json_of(C1 + "result")),
                             "no answer to a bad limit")
         assert await bench.relay_closed()  # a refused limit changes nothing
+        no_relay = await command(broker, watcher, "phases", {"phases": 1, "id": "r4d"})
+        assert (no_relay["ok"], no_relay["status"], no_relay["error"]["type"]) == (
+            False, 400, "bad_request")
+        assert "no phase switch" in no_relay["error"]["details"]
+        assert C1 + "phase_request" not in watcher.last
         assert len(site.csms.transactions) == 1  # one transaction through pause and resume
         stopped = await command(broker, watcher, "stop", {"id_tag": CARD, "id": "r5"})
         assert stopped["ok"] is True and stopped["session_id"] == started["session_id"]
@@ -221,6 +233,50 @@ async def test_start_and_stop_commands_answer_with_the_api_contract(
         assert (nothing["status"], nothing["error"]["type"]) == (404, "session_not_found")
     finally:
         await watcher.__aexit__()
+
+
+def on_phases(count: int) -> Any:
+    """The simulated relay connects ``count`` phases and the EV draws on those only."""
+    return lambda s: (s["phases_connected"] == count
+                      and [a > 1 for a in s["meter"]["current_a"]] == [True] * count
+                      + [False] * (3 - count))
+
+
+@pytest.mark.parametrize("phase_switch", ["settle = 2\nmin_interval = 10"])
+async def test_the_phase_select_switches_the_relay(
+        site: SimSite, bench: Bench, broker: Mosquitto, agent: RunningAgent) -> None:
+    discovery = await watch(broker, "homeassistant/#")
+    try:
+        await discovery.until(lambda w: any("/select/" in t for t in w.last), "no select")
+        (topic,) = [t for t in discovery.last if "/select/" in t]
+        select = json.loads(discovery.last[topic])
+        assert problems(topic, select, "homeassistant", PREFIX) == []
+        assert (select["options"], select["state_topic"], select["command_topic"]) == (
+            ["1", "3", "auto"], C1 + "phase_request", C1 + "phases/set")
+    finally:
+        await discovery.__aexit__()
+    watcher = await watch(broker)
+    try:
+        await watcher.until_value(C1 + "phase_request", "auto")
+        await charging_by_card(site, bench, watcher)
+        await bench.until_connector(on_phases(3), within=15, what="charging on 3 phases")
+        await publish(broker.port, C1 + "phases/set", "2")
+        await watcher.until(lambda w: any(r["status"] == 400 for r in w.json_of(C1 + "result")),
+                            "no answer to 2 phases")
+        one = await command(broker, watcher, "phases", {"phases": 1, "id": "p1"})
+        assert (one["command"], one["ok"], one["status"]) == ("phases", True, 200), one
+        await watcher.until_value(C1 + "phase_request", "1")
+        await bench.until_connector(on_phases(1), within=30, what="L1 only")
+        await watcher.until_value(C1 + "phases", "1", within=10)
+        await watcher.until_value(C1 + "status", "Charging", within=15)
+        await publish(broker.port, C1 + "phases/set", "auto")  # what the select sends
+        await watcher.until_value(C1 + "phase_request", "auto")
+    finally:
+        await watcher.__aexit__()
+    state = await bench.until_connector(lambda s: True)
+    assert state["phase_switch"]["switched_under_load"] == 0
+    (tx,) = site.csms.transactions.values()  # one transaction through the switch
+    assert tx.meter_stop is None
 
 
 async def test_a_broker_restart_mid_session_changes_nothing_for_charging(

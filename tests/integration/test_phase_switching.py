@@ -2,15 +2,22 @@
 to one phase through the phase relay (the EV paused and the contactor open meanwhile), the
 meter then shows one phase drawn, and a higher limit switches back to three phases once the
 minimum interval has passed: one transaction throughout, the relay never moved under load.
-A local phase request survives a kill -9 of the agent process."""
+A local request switches it too, through the sessions API or ``evse-agent phases``, and
+survives a kill -9 of the agent process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import re
 from typing import Any
 
 import pytest
 from ocpp.v16 import call
 
+from agent import cli
+from agent.status_server import fetch_status
 from evsim.site import SimSite, SiteOptions, free_port
 from tests.integration.conformance.helpers import booted, charging, status, until
 from tests.integration.conformance.test_smart_charging import install, profile
@@ -111,3 +118,44 @@ async def test_a_local_phase_request_survives_a_kill_9_of_the_agent_process(
         assert one["phase_request"] == {"phases": 1, "source": "hems"}
         await charging(site, bench)
         await bench.until_connector(on_phases(1, 16), within=30, what="16 A on L1 only")
+
+
+async def phases_cli(*words: str) -> tuple[int, str, str]:
+    """``evse-agent phases WORDS``: the exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = await asyncio.to_thread(cli.main, ["phases", *words])
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_evse_agent_phases_switches_the_relay_and_auto_gives_it_back(
+    site: SimSite, bench: Bench, agent: RunningAgent
+) -> None:
+    socket = str(agent.status_socket)
+    await booted(site)
+    transaction_id = await charging(site, bench)
+    await bench.until_connector(on_phases(3, 16), within=15, what="16 A on 3 phases")
+
+    assert await phases_cli("2", "--socket", socket) == (
+        2, "", "evse-agent: phases must be 1, 3 or auto, got '2'\n")
+    assert await phases_cli("1", "--source", "solar", "--socket", socket) == (
+        0, "connector 1: 3 phases connected, switching; 1 asked by solar\n", "")
+    await bench.until_connector(on_phases(1, 16), within=30, what="16 A on L1 only")
+    await status(site, "Charging", within=15)
+    (one,) = (await asyncio.to_thread(fetch_status, socket))["connectors"]
+    assert (one["phases"], one["phase_switching"], one["phase_request"]) == (
+        1, False, {"phases": 1, "source": "solar"})
+
+    # auto: the charger decides again, here default_phases (3) once MIN_INTERVAL has passed
+    # since the last switch began (it may already have: ", switching").
+    code, out, err = await phases_cli("auto", "--connector", "1", "--socket", socket)
+    assert (code, err) == (0, "")
+    assert re.fullmatch(r"connector 1: 1 phase connected(, switching)?; "
+                        r"left to the charger \(auto\)\n", out), out
+    (one,) = (await asyncio.to_thread(fetch_status, socket))["connectors"]
+    assert one["phase_request"] is None
+    await bench.until_connector(on_phases(3, 16), within=MIN_INTERVAL + 30,
+                                what="back on 3 phases")
+    state = await bench.until_connector(lambda s: True)
+    assert state["phase_switch"]["switched_under_load"] == 0
+    assert site.csms.transactions[transaction_id].meter_stop is None

@@ -1,10 +1,11 @@
-"""The local limit's request words (``evse-agent limit``), agent/local_limit.py."""
+"""The local limit's and the phase request's words (``evse-agent limit``, ``evse-agent
+phases``), agent/local_limit.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent.local_limit import LimitError, parse_words
+from agent.local_limit import LimitError, parse_phase_words, parse_words
 
 
 def test_words() -> None:
@@ -19,3 +20,19 @@ def test_words() -> None:
 def test_bad_words(words: list[str]) -> None:
     with pytest.raises(LimitError):
         parse_words(words)
+
+
+def test_phase_words() -> None:
+    assert parse_phase_words(["1", "1"]) == (1, 1, "cli")
+    assert parse_phase_words(["2", "3", "hems"]) == (2, 3, "hems")
+    assert parse_phase_words(["1", "AUTO"]) == (1, None, "cli")
+    assert parse_phase_words(["1", "clear", "x"]) == (1, None, "x")
+
+
+@pytest.mark.parametrize(("words", "says"), [
+    ([], "expected: CONNECTOR 1|3|auto"), (["1"], "expected"), (["one", "1"], "expected"),
+    (["1", "2"], "phases must be 1, 3 or auto, got '2'"), (["1", "three"], "got 'three'"),
+    (["1", "3", "x", "y"], "expected")])
+def test_bad_phase_words(words: list[str], says: str) -> None:
+    with pytest.raises(LimitError, match=says):
+        parse_phase_words(words)

@@ -246,6 +246,15 @@ def test_cli_status_when_the_agent_is_not_running(
     assert "the agent is not running" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["limit", "1", "10"], ["phases", "1"]])
+def test_cli_changes_when_the_agent_is_not_running(
+        path: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main([*command, "--state-dir", str(path.parent)])
+    assert code == cli.EXIT_UNAVAILABLE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "the agent is not running" in line
+
+
 async def test_a_named_question_gets_its_answer_and_the_snapshot_stays(path: Path) -> None:
     asked: list[dict[str, Any]] = []
 

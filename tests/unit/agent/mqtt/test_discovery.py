@@ -4,6 +4,7 @@ tests/ha_discovery.py is written from Home Assistant's MQTT and entity documenta
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tests.ha_discovery import problems
 STATION = Station(charger_id="SIM:0001.a", vendor="evse-agent", model="Pi-AC",
                   version="0.1.0", serial_number="SN-1", prefix="evse-agent/SIM-1",
                   discovery_prefix="homeassistant", max_current={1: 16.0, 2: 32.0})
+RELAY_ON_2 = dataclasses.replace(STATION, phase_switch=frozenset({2}))
 
 
 def all_problems(found: dict[str, dict[str, Any]]) -> list[str]:
@@ -28,6 +30,18 @@ def test_every_payload_validates() -> None:
     assert len(found) == 1 + 2 * per_connector  # the link, then each connector's entities
     unique = [payload["unique_id"] for payload in found.values()]
     assert len(set(unique)) == len(unique)
+
+
+def test_a_phase_relay_adds_a_select_of_the_phase_request() -> None:
+    found = payloads(RELAY_ON_2)
+    assert all_problems(found) == []
+    selects = {topic: p for topic, p in found.items() if "/select/" in topic}
+    assert list(selects) == ["homeassistant/select/SIM_0001_a/connector_2_phase_request/config"]
+    (select,) = selects.values()
+    assert (select["options"], select["state_topic"], select["command_topic"]) == (
+        ["1", "3", "auto"], "evse-agent/SIM-1/connector/2/phase_request",
+        "evse-agent/SIM-1/connector/2/phases/set")
+    assert not [topic for topic in payloads(STATION) if "/select/" in topic]
 
 
 def test_the_entities_a_user_sees() -> None:
@@ -66,10 +80,13 @@ def test_the_entities_a_user_sees() -> None:
     ("connector_1_current_limit_a", {"min": 40}, "min 40 < max"),
     ("connector_1_power_w", {"unique_id": None}, "unique_id missing"),
     ("connector_1_power_w", {"availability_topic": None}, "availability_topic must be"),
+    ("connector_2_phase_request", {"options": None}, "options is required for a select"),
+    ("connector_2_phase_request", {"options": [1, 3]}, "options must be strings"),
+    ("connector_2_phase_request", {"unit_of_measurement": "A"}, "not an option of an MQTT select"),
 ])
 def test_the_schema_catches_what_home_assistant_refuses(key: str, edit: dict[str, Any],
                                                         words: str) -> None:
-    found = copy.deepcopy(payloads(STATION))
+    found = copy.deepcopy(payloads(RELAY_ON_2))
     topic = next(t for t, p in found.items() if p["unique_id"].endswith(key))
     for name, value in edit.items():
         if value is None:

@@ -89,6 +89,12 @@ def test_commands() -> None:
     assert parse("connector/1/charging_enabled/set", b"OFF") == topics.Command(1, "pause",
                                                                                amps=0.0)
     assert parse("connector/1/charging_enabled/set", b"ON").name == "resume"
+    assert parse("connector/1/phases/set", b"1") == topics.Command(1, "phases", phases=1)
+    assert parse("connector/1/phases/set", b"auto") == topics.Command(1, "phases")
+    assert parse("connector/2/phases/set", b'{"phases": 3, "id": "p-1"}') == (
+        topics.Command(2, "phases", phases=3, request_id="p-1"))
+    assert parse("connector/1/phases/set", b'{"phases": null}').phases is None
+    assert parse("connector/1/phases/set", b" Clear ").phases is None
 
 
 @pytest.mark.parametrize(("suffix", "payload", "words"), [
@@ -103,6 +109,11 @@ def test_commands() -> None:
     ("connector/2/current_limit/set", b"40", "allowed 0 (pause) or 6..32 A"),
     ("connector/1/current_limit/set", b"lots", "current must be a number"),
     ("connector/1/charging_enabled/set", b"MAYBE", "takes ON or OFF"),
+    ("connector/1/phases/set", b"2", "phases takes 1, 3 or auto, got '2'"),
+    ("connector/1/phases/set", b"", "phases takes 1, 3 or auto, got ''"),
+    ("connector/1/phases/set", b'{"phases": true}', "got True"),
+    ("connector/1/phases/set", b'{"phases": 1.5}', "got 1.5"),
+    ("connector/1/phases/set", b'{"id": "p-2"}', "phases needs 1, 3 or auto"),
     ("connector/1/start/set", b"\xff", "malformed payload"),
 ])
 def test_bad_commands_are_named(suffix: str, payload: bytes, words: str) -> None:
@@ -140,3 +151,12 @@ def test_the_phases_connected_are_a_state_topic() -> None:
     state = topics.connector_state(connector(phases=1), None, "x")
     assert state["phases"] == "1"
     assert "phases" not in topics.connector_state(connector(), None, "x")
+
+
+def test_the_phase_request_is_a_state_topic_with_a_relay_only() -> None:
+    relay = connector(phases=3, phase_switch=True, phase_request=None)
+    assert topics.connector_state(relay, None, "x")["phase_request"] == "auto"
+    asked = connector(phases=3, phase_switch=True, phase_request={"phases": 1, "source": "hems"})
+    assert topics.connector_state(asked, None, "x")["phase_request"] == "1"
+    wired = connector(phases=3, phase_switch=False, phase_request=None)
+    assert "phase_request" not in topics.connector_state(wired, None, "x")
