@@ -162,7 +162,7 @@ def test_schema_3_upgrades_the_previous_releases_store(tmp_path: Path) -> None:
     db.executescript(DUMP.read_text())
     db.close()
     with Store.open(tmp_path) as store:
-        assert store.schema_version == len(MIGRATIONS) == 5
+        assert store.schema_version == len(MIGRATIONS) >= 5
         assert store.session_bodies() == [] and len(store.journal_rows()) > 0
         store.session_put("a", "TAG", "STARTED", T0, "{}")
         store.authorization_put(T0, "TAG", 1, "api", False, "csms", "Blocked", "blocked")
