@@ -63,10 +63,13 @@ class SiteOptions:
     extra_csms: str = ""  # more lines for the [csms] table, e.g. "call_timeout = 1"
     extra_authorization: str = ""  # more lines for [authorization], e.g. "authorize_timeout = 1"
     free_vend_id_tag: str | None = None  # [authorization] mode = "free" with this idTag
+    # The token reader module on the world's reader pty, and the agent's [reader] driver for
+    # it: "rdm6300" or "pn532" (evsim.world_config.READER_MODELS).
+    reader: str = "rdm6300"
     # Wiring the agent is told about, where the world has it (connector 1 on the reference
     # board: lock motor 20/21 with feedback 16, RCD trip input 26). Left out: a fixed cable
-    # and no RCD input. The world has no PWM pilot front end and no PN532 emulator on its
-    # reader port, so the agent config always uses the EVSE board and the RDM6300 reader.
+    # and no RCD input. The world has no PWM pilot front end, so the agent config always uses
+    # the EVSE board.
     lock: bool = False
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
@@ -97,6 +100,7 @@ class SimSite:
             bench=Address("127.0.0.1", 0),
             pin_bus=Address("127.0.0.1", 0),
             bus=Address("127.0.0.1", free_port()),
+            reader=self.options.reader,
             reader_link=self.workdir / "reader",
             state_file=self.workdir / "world.json",
             connectors=connectors,
@@ -173,7 +177,7 @@ timeout = 0.5
 {connectors}
 
 [reader]
-driver = "rdm6300"
+driver = "{o.reader}"
 port = "{self.world_server.reader_port}"
 {self._indicator_toml()}{self._tamper_toml()}
 [log]

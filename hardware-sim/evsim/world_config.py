@@ -4,7 +4,8 @@
 
     site = "SIM-0001"                         # the charger id this world is wired to
     state_file = "/tmp/evse-sim/world.json"   # optional: the world's state survives restarts
-    reader_link = "/tmp/evse-sim/reader"      # symlink to the RDM6300 pty ("" = none)
+    reader = "rdm6300"                        # the token reader module: "rdm6300" or "pn532"
+    reader_link = "/tmp/evse-sim/reader"      # symlink to the reader's pty ("" = none)
 
     [bench]
     listen = "127.0.0.1:8400"
@@ -37,6 +38,7 @@ from typing import Any, Literal
 ContactorFault = Literal["welded", "stuck_open"]
 CONTACTOR_FAULTS: tuple[str, ...] = ("welded", "stuck_open")
 BUS_TRANSPORTS: tuple[str, ...] = ("rtu-tcp", "tcp", "pty")
+READER_MODELS: tuple[str, ...] = ("rdm6300", "pn532")  # the agent's [reader] driver names
 
 # Faults the bench can switch on and off (POST /api/connectors/{id}/fault). The openWB EVSE
 # board reports a single "failure" vehicle state (5) for CP errors, so pilot_e, pilot_f and
@@ -189,6 +191,7 @@ class WorldConfig:
     bus announces it, and an agent with another id refuses to run against this world.
     ``tamper_pin`` is the enclosure's tamper switch, an input the world drives to
     ``tamper_active_high`` while the enclosure is open (the reference board has none: None).
+    ``reader`` is the token reader module on the reader's pty, one of :data:`READER_MODELS`.
     """
 
     site: str = DEFAULT_SITE
@@ -198,6 +201,7 @@ class WorldConfig:
     bus_transport: str = "rtu-tcp"
     bus: Address = field(default_factory=lambda: Address("127.0.0.1", 8402))
     bus_link: Path | None = None
+    reader: str = "rdm6300"
     reader_link: Path | None = Path("/tmp/evse-sim/reader")
     state_file: Path | None = None
     connectors: list[ConnectorConfig] = field(default_factory=lambda: [ConnectorConfig.for_id(1)])
@@ -210,6 +214,8 @@ class WorldConfig:
             raise WorldConfigError(f"site must be a charger id without spaces, not {self.site!r}")
         if self.bus_transport not in BUS_TRANSPORTS:
             raise WorldConfigError(f"bus.transport must be one of {', '.join(BUS_TRANSPORTS)}")
+        if self.reader not in READER_MODELS:
+            raise WorldConfigError(f"reader must be one of {', '.join(READER_MODELS)}")
         ids = [c.id for c in self.connectors]
         if not ids or len(set(ids)) != len(ids):
             raise WorldConfigError("connectors: ids must be present and unique")
@@ -245,6 +251,7 @@ def world_config_from_dict(data: dict[str, Any]) -> WorldConfig:
         bus_transport=bus.get("transport", "rtu-tcp"),
         bus=Address.parse(bus.get("listen", "127.0.0.1:8402")),
         bus_link=_optional_path(bus.get("link")),
+        reader=data.get("reader", "rdm6300"),
         reader_link=_optional_path(data.get("reader_link", "/tmp/evse-sim/reader")),
         state_file=_optional_path(data.get("state_file")),
         connectors=[_connector(entry) for entry in data.get("connectors", [{"id": 1}])],

@@ -1,5 +1,5 @@
-"""Runs a :class:`evsim.world.World` with all its wires: the Modbus bus, the RDM6300 pty, the
-pin bus, the bench API and the physics loop.
+"""Runs a :class:`evsim.world.World` with all its wires: the Modbus bus, the token reader's pty
+(an RDM6300 or a PN532, ``WorldConfig.reader``), the pin bus, the bench API and the physics loop.
 
 ``async with WorldServer(config) as server:`` starts everything (ports 0 become real ports,
 see the ``*_address`` properties) and stops it in reverse order, saving the world's state.
@@ -22,6 +22,7 @@ from types import TracebackType
 from evsim.bench_api import BenchApi
 from evsim.modbus_devices import BusServer, serve_bus
 from evsim.pin_bus import PinBusServer
+from evsim.pn532_emulator import Pn532Emulator
 from evsim.rdm6300_emulator import Rdm6300Emulator
 from evsim.world import World
 from evsim.world_config import Address, WorldConfig
@@ -72,7 +73,7 @@ class WorldServer:
         self._bus: BusServer | None = None
         self._pin_bus: PinBusServer | None = None
         self._bench: BenchApi | None = None
-        self._reader: Rdm6300Emulator | None = None
+        self._reader: Rdm6300Emulator | Pn532Emulator | None = None
 
     @property
     def world(self) -> World:
@@ -112,7 +113,7 @@ class WorldServer:
             raise
 
     async def _start(self) -> None:
-        self._reader = Rdm6300Emulator()
+        self._reader = Pn532Emulator() if self.config.reader == "pn532" else Rdm6300Emulator()
         self._stack.callback(self._reader.close)
         world = self._world = World(self.config, reader=self._reader)
         self._stack.callback(world.save)
@@ -159,7 +160,7 @@ class WorldServer:
             "bench": self.bench_url,
             "pin_bus": str(self.pin_bus_address),
             "bus": f"{self.config.bus_transport} {self.bus_port}",
-            "reader": self.reader_port,
+            "reader": f"{self.config.reader} {self.reader_port}",
             "state_file": str(self.config.state_file or "-"),
         }
 
