@@ -1,5 +1,6 @@
 """Runs a :class:`evsim.world.World` with all its wires: the Modbus bus, the token reader's pty
-(an RDM6300 or a PN532, ``WorldConfig.reader``), the pin bus, the bench API and the physics loop.
+(an RDM6300 or a PN532, ``WorldConfig.reader``), the sysfs PWM tree of PWM pilots, the pin bus,
+the bench API and the physics loop.
 
 ``async with WorldServer(config) as server:`` starts everything (ports 0 become real ports,
 see the ``*_address`` properties) and stops it in reverse order, saving the world's state.
@@ -23,6 +24,7 @@ from evsim.bench_api import BenchApi
 from evsim.modbus_devices import BusServer, serve_bus
 from evsim.pin_bus import PinBusServer
 from evsim.pn532_emulator import Pn532Emulator
+from evsim.pwm_sysfs_tree import PwmSysfsTree
 from evsim.rdm6300_emulator import Rdm6300Emulator
 from evsim.world import World
 from evsim.world_config import Address, WorldConfig
@@ -115,7 +117,7 @@ class WorldServer:
     async def _start(self) -> None:
         self._reader = Pn532Emulator() if self.config.reader == "pn532" else Rdm6300Emulator()
         self._stack.callback(self._reader.close)
-        world = self._world = World(self.config, reader=self._reader)
+        world = self._world = World(self.config, reader=self._reader, pwm=self._pwm_tree())
         self._stack.callback(world.save)
         bus = self.config.bus
         with _binding("Modbus bus", "bus", bus):
@@ -139,6 +141,12 @@ class WorldServer:
         self._stack.push_async_callback(asyncio.to_thread, self._bench.close)
         physics = asyncio.create_task(self._physics(), name="evsim-physics")
         self._stack.push_async_callback(_cancel, physics)
+
+    def _pwm_tree(self) -> PwmSysfsTree | None:
+        channels = [(c.pwm_chip, c.pwm_channel) for c in self.config.connectors
+                    if c.pilot == "pwm"]
+        root = self.config.pwm_root
+        return None if root is None or not channels else PwmSysfsTree(root, channels)
 
     async def close(self) -> None:
         """Stop everything in reverse order and save the world's state. Idempotent."""
