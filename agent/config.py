@@ -167,6 +167,7 @@ class PilotConfig:
     bus: str | None
     device_id: int
     poll_interval: float
+    pwm_root: Path
     pwm_chip: int
     pwm_channel: int
     pwm_inverted: bool
@@ -516,6 +517,10 @@ def _serial_port_problem(port: str) -> str | None:
     )
 
 
+def _absolute_path_problem(path: str) -> str | None:
+    return None if path.startswith("/") else f"{_show(path)} is not an absolute path"
+
+
 def _split_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(","))
 
@@ -690,7 +695,11 @@ _PILOT = Table("pilot", PilotConfig, keys=(
         "(evse-board: twice as often while the EV charges, C/D, and every 0.4 s, or this "
         "interval if longer, with nothing plugged in, A; pwm: one ADC burst each)",
         default=0.05, span=(0.001, 1.0), unit=_SECONDS),
-    Key("pwm_chip", int, "sysfs PWM chip (/sys/class/pwm/pwmchipN)" + _PWM_ONLY,
+    Key("pwm_root", str, "the kernel's PWM class directory that holds the chips; the "
+        "simulator's tree for a simulated site (its pwm_root)" + _PWM_ONLY,
+        default="/sys/class/pwm", span=(1, 4096), check=_absolute_path_problem,
+        rule="an absolute path", convert=Path),
+    Key("pwm_chip", int, "sysfs PWM chip (<pwm_root>/pwmchipN)" + _PWM_ONLY,
         default=0, span=(0, 7)),
     Key("pwm_channel", int, "channel of the PWM chip; dtoverlay=pwm-2chan: 0 = GPIO18, "
         "1 = GPIO19" + _PWM_ONLY, default=0, span=(0, 3)),

@@ -123,7 +123,8 @@ class Hardware:
             e_f=p.threshold_e_f, diode_low=p.diode_low, hysteresis=p.hysteresis)
         adc = mcp3008(p.adc_channel, port=p.adc_port, device=p.adc_device,
                       pin_factory=self.pin_factory)
-        return PwmPilot(SysfsPwm(p.pwm_chip, p.pwm_channel, inverted=p.pwm_inverted),
+        pwm = SysfsPwm(p.pwm_chip, p.pwm_channel, inverted=p.pwm_inverted, root=p.pwm_root)
+        return PwmPilot(pwm,
                         PilotAdc(adc, low_v=p.adc_low_v, high_v=p.adc_high_v),
                         classifier=PilotClassifier(thresholds), interval=p.poll_interval,
                         on_failure=failed)

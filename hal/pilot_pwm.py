@@ -102,6 +102,7 @@ class PwmPilot:
         self._clock = clock
         self._lock = threading.Lock()  # the PWM and the pacer: event loop vs sampling thread
         self._duty_ns = pwm.period_ns  # 100 %: steady +12 V, no offer
+        self._opened = False  # the PWM is open: duties are written, not only kept
         self._generation = 0  # bumped on every duty change: a burst spanning one is dropped
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,16 +128,18 @@ class PwmPilot:
         return self._duty_ns
 
     async def start(self, on_change: PilotCallback) -> None:
-        """Switch the PWM on at 100 % (no offer) and start sampling."""
+        """Switch the PWM on, at the offer made before (100 %, no offer, without one), and
+        start sampling."""
         if self._thread is not None or self._closed:
             raise RuntimeError("PwmPilot.start() called twice or after aclose()")
         self._reports.on_change = on_change
-        await asyncio.to_thread(self._pwm.open, self._duty_ns)
+        await asyncio.to_thread(self._open)
         self._thread = threading.Thread(target=self._run, name="pwm-pilot", daemon=True)
         self._thread.start()
 
     async def set_offered_current(self, amps: float) -> None:
         """Ask to offer ``amps``; applied now or when the 5 s pace allows (see module doc).
+        Before :meth:`start` the offer is kept and the PWM opens with it.
 
         Raises ConfigurationError for a negative current and PilotError when the PWM refuses.
         A stop (below 6 A) is written to the PWM every time, whatever the pacer believes.
@@ -163,10 +166,16 @@ class PwmPilot:
         if callable(close):
             close()
 
+    def _open(self) -> None:
+        with self._lock:  # an offer now waits, then is written: none falls between
+            self._pwm.open(self._duty_ns)
+            self._opened = True
+
     def _set_duty(self, offer: float) -> None:
         duty = duty_ns_for_current(offer, self._pwm.period_ns)
         try:
-            self._pwm.set_duty_ns(duty)
+            if self._opened:
+                self._pwm.set_duty_ns(duty)
         except PilotError:
             self._pacer.reset()  # the EV never saw it: the next request must be written
             raise

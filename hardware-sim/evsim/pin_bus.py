@@ -7,11 +7,16 @@ A line protocol over TCP (ASCII, one message per ``\\n``-terminated line)::
     world -> charger   IN <bcm> <0|1>      the world drives an input pin to this level
     world -> charger   SITE <id>           first on every connection: the world's identity,
                                            the charger id it is wired to (WorldConfig.site)
+    world -> charger   ADC <port> <device> <channel> <high> <low> <pwm>
+                                           MCP3008 input <channel> on SPI <port>.<device>
+                                           reads <high> (0..1 of full scale) while the sysfs
+                                           PWM channel in directory <pwm> is high, else <low>
 
 On connect the world sends its SITE line; a charger that expects another site leaves without
-driving anything. Then the charger sends every output pin it drives and the world sends the level of
-every input pin it knows; after that each side sends changes only. Messages are idempotent
-states, never edges, so repeating one is harmless. Malformed lines are logged and skipped.
+driving anything. Then the charger sends every output pin it drives and the world sends the
+level of every input pin and every ADC input it knows; after that each side sends changes
+only. Messages are idempotent states, never edges, so repeating one is harmless. Malformed
+lines are logged and skipped.
 
 When a charger disconnects (killed, power cut) the world releases every pin it drove, as a
 dead Pi drives nothing: the relays drop out.
@@ -24,6 +29,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from evsim.pilot_wire import AdcInput, AdcKey
 from evsim.world_config import DEFAULT_SITE, Address
 
 if TYPE_CHECKING:  # the agent's pin factory (evsim.pins) imports this module, not the world
@@ -63,6 +69,30 @@ def parse_site(line: bytes) -> str | None:
     if not line.startswith(SITE):
         return None
     return line[len(SITE):].decode("ascii", errors="replace").strip()
+
+
+ADC = b"ADC "
+
+
+def format_adc(key: AdcKey, wire: AdcInput) -> bytes:
+    port, device, channel = key
+    return (f"ADC {port} {device} {channel} {wire.high:.4f} {wire.low:.4f} {wire.pwm}\n"
+            .encode())
+
+
+def parse_adc(line: bytes) -> tuple[AdcKey, AdcInput]:
+    """Split an ``ADC`` line; raises :class:`PinBusError` if malformed."""
+    parts = line.decode("utf-8", errors="replace").rstrip("\r\n").split(" ", 6)
+    if len(parts) != 7 or parts[0] != "ADC" or not all(p.isdigit() for p in parts[1:4]):
+        raise PinBusError(f"not an ADC line: {line!r}")
+    try:
+        high, low = float(parts[4]), float(parts[5])
+    except ValueError:
+        raise PinBusError(f"bad level in {line!r}") from None
+    if not (0.0 <= high <= 1.0 and 0.0 <= low <= 1.0) or not parts[6]:
+        raise PinBusError(f"level out of range or no PWM in {line!r}")
+    port, device, channel = (int(p) for p in parts[1:4])
+    return (port, device, channel), AdcInput(high, low, parts[6])
 
 
 def parse_line(line: bytes) -> tuple[str, int, float | None]:
@@ -108,11 +138,13 @@ class PinBusServer:
             self._serve, self._requested.host, self._requested.port
         )
         self._world.add_input_listener(self._on_input)
+        self._world.add_adc_listener(self._on_adc)
         logger.info("pin bus listening on %s", self.address)
 
     async def close(self) -> None:
         """Stop listening and drop every charger (their pins are released). Idempotent."""
         self._world.remove_input_listener(self._on_input)
+        self._world.remove_adc_listener(self._on_adc)
         if self._server is None:
             return
         self._server.close()
@@ -128,6 +160,8 @@ class PinBusServer:
         writer.write(format_site(self.site))
         for pin, level in sorted(self._world.input_levels().items()):
             writer.write(format_in(pin, level))
+        for key, wire in sorted(self._world.adc_inputs().items(), key=lambda item: item[0]):
+            writer.write(format_adc(key, wire))
         try:
             while line := await reader.readline():
                 self._handle(line, writer)
@@ -173,7 +207,15 @@ class PinBusServer:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._broadcast, pin, level)
 
+    def _on_adc(self, key: AdcKey, wire: AdcInput) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._send_all, format_adc(key, wire))
+
     def _broadcast(self, pin: int, level: bool) -> None:
+        self._send_all(format_in(pin, level))
+
+    def _send_all(self, line: bytes) -> None:
         for writer in list(self._clients):
             if not writer.is_closing():
-                writer.write(format_in(pin, level))
+                writer.write(line)

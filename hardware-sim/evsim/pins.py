@@ -13,6 +13,8 @@ Contract:
   ``drive_low``, so gpiozero callbacks fire on that thread as on a real Pi's factory.
 - Without a world the factory keeps working as a plain mock and reconnects in the background;
   on every (re)connect it sends all output states and receives all input levels.
+- Hardware SPI (gpiozero's ``MCP3008(port=…, device=…)``) is an MCP3008 whose inputs the
+  world describes over the pin bus (:mod:`evsim.mcp3008`): the pilot wire of a PWM pilot.
 - Every world announces its site (the charger id it is wired to) first. After
   :meth:`WorldPinFactory.claim_site` the factory only drives a world of that site: another
   world's pin bus is left at once, before any output is sent.
@@ -30,7 +32,9 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from evsim.pin_bus import PinBusError, format_out, parse_line, parse_site
+from evsim.mcp3008 import WorldSpi, WorldSpiShared
+from evsim.pilot_wire import AdcInput, AdcKey
+from evsim.pin_bus import ADC, PinBusError, format_out, parse_adc, parse_line, parse_site
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
             raise ValueError(f"{ENV_PIN_BUS}={text!r} is not host:port")
         self._address = (host or "127.0.0.1", int(port))
         self._world_levels: dict[int, bool] = {}
+        self._adc_inputs: dict[AdcKey, AdcInput] = {}
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._stopping = threading.Event()
@@ -122,6 +127,15 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
     def world_level(self, bcm: int) -> bool | None:
         """The level the world last drove on input pin ``bcm``, or None if it never did."""
         return self._world_levels.get(bcm)
+
+    def adc_input(self, key: AdcKey) -> AdcInput | None:
+        """What the world last put on ADC input ``key`` (SPI port, device, channel), or None."""
+        return self._adc_inputs.get(key)
+
+    def _get_spi_class(self, shared: bool, hardware: bool) -> Any:
+        if hardware:
+            return WorldSpiShared if shared else WorldSpi
+        return super()._get_spi_class(shared, hardware)
 
     def close(self) -> None:
         """Release every pin (the world sees them float), then leave the bus. Idempotent."""
@@ -238,6 +252,14 @@ class WorldPinFactory(MockFactory):  # type: ignore[misc]
             self._outbox.put(b"")  # wake the writer
 
     def _handle(self, line: bytes) -> None:
+        if line.startswith(ADC):
+            try:
+                key, wire = parse_adc(line)
+            except PinBusError as exc:
+                logger.warning("%s", exc)
+                return
+            self._adc_inputs[key] = wire
+            return
         try:
             verb, bcm, level = parse_line(line)
         except PinBusError as exc:

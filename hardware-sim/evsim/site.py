@@ -63,10 +63,16 @@ class SiteOptions:
     extra_csms: str = ""  # more lines for the [csms] table, e.g. "call_timeout = 1"
     extra_authorization: str = ""  # more lines for [authorization], e.g. "authorize_timeout = 1"
     free_vend_id_tag: str | None = None  # [authorization] mode = "free" with this idTag
+    # The token reader module on the world's reader pty, and the agent's [reader] driver for
+    # it: "rdm6300" or "pn532" (evsim.world_config.READER_MODELS).
+    reader: str = "rdm6300"
+    # Who drives the control pilot of every connector: "evse-board" (Modbus) or "pwm" (the
+    # agent's own sysfs PWM, in the world's tree under workdir/pwm, and an MCP3008 on SPI0
+    # CE0 whose inputs the world describes; connector N: PWM channel and ADC input N - 1).
+    pilot: str = "evse-board"
     # Wiring the agent is told about, where the world has it (connector 1 on the reference
     # board: lock motor 20/21 with feedback 16, RCD trip input 26). Left out: a fixed cable
-    # and no RCD input. The world has no PWM pilot front end and no PN532 emulator on its
-    # reader port, so the agent config always uses the EVSE board and the RDM6300 reader.
+    # and no RCD input.
     lock: bool = False
     rcd: bool = False
     indicator: bool = False  # an RGB LED and a buzzer on pins the world leaves alone
@@ -90,17 +96,19 @@ class SimSite:
         self._stack = contextlib.AsyncExitStack()
 
     def _world_config(self) -> WorldConfig:
-        connectors = [ConnectorConfig.for_id(i, **self._phase_pins(i))
+        connectors = [ConnectorConfig.for_id(i, pilot=self.options.pilot, **self._phase_pins(i))
                       for i in range(1, self.options.connectors + 1)]
         return WorldConfig(
             site=CHARGER_ID,
             bench=Address("127.0.0.1", 0),
             pin_bus=Address("127.0.0.1", 0),
             bus=Address("127.0.0.1", free_port()),
+            reader=self.options.reader,
             reader_link=self.workdir / "reader",
             state_file=self.workdir / "world.json",
             connectors=connectors,
             tamper_pin=TAMPER_PIN if self.options.tamper else None,
+            pwm_root=self.workdir / "pwm",
         )
 
     def _phase_pins(self, connector_id: int) -> dict[str, int]:
@@ -173,7 +181,7 @@ timeout = 0.5
 {connectors}
 
 [reader]
-driver = "rdm6300"
+driver = "{o.reader}"
 port = "{self.world_server.reader_port}"
 {self._indicator_toml()}{self._tamper_toml()}
 [log]
@@ -228,16 +236,19 @@ max_current = {self.options.max_current}
 phases = {c.phases}
 [connector.contactor]
 pin = {c.relay_pin}
-{feedback}[connector.pilot]
-driver = "evse-board"
-bus = "rs485"
-device_id = {c.evse_board_id}
-poll_interval = 0.02
-[connector.meter]
+{feedback}{self._pilot_toml(c)}[connector.meter]
 driver = "{c.meter_model}"
 bus = "rs485"
 device_id = {c.meter_id}
 {self._optional_toml(c)}"""
+
+    def _pilot_toml(self, c: ConnectorConfig) -> str:
+        if c.pilot == "pwm":
+            return (f'[connector.pilot]\ndriver = "pwm"\npwm_root = "{self.workdir / "pwm"}"\n'
+                    f"pwm_chip = {c.pwm_chip}\npwm_channel = {c.pwm_channel}\n"
+                    f"adc_channel = {c.adc_channel}\npoll_interval = 0.05\n")
+        return (f'[connector.pilot]\ndriver = "evse-board"\nbus = "rs485"\n'
+                f"device_id = {c.evse_board_id}\npoll_interval = 0.02\n")
 
     def write_agent_config(self) -> Path:
         path = self.workdir / "agent.toml"

@@ -1,6 +1,8 @@
 """The simulated charger site: per connector an EV, an EVSE board, a meter, a contactor, and
 where wired an RCD trip input and a connector lock; one token reader for the site and, where
-wired, the enclosure's tamper switch.
+wired, the enclosure's tamper switch. A connector with ``pilot = "pwm"`` has no EVSE board in
+the loop: the charger drives its pilot through a sysfs PWM channel (:mod:`evsim.pwm_sysfs_tree`)
+and reads it back through an MCP3008 input that the world describes (:mod:`evsim.pilot_wire`).
 
 :class:`World` is the single source of truth that the emulators expose over their wires and
 that the bench API changes. It does no network I/O itself: the Modbus emulators it owns are
@@ -39,6 +41,16 @@ from evsim.bench_backend import UnknownConnectorError as UnknownConnectorError
 from evsim.contactor_model import ContactorModel
 from evsim.ev import NOMINAL_FREQUENCY_HZ, NOMINAL_VOLTAGE_V, Ev, EvState, PowerPath
 from evsim.modbus_devices import EvseBoardEmulator, MeterEmulator
+from evsim.pilot_wire import (
+    SPI_DEVICE,
+    SPI_PORT,
+    AdcInput,
+    AdcKey,
+    adc_level,
+    pilot_letter,
+    plateaus_v,
+)
+from evsim.pwm_sysfs_tree import PwmOutput, PwmSysfsTree
 from evsim.world_config import (
     CONNECTOR_FAULT_NAMES,
     CONTACTOR_FAULTS,
@@ -60,6 +72,8 @@ SAVE_INTERVAL_S = 1.0
 _UID = re.compile(r"[0-9A-Fa-f]{8}")
 
 InputListener = Callable[[int, bool], None]
+AdcListener = Callable[[AdcKey, AdcInput], None]
+Changes = tuple[list[tuple[int, bool]], list[tuple[AdcKey, AdcInput]]]  # input pins, ADC inputs
 JsonObject = dict[str, Any]
 
 
@@ -123,13 +137,15 @@ class _Site:
     rcd_tripped: bool = False
     meter_implausible: bool = False
     pilot_faults: set[str] = field(default_factory=set)
+    pwm: PwmOutput | None = None  # a PWM pilot's output as last read (None: EVSE board pilot)
 
 
 class World:
     """The site's state and physics. Every verb is idempotent and returns the new state.
 
     ``clock`` gives the monotonic time that verbs integrate energy up to; :meth:`tick` takes
-    its time from the caller and must use the same clock.
+    its time from the caller and must use the same clock. ``pwm`` is the sysfs PWM tree that
+    connectors with ``pilot = "pwm"`` are driven through (required for them).
     """
 
     def __init__(
@@ -137,6 +153,7 @@ class World:
         config: WorldConfig,
         *,
         reader: CardReader | None = None,
+        pwm: PwmSysfsTree | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.RLock()
@@ -148,6 +165,11 @@ class World:
         self._last_save = -math.inf
         self._saved_energy: dict[int, float] = {}
         self._sites = {c.id: _build_site(c) for c in config.connectors}
+        self._pwm = pwm
+        if pwm is None and any(s.pwm is not None for s in self._sites.values()):
+            raise ValueError("connectors with pilot = \"pwm\" need the sysfs PWM tree")
+        self._adc: dict[AdcKey, AdcInput] = {}
+        self._adc_listeners: list[AdcListener] = []
         self._tamper = (config.tamper_pin, config.tamper_active_high)
         self._enclosure_open = False
         self._relays = {s.config.relay_pin: s for s in self._sites.values()}
@@ -282,6 +304,21 @@ class World:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def adc_inputs(self) -> dict[AdcKey, AdcInput]:
+        """What the world puts on every ADC input it knows (the PWM pilots' wires)."""
+        with self._lock:
+            return dict(self._adc)
+
+    def add_adc_listener(self, listener: AdcListener) -> None:
+        """Call ``listener(key, adc_input)`` whenever an ADC input changes (any thread)."""
+        with self._lock:
+            self._adc_listeners.append(listener)
+
+    def remove_adc_listener(self, listener: AdcListener) -> None:
+        with self._lock:
+            if listener in self._adc_listeners:
+                self._adc_listeners.remove(listener)
+
     # -- physics -----------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
@@ -408,12 +445,12 @@ class World:
             site.path.advance(now - start)
         self._now = now
 
-    def _sync(self, now: float) -> list[tuple[int, bool]]:
+    def _sync(self, now: float) -> Changes:
         for site in self._sites.values():
             site.contactor.settle(now)
             # A tripped RCD cuts the supply: nothing flows, whatever the contactor does.
             site.path.contactor_closed = site.contactor.contacts and not site.rcd_tripped
-            site.path.offered_a = float(site.board.configured_current)
+            site.path.offered_a = self._offer(site)
             site.board.vehicle_state = (
                 BOARD_FAILURE if site.pilot_faults else VEHICLE_STATE[site.path.ev.state]
             )
@@ -421,7 +458,31 @@ class World:
         levels = self._input_levels()
         changes = [(pin, lv) for pin, lv in levels.items() if self._inputs.get(pin) != lv]
         self._inputs = levels
-        return changes
+        adc = self._adc_levels()
+        adc_changes = [(key, wire) for key, wire in adc.items() if self._adc.get(key) != wire]
+        self._adc = adc
+        return changes, adc_changes
+
+    def _offer(self, site: _Site) -> float:
+        """What the pilot offers: the EVSE board's register, or the PWM's duty."""
+        if site.pwm is None or self._pwm is None:
+            return float(site.board.configured_current)
+        site.pwm = self._pwm.read(site.config.pwm_chip, site.config.pwm_channel)
+        return site.pwm.offered_current
+
+    def _adc_levels(self) -> dict[AdcKey, AdcInput]:
+        if self._pwm is None:
+            return {}
+        levels: dict[AdcKey, AdcInput] = {}
+        for site in self._sites.values():
+            if site.pwm is None:
+                continue
+            c = site.config
+            high, low = plateaus_v(site.path.ev.state, site.pilot_faults)
+            pwm = str(self._pwm.channel_dir(c.pwm_chip, c.pwm_channel))
+            levels[SPI_PORT, SPI_DEVICE, c.adc_channel] = AdcInput(
+                adc_level(high), adc_level(low), pwm)
+        return levels
 
     def _input_levels(self) -> dict[int, bool]:
         levels = {
@@ -447,12 +508,16 @@ class World:
                 self._driven.add(pin)
         return levels
 
-    def _notify(self, changes: list[tuple[int, bool]]) -> None:
+    def _notify(self, changes: Changes) -> None:
+        pins, adc = changes
         with self._lock:
-            listeners = list(self._listeners)
-        for pin, level in changes:
+            listeners, adc_listeners = list(self._listeners), list(self._adc_listeners)
+        for pin, level in pins:
             for listener in listeners:
                 listener(pin, level)
+        for key, wire in adc:
+            for adc_listener in adc_listeners:
+                adc_listener(key, wire)
 
     def _energy_moved(self) -> bool:
         return any(
@@ -496,6 +561,7 @@ def _build_site(config: ConnectorConfig) -> _Site:
         board=EvseBoardEmulator(device_id=config.evse_board_id),
         meter=MeterEmulator(register_map_name=config.meter_model, device_id=config.meter_id),
         lock=LockModel(active_high=config.lock_active_high) if config.has_lock else None,
+        pwm=PwmOutput() if config.pilot == "pwm" else None,
     )
 
 
@@ -591,13 +657,17 @@ def _connector_json(site: _Site) -> JsonObject:
             "max_current_a": ev.max_current_a,
             "phases": ev.phases,
         },
-        "pilot": PILOT_LETTERS.get(site.board.vehicle_state, "F"),
+        "pilot": (PILOT_LETTERS.get(site.board.vehicle_state, "F") if site.pwm is None
+                  else pilot_letter(ev.state, site.pilot_faults, driven=site.pwm.high_ns > 0)),
+        "pwm": None if site.pwm is None else {
+            "enabled": site.pwm.enabled, "duty": round(site.pwm.high_fraction, 6)},
         "contactor": {
             "relay_closed": contactor.coil,
             "feedback_closed": contactor.contacts if site.config.feedback_pin is not None else None,
             "fault": contactor.fault,
         },
-        "offered_current_a": site.board.configured_current,
+        "offered_current_a": (site.board.configured_current if site.pwm is None
+                              else round(site.pwm.offered_current, 3)),
         "phases_connected": path.connected_phases,
         "phase_switch": None if site.config.phase_pin is None else {
             "relay_energized": site.phase_relay,

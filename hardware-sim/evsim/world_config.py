@@ -4,7 +4,8 @@
 
     site = "SIM-0001"                         # the charger id this world is wired to
     state_file = "/tmp/evse-sim/world.json"   # optional: the world's state survives restarts
-    reader_link = "/tmp/evse-sim/reader"      # symlink to the RDM6300 pty ("" = none)
+    reader = "rdm6300"                        # the token reader module: "rdm6300" or "pn532"
+    reader_link = "/tmp/evse-sim/reader"      # symlink to the reader's pty ("" = none)
 
     [bench]
     listen = "127.0.0.1:8400"
@@ -16,9 +17,11 @@
     link = ""                                 # for "pty": symlink to the bus tty
 
     tamper_pin = 7                            # optional: the enclosure's tamper switch
+    pwm_root = "/tmp/evse-sim/pwm"            # the sysfs PWM tree of pilot = "pwm" connectors
 
     [[connectors]]
     id = 1                                    # everything else defaults from the id
+    pilot = "evse-board"                      # or "pwm": PWM pwm_chip/pwm_channel + MCP3008 input
 
 Connector N defaults to EVSE board id 2N-1, meter id 2N and the relay/feedback pins in
 :data:`DEFAULT_PINS`; connector 1 also has the reference board's RCD trip input (BCM 26) and a
@@ -37,6 +40,8 @@ from typing import Any, Literal
 ContactorFault = Literal["welded", "stuck_open"]
 CONTACTOR_FAULTS: tuple[str, ...] = ("welded", "stuck_open")
 BUS_TRANSPORTS: tuple[str, ...] = ("rtu-tcp", "tcp", "pty")
+READER_MODELS: tuple[str, ...] = ("rdm6300", "pn532")  # the agent's [reader] driver names
+PILOT_MODELS: tuple[str, ...] = ("evse-board", "pwm")  # the agent's [connector.pilot] drivers
 
 # Faults the bench can switch on and off (POST /api/connectors/{id}/fault). The openWB EVSE
 # board reports a single "failure" vehicle state (5) for CP errors, so pilot_e, pilot_f and
@@ -100,6 +105,11 @@ class ConnectorConfig:
     ``phase_pin`` drives a 1<->3 phase relay that connects L2 and L3 while energized
     (``phase_active_high``); without it all ``phases`` are always connected.
     ``phase_feedback_pin`` reads ``phase_feedback_active_high`` while L2/L3 are connected.
+
+    ``pilot`` is who generates the control pilot: the EVSE board on the Modbus bus, or
+    (``"pwm"``) the charger itself, through sysfs PWM channel ``pwm_chip``/``pwm_channel``
+    (under ``WorldConfig.pwm_root``), reading the wire back through input ``adc_channel`` of
+    an MCP3008 on SPI0 CE0 (default: channel id - 1 of both).
     """
 
     id: int
@@ -125,6 +135,10 @@ class ConnectorConfig:
     phase_active_high: bool = True
     phase_feedback_pin: int | None = None
     phase_feedback_active_high: bool = True
+    pilot: str = "evse-board"
+    pwm_chip: int = 0
+    pwm_channel: int = 0
+    adc_channel: int = 0
 
     @property
     def has_lock(self) -> bool:
@@ -149,6 +163,8 @@ class ConnectorConfig:
             "lock_pin": lock,
             "unlock_pin": unlock,
             "lock_feedback_pin": lock_feedback,
+            "pwm_channel": connector_id - 1,
+            "adc_channel": connector_id - 1,
         }
         values.update(overrides)
         if values["relay_pin"] is None:
@@ -175,6 +191,13 @@ class ConnectorConfig:
             raise WorldConfigError(f"connector {self.id}: phase_pin needs phases = 3")
         if self.phases not in (1, 3):
             raise WorldConfigError(f"connector {self.id}: phases must be 1 or 3")
+        if self.pilot not in PILOT_MODELS:
+            raise WorldConfigError(f"connector {self.id}: pilot must be one of "
+                                   f"{', '.join(PILOT_MODELS)}")
+        for name, top in (("pwm_chip", 7), ("pwm_channel", 3), ("adc_channel", 7)):
+            value = getattr(self, name)
+            if not _is_int(value) or not 0 <= value <= top:
+                raise WorldConfigError(f"connector {self.id}: {name} must be 0..{top}")
         if self.contactor_fault is not None and self.contactor_fault not in CONTACTOR_FAULTS:
             raise WorldConfigError(f"connector {self.id}: contactor_fault must be one of "
                                    f"{', '.join(CONTACTOR_FAULTS)} or absent")
@@ -189,6 +212,9 @@ class WorldConfig:
     bus announces it, and an agent with another id refuses to run against this world.
     ``tamper_pin`` is the enclosure's tamper switch, an input the world drives to
     ``tamper_active_high`` while the enclosure is open (the reference board has none: None).
+    ``reader`` is the token reader module on the reader's pty, one of :data:`READER_MODELS`.
+    ``pwm_root`` is the directory of the simulated sysfs PWM class (the agent's
+    ``[connector.pilot] pwm_root``); required when a connector has ``pilot = "pwm"``.
     """
 
     site: str = DEFAULT_SITE
@@ -198,23 +224,28 @@ class WorldConfig:
     bus_transport: str = "rtu-tcp"
     bus: Address = field(default_factory=lambda: Address("127.0.0.1", 8402))
     bus_link: Path | None = None
+    reader: str = "rdm6300"
     reader_link: Path | None = Path("/tmp/evse-sim/reader")
     state_file: Path | None = None
     connectors: list[ConnectorConfig] = field(default_factory=lambda: [ConnectorConfig.for_id(1)])
     tick_s: float = 0.1
     tamper_pin: int | None = None
     tamper_active_high: bool = True
+    pwm_root: Path | None = None
 
     def validate(self) -> None:
         if not self.site or not self.site.isprintable() or any(c.isspace() for c in self.site):
             raise WorldConfigError(f"site must be a charger id without spaces, not {self.site!r}")
         if self.bus_transport not in BUS_TRANSPORTS:
             raise WorldConfigError(f"bus.transport must be one of {', '.join(BUS_TRANSPORTS)}")
+        if self.reader not in READER_MODELS:
+            raise WorldConfigError(f"reader must be one of {', '.join(READER_MODELS)}")
         ids = [c.id for c in self.connectors]
         if not ids or len(set(ids)) != len(ids):
             raise WorldConfigError("connectors: ids must be present and unique")
         for connector in self.connectors:
             connector.validate()
+        self._validate_pwm_pilots()
         if self.tamper_pin is not None and not _is_int(self.tamper_pin):
             raise WorldConfigError("tamper_pin must be an integer or false")
         used: dict[int, str] = {} if self.tamper_pin is None else {self.tamper_pin: "tamper_pin"}
@@ -224,6 +255,16 @@ class WorldConfig:
                 if pin in used:
                     raise WorldConfigError(f"{where}: GPIO{pin} is already used by {used[pin]}")
                 used[pin] = where
+
+    def _validate_pwm_pilots(self) -> None:
+        pwm = [c for c in self.connectors if c.pilot == "pwm"]
+        if pwm and self.pwm_root is None:
+            raise WorldConfigError(f"connector {pwm[0].id}: pilot = \"pwm\" needs pwm_root")
+        outputs = {(c.pwm_chip, c.pwm_channel) for c in pwm}
+        inputs = {c.adc_channel for c in pwm}
+        if len(outputs) != len(pwm) or len(inputs) != len(pwm):
+            raise WorldConfigError("connectors: each PWM pilot needs its own pwm_chip/"
+                                   "pwm_channel and adc_channel")
 
 
 def load_world_config(path: Path) -> WorldConfig:
@@ -245,11 +286,13 @@ def world_config_from_dict(data: dict[str, Any]) -> WorldConfig:
         bus_transport=bus.get("transport", "rtu-tcp"),
         bus=Address.parse(bus.get("listen", "127.0.0.1:8402")),
         bus_link=_optional_path(bus.get("link")),
+        reader=data.get("reader", "rdm6300"),
         reader_link=_optional_path(data.get("reader_link", "/tmp/evse-sim/reader")),
         state_file=_optional_path(data.get("state_file")),
         connectors=[_connector(entry) for entry in data.get("connectors", [{"id": 1}])],
         tamper_pin=None if data.get("tamper_pin", False) is False else data["tamper_pin"],
         tamper_active_high=data.get("tamper_active_high", True),
+        pwm_root=_optional_path(data.get("pwm_root")),
     )
     config.validate()
     return config

@@ -1,5 +1,6 @@
-"""Runs a :class:`evsim.world.World` with all its wires: the Modbus bus, the RDM6300 pty, the
-pin bus, the bench API and the physics loop.
+"""Runs a :class:`evsim.world.World` with all its wires: the Modbus bus, the token reader's pty
+(an RDM6300 or a PN532, ``WorldConfig.reader``), the sysfs PWM tree of PWM pilots, the pin bus,
+the bench API and the physics loop.
 
 ``async with WorldServer(config) as server:`` starts everything (ports 0 become real ports,
 see the ``*_address`` properties) and stops it in reverse order, saving the world's state.
@@ -22,6 +23,8 @@ from types import TracebackType
 from evsim.bench_api import BenchApi
 from evsim.modbus_devices import BusServer, serve_bus
 from evsim.pin_bus import PinBusServer
+from evsim.pn532_emulator import Pn532Emulator
+from evsim.pwm_sysfs_tree import PwmSysfsTree
 from evsim.rdm6300_emulator import Rdm6300Emulator
 from evsim.world import World
 from evsim.world_config import Address, WorldConfig
@@ -72,7 +75,7 @@ class WorldServer:
         self._bus: BusServer | None = None
         self._pin_bus: PinBusServer | None = None
         self._bench: BenchApi | None = None
-        self._reader: Rdm6300Emulator | None = None
+        self._reader: Rdm6300Emulator | Pn532Emulator | None = None
 
     @property
     def world(self) -> World:
@@ -112,9 +115,9 @@ class WorldServer:
             raise
 
     async def _start(self) -> None:
-        self._reader = Rdm6300Emulator()
+        self._reader = Pn532Emulator() if self.config.reader == "pn532" else Rdm6300Emulator()
         self._stack.callback(self._reader.close)
-        world = self._world = World(self.config, reader=self._reader)
+        world = self._world = World(self.config, reader=self._reader, pwm=self._pwm_tree())
         self._stack.callback(world.save)
         bus = self.config.bus
         with _binding("Modbus bus", "bus", bus):
@@ -139,6 +142,12 @@ class WorldServer:
         physics = asyncio.create_task(self._physics(), name="evsim-physics")
         self._stack.push_async_callback(_cancel, physics)
 
+    def _pwm_tree(self) -> PwmSysfsTree | None:
+        channels = [(c.pwm_chip, c.pwm_channel) for c in self.config.connectors
+                    if c.pilot == "pwm"]
+        root = self.config.pwm_root
+        return None if root is None or not channels else PwmSysfsTree(root, channels)
+
     async def close(self) -> None:
         """Stop everything in reverse order and save the world's state. Idempotent."""
         await self._stack.aclose()
@@ -159,7 +168,7 @@ class WorldServer:
             "bench": self.bench_url,
             "pin_bus": str(self.pin_bus_address),
             "bus": f"{self.config.bus_transport} {self.bus_port}",
-            "reader": self.reader_port,
+            "reader": f"{self.config.reader} {self.reader_port}",
             "state_file": str(self.config.state_file or "-"),
         }
 

@@ -226,6 +226,15 @@ async def test_offer_changes_wait_five_seconds(rig: Rig) -> None:
     assert rig.sysfs.read("duty_cycle") == 1_000_000
 
 
+async def test_an_offer_before_start_is_kept_and_the_pwm_opens_with_it(rig: Rig) -> None:
+    await rig.pilot.set_offered_current(0)  # the agent's first offer may come before start()
+    await rig.pilot.set_offered_current(16)
+    assert rig.sysfs.read("enable") == 0  # nothing written yet
+    await rig.start()
+    assert rig.sysfs.read("duty_cycle") == 266_666  # 16 A / 0.6 = 26.67 %, rounded down
+    assert rig.pilot.offered_current == 16
+
+
 async def test_negative_offer_is_refused(rig: Rig) -> None:
     await rig.start()
     with pytest.raises(ConfigurationError):

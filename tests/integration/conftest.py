@@ -61,6 +61,11 @@ class RunningAgent(Agent):
         super().__init__(parse_config(site.agent_config(), "site"), drain_seconds=5.0)
 
 
+async def wait_status(site: SimSite, status: str, connector_id: int = 1) -> None:
+    """Wait for the last StatusNotification of the connector at the OCPP 1.6 CSMS."""
+    await site.csms.wait_for(lambda: site.csms.last_status(connector_id) == status)
+
+
 def assert_no_violations(site: SimSite) -> None:
     """Every frame both ways kept to the schemas of the site's OCPP version."""
     assert site.server.violations == [], "the CSMS saw frames that break the OCPP schemas"

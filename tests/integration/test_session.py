@@ -6,14 +6,10 @@ import asyncio
 
 from evsim.site import SimSite
 
-from .conftest import Bench, RunningAgent
+from .conftest import Bench, RunningAgent, wait_status
 
 CARD = "00A1B2C3"
 READER_REPEAT_WINDOW = 1.0
-
-
-async def wait_status(site: SimSite, status: str, connector_id: int = 1) -> None:
-    await site.csms.wait_for(lambda: site.csms.last_status(connector_id) == status)
 
 
 async def test_plug_first_session_charges_and_books_the_metered_energy(

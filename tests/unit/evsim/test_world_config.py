@@ -23,6 +23,12 @@ def test_the_example_matches_the_agents_sim_config() -> None:
     assert (connector.evse_board_id, connector.meter_id) == (1, 2)
     agent = load_config(EXAMPLE.with_name("sim.toml"))
     assert config.site == agent.charger.id == world_config_from_dict({}).site  # its identity
+    assert config.reader == agent.reader.driver == "rdm6300"
+
+
+def test_the_reader_may_be_a_pn532() -> None:
+    assert world_config_from_dict({}).reader == "rdm6300"
+    assert world_config_from_dict({"reader": "pn532"}).reader == "pn532"
 
 
 def test_an_empty_file_is_one_default_connector() -> None:
@@ -41,6 +47,7 @@ def test_feedback_false_means_not_wired() -> None:
         ({"bench": {"listen": "8400"}}, "HOST:PORT"),
         ({"bus": {"transport": "carrier-pigeon"}}, "bus.transport"),
         ({"site": "two words"}, "site"),
+        ({"reader": "barcode"}, "reader"),
         ({"connectors": [{"id": 1}, {"id": 1}]}, "unique"),
         ({"connectors": [{"id": 1, "colour": "red"}]}, "colour"),
         ({"connectors": [{"id": 9}]}, "relay_pin"),
