@@ -241,6 +241,10 @@ class Agent:
             mqtt_wiring.password(config.mqtt)  # and a bad broker password file too
         self.store = Store.open(config.charger.state_dir)
         try:
+            # The pin factory first, off the loop: the simulator's waits up to 2 s for its
+            # world to say which site it is (hal.gpio.claim_site), and that world may be
+            # served on this very loop (tests, the demo).
+            await asyncio.to_thread(lambda: self.hardware.pin_factory)
             devices = self.hardware.connectors()  # every contactor starts open
             # Before the core, the outbox and the link: what a crash left open is settled,
             # its StopTransaction journaled behind the messages still pending.

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.app import Agent
+from agent.config import parse_config
 from evsim.pins import WorldPinFactory
 from evsim.site import CHARGER_ID, SimSite, SiteOptions
 from evsim.world_config import Address, WorldConfig
@@ -92,6 +94,20 @@ async def test_the_agent_refuses_to_run_against_another_chargers_world(
         assert code == 2, log
         assert f"the simulated world on the pin bus is site '{CHARGER_ID}', not this " \
             "charger's 'SIM-0002'" in log
+        assert not site.world_server.world.connector_state(1)["contactor"]["relay_closed"]
+
+
+async def test_an_agent_on_the_worlds_own_event_loop_checks_the_site_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests and the demo serve the world on the agent's loop: the site check must wait
+    for the world's greeting off that loop, or it times out and lets any world through."""
+    async with SimSite(tmp_path, SiteOptions()) as site:
+        monkeypatch.setenv("EVSIM_PIN_BUS", site.pin_bus)
+        config = parse_config(site.agent_config().replace(
+            f'id = "{CHARGER_ID}"', 'id = "SIM-0002"'), "site")
+        agent = Agent(config, drain_seconds=1.0)
+        with pytest.raises(WrongSite, match=f"site '{CHARGER_ID}', not this charger's"):
+            await agent.start()
         assert not site.world_server.world.connector_state(1)["contactor"]["relay_closed"]
 
 
