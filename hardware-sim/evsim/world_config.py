@@ -195,6 +195,8 @@ class ConnectorConfig:
             raise WorldConfigError(f"connector {self.id}: pilot must be one of "
                                    f"{', '.join(PILOT_MODELS)}")
         for name, top in (("pwm_chip", 7), ("pwm_channel", 3), ("adc_channel", 7)):
+            if self.pilot != "pwm":
+                break  # an EVSE board's pilot: these are never read
             value = getattr(self, name)
             if not _is_int(value) or not 0 <= value <= top:
                 raise WorldConfigError(f"connector {self.id}: {name} must be 0..{top}")

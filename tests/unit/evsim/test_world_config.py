@@ -59,3 +59,14 @@ def test_feedback_false_means_not_wired() -> None:
 def test_bad_settings_are_named(data: dict[str, object], message: str) -> None:
     with pytest.raises(WorldConfigError, match=message):
         world_config_from_dict(data)
+
+
+def test_pwm_channels_bind_only_a_pwm_pilot() -> None:
+    """Eight EVSE-board connectors (the scale benchmark's site) need no PWM channel; a fifth
+    PWM pilot has none left (a Pi has pwmchip channels 0..3 here) and is named."""
+    from evsim.world_config import ConnectorConfig
+
+    pins = {"relay_pin": 12, "feedback_pin": None}
+    assert [ConnectorConfig.for_id(i, **pins).id for i in range(5, 9)] == [5, 6, 7, 8]
+    with pytest.raises(WorldConfigError, match=r"connector 5: pwm_channel must be 0\.\.3"):
+        ConnectorConfig.for_id(5, pilot="pwm", **pins)
