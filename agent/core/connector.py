@@ -70,6 +70,7 @@ class Connector:
     max_current: float
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     pilot: PilotState = PilotState.A
+    pilot_read: bool = False  # a first pilot reading came in: until then A is only assumed
     operative: bool = True  # the CSMS's choice (ChangeAvailability), kept across restarts
     pending_inoperative: bool = False
     # An update waits for the transactions to end (agent/core/availability.py): never saved,

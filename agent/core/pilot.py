@@ -34,6 +34,7 @@ class Pilot:
         state = event.state
         old = connector.pilot
         connector.pilot = state
+        connector.pilot_read = True
         if state.wants_energy and connector.transaction is not None:
             connector.transaction.awaiting_ev = False
         self._faults.track_pilot(connector, state)

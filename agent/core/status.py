@@ -66,6 +66,8 @@ class StatusReport:
             self._reconcile(cid, connector)
 
     def _reconcile(self, cid: int, connector: Connector) -> None:
+        if not connector.pilot_read and not connector.faults:
+            return  # after a restart an EV may still be plugged in: not Available before we know
         current = (self.of(cid), connector.error_code)
         if connector.reported == current:
             self._settling.pop(cid, None)

@@ -107,6 +107,7 @@ class CoreHarness:
 
     def boot(self, interval: int = 300) -> None:
         self.feed(ev.Started())
+        self.first_readings()
         self.feed(ev.LinkUp())
         boot = self.last(msg.RegistrationRequest)
         self.answer(boot, msg.RegistrationResult(RegistrationStatus.ACCEPTED, interval))
@@ -122,6 +123,11 @@ class CoreHarness:
         self.answer(self.last(msg.TransactionStarted),
                     msg.TransactionStartResult(AuthorizationInfo(AuthStatus.ACCEPTED, parent),
                                                transaction_id))
+
+    def first_readings(self, state: str = "A") -> None:
+        """Each pilot driver's first reading, as it reports it once started."""
+        for cid in self.station.connectors:
+            self.pilot(state, cid)
 
     def pilot(self, state: str, connector_id: int = 1) -> None:
         self.feed(ev.PilotChanged(connector_id, PilotState(state)))

@@ -212,3 +212,22 @@ def test_withdrawing_a_start_whose_transaction_began_leaves_it_charging() -> Non
     assert not h.sent(msg.TransactionEnded)
     assert h.statuses(1)[-1] == "Charging"
     assert h.station.connectors[1].transaction is not None
+
+
+def test_a_connector_reports_no_status_before_its_first_pilot_reading() -> None:
+    """After a restart with the EV still plugged in (TC_032_1), the connector's first status is
+    Preparing, not an Available assumed before the pilot was read."""
+    h = CoreHarness(connectors=2)
+    h.feed(ev.Started())
+    h.feed(ev.LinkUp())
+    h.answer(h.last(msg.RegistrationRequest),
+             msg.RegistrationResult(RegistrationStatus.ACCEPTED, 300))
+    h.pilot("B", 1)
+
+    def statuses() -> list[tuple[int, str]]:
+        return [(s.req.connector_id, s.req.status.value) for s in h.sent(msg.StatusChanged)
+                if isinstance(s.req, msg.StatusChanged)]
+
+    assert statuses() == [(0, "Available"), (1, "Preparing")]
+    h.feed(ev.DeviceFault(2, "EVCommunicationError", True, "EVSE board 3 does not answer"))
+    assert statuses()[-1] == (2, "Faulted")  # a pilot that never answers is still reported
