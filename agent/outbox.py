@@ -183,9 +183,8 @@ class Outbox:
             self._durably(write)
 
     def _journal_item(self, item: _Item) -> None:
-        self.flush_confirmed()
         protect = self._in_flight.seq if self._in_flight is not None else None
-        appended = self._durably(
+        appended = self._journal_write(
             lambda: self._journal.append(item.ref, item.req, self._limit, protect)
         )
         if appended is None:
@@ -202,6 +201,12 @@ class Outbox:
         log.warning("journal full (%d rows): dropped %s %s of transaction %s", self._limit,
                     row.kind, row.ref, row.tx_ref)
         self._report(ev.CallFailed(row.ref, "dropped", "journal size cap"))
+
+    def _journal_write(self, write: Callable[[], _T]) -> _T | None:
+        """Every write to the journal but the confirmation's own: that one first, so the
+        journal's writes land in the order they were decided."""
+        self.flush_confirmed()
+        return self._durably(write)
 
     def _durably(self, write: Callable[[], _T]) -> _T | None:
         """Run a journal write; a StoreError becomes a logged fault, not a crash."""
@@ -342,19 +347,17 @@ class Outbox:
         delay = item.attempts * self._settings.int("TransactionMessageRetryInterval")
         item.not_before = self._clock() + delay
         seq, attempts, due = item.seq, item.attempts, self._wall() + delay
-        self.flush_confirmed()
         if seq is not None:
-            self._durably(lambda: self._journal.retry_later(seq, attempts, due))
+            self._journal_write(lambda: self._journal.retry_later(seq, attempts, due))
         log.warning("%s failed (%s), attempt %d, retrying in %ss", type(item.req).__name__,
                     detail, item.attempts, delay)
 
     def _give_up(self, item: _Item, reason: str, detail: str) -> None:
         log.error("giving up %s %s: %s", type(item.req).__name__, item.ref, detail)
         self._discard(item)
-        self.flush_confirmed()
         seq = item.seq
         if seq is not None:
-            self._durably(lambda: self._journal.give_up(seq))
+            self._journal_write(lambda: self._journal.give_up(seq))
         self._fail(item, reason, detail)
 
     def _fail(self, item: _Item, reason: str, detail: str = "") -> None:
