@@ -194,12 +194,11 @@ class ConnectorConfig:
         if self.pilot not in PILOT_MODELS:
             raise WorldConfigError(f"connector {self.id}: pilot must be one of "
                                    f"{', '.join(PILOT_MODELS)}")
-        for name, top in (("pwm_chip", 7), ("pwm_channel", 3), ("adc_channel", 7)):
-            if self.pilot != "pwm":
-                break  # an EVSE board's pilot: these are never read
-            value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value <= top:
-                raise WorldConfigError(f"connector {self.id}: {name} must be 0..{top}")
+        if self.pilot == "pwm":  # an EVSE board's pilot never reads these
+            for name, top in (("pwm_chip", 7), ("pwm_channel", 3), ("adc_channel", 7)):
+                value = getattr(self, name)
+                if not _is_int(value) or not 0 <= value <= top:
+                    raise WorldConfigError(f"connector {self.id}: {name} must be 0..{top}")
         if self.contactor_fault is not None and self.contactor_fault not in CONTACTOR_FAULTS:
             raise WorldConfigError(f"connector {self.id}: contactor_fault must be one of "
                                    f"{', '.join(CONTACTOR_FAULTS)} or absent")
