@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.config import ConfigError, parse_config
@@ -89,6 +91,13 @@ def test_a_pwm_pilot_needs_no_bus_and_checks_its_thresholds() -> None:
                      "(10.5); the thresholds fall from A to F"]
     found = problems("", pwm.replace('driver = "pwm"', 'driver = "pwm"\nhysteresis = 2.0'))
     assert found[0].startswith("connector[1].pilot.hysteresis: 2.0 is too large")
+
+
+def test_a_pwm_pilots_sysfs_root_is_an_absolute_path() -> None:
+    pwm = BASE.replace('[connector.pilot]\nbus = "rs485"', '[connector.pilot]\ndriver = "pwm"')
+    assert parse_config(pwm).connectors[0].pilot.pwm_root == Path("/sys/class/pwm")
+    found = problems("", pwm.replace('driver = "pwm"', 'driver = "pwm"\npwm_root = "sys/pwm"'))
+    assert found == ["connector[1].pilot.pwm_root: 'sys/pwm' is not an absolute path"]
 
 
 def test_an_evse_board_pilot_needs_a_bus() -> None:
